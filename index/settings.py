@@ -1,0 +1,94 @@
+"""Typed configuration read from the environment and ``.env``.
+
+Variable names are the ones operators already know (``CHROMA_HOST``, ``EMBEDDING_MODEL``...),
+so fields carry explicit aliases instead of a common prefix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Field(Path("data"), validation_alias=_env("NEWSBOT_DATA_DIR", "data_dir"))
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL", "log_level"))
+
+    # Embedding
+    embedding_model: str = Field(
+        "minilm", validation_alias=_env("EMBEDDING_MODEL", "embedding_model")
+    )
+    query_prompt: str = Field("", validation_alias=_env("EMBEDDING_QUERY_PROMPT", "query_prompt"))
+    passage_prompt: str = Field(
+        "", validation_alias=_env("EMBEDDING_PASSAGE_PROMPT", "passage_prompt")
+    )
+    embed_batch_size: int = Field(32, validation_alias=_env("EMBED_BATCH_SIZE", "embed_batch_size"))
+
+    # Chunking: 0 means "the model's own limit"
+    chunk_max_tokens: int = Field(0, validation_alias=_env("CHUNK_MAX_TOKENS", "chunk_max_tokens"))
+    chunk_overlap_sentences: int = Field(
+        1, validation_alias=_env("CHUNK_OVERLAP_SENTENCES", "chunk_overlap_sentences")
+    )
+
+    # Chroma: embedded under data_dir unless a server is named
+    chroma_host: str | None = Field(None, validation_alias=_env("CHROMA_HOST", "chroma_host"))
+    chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT", "chroma_port"))
+    chroma_collection: str = Field(
+        "newsbot_chunks", validation_alias=_env("CHROMA_COLLECTION", "chroma_collection")
+    )
+
+    # Loading
+    max_file_mb: float = Field(20.0, validation_alias=_env("MAX_FILE_MB", "max_file_mb"))
+    sources: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("NEWSBOT_SOURCES", "sources")
+    )
+
+    # Retrieval
+    answer_k: int = Field(3, validation_alias=_env("ANSWER_K", "answer_k"))
+    max_passages_per_article: int = Field(
+        2, validation_alias=_env("MAX_PASSAGES_PER_ARTICLE", "max_passages_per_article")
+    )
+    min_relevance: float | None = Field(
+        None, validation_alias=_env("MIN_RELEVANCE", "min_relevance")
+    )
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _parse_sources(cls, value: Any) -> Any:
+        """Accept JSON (``{"ansa": "feeds/ansa.xml"}``) or ``name=path,name=url`` pairs."""
+        if value is None or value == "":
+            return {}
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            pairs = [p for p in text.split(",") if p.strip()]
+            out: dict[str, str] = {}
+            for pair in pairs:
+                name, sep, target = pair.partition("=")
+                if not sep:
+                    raise ValueError(f"NEWSBOT_SOURCES entry {pair!r} is not name=path")
+                out[name.strip()] = target.strip()
+            return out
+        return value
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "newsbot.sqlite3"
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
