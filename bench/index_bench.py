@@ -1,0 +1,97 @@
+"""Indexing speed, as ratios against a baseline measured in the same run.
+
+    python bench/index_bench.py [--articles FILE] [--n N] [--model NAME]
+
+1. full index: the whole `newsbot index` path (load, clean, dedup, chunk, embed, write to
+   SQLite and Chroma) into a fresh store, model already loaded;
+2. bare encode: `embed_passages` over exactly the passages that run embedded, same batches;
+3. unchanged re-run of the same corpus.
+Prints index/encode (goal ≤ 1.10) and rerun/index (goal ≤ 0.02).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from index.embedding import make_embedder  # noqa: E402
+from index.pipeline import passage_text  # noqa: E402
+from index.runtime import open_services  # noqa: E402
+from index.settings import Settings  # noqa: E402
+
+DEFAULT = ROOT.parent / "shared" / "eval" / "squad-it-dev" / "articles.jsonl"
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--articles", type=Path, default=DEFAULT)
+    ap.add_argument("--n", type=int, default=0, help="first N articles (0 = all)")
+    ap.add_argument("--model", default=os.environ.get("EMBEDDING_MODEL", "minilm"))
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="newsbot-bench-") as tmp:
+        src = Path(tmp) / "articles.jsonl"
+        lines = args.articles.read_text(encoding="utf-8").splitlines()
+        if args.n:
+            lines = lines[: args.n]
+        src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        settings = Settings(_env_file=None, data_dir=Path(tmp) / "data", embedding_model=args.model)
+        embedder = make_embedder(settings)
+        embedder.embed_passages(["warm-up passage so weights are loaded before timing"])
+
+        services = await open_services(settings, embedder)
+        try:
+            t0 = time.perf_counter()
+            report = await services.index([src])
+            t_index = time.perf_counter() - t0
+
+            async with services.store.db.execute(
+                "SELECT a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
+                " ORDER BY a.rowid, c.ord"
+            ) as cur:
+                rows = await cur.fetchall()
+            texts = [passage_text(t, c) for t, c in rows]
+            batch = max(64, settings.embed_batch_size * 4)
+            t0 = time.perf_counter()
+            for i in range(0, len(texts), batch):
+                embedder.embed_passages(texts[i : i + batch])
+            t_encode = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            rerun = await services.index([src])
+            t_rerun = time.perf_counter() - t0
+        finally:
+            await services.close()
+
+    result = {
+        "model": embedder.model_id,
+        "articles": report.added,
+        "chunks": report.chunks_embedded,
+        "index_s": round(t_index, 2),
+        "bare_encode_s": round(t_encode, 2),
+        "rerun_s": round(t_rerun, 3),
+        "chunks_per_s": round(report.chunks_embedded / t_index, 1),
+        "ratio_index_vs_encode": round(t_index / t_encode, 3),
+        "ratio_rerun_vs_index": round(t_rerun / t_index, 4),
+        "rerun_embedded": rerun.chunks_embedded,
+    }
+    print(json.dumps(result, indent=2))
+    print(
+        f"index/encode = {result['ratio_index_vs_encode']:.3f} (goal <= 1.10); "
+        f"rerun/index = {result['ratio_rerun_vs_index']:.4f} (goal <= 0.02)"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

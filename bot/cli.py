@@ -1,0 +1,241 @@
+"""The ``newsbot`` command: a thin composition root over ``index`` (and the bot for serve).
+
+Heavy modules (torch, chromadb, telegram) are imported inside each subcommand so that
+``newsbot --help`` and an unchanged re-index start quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from bot.settings import BotSettings
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return BotSettings(**overrides)
+
+
+def _setup_logging(level: str, *, quiet_console: bool = False) -> None:
+    from bot.logs import configure_logging
+
+    configure_logging(level, quiet_console=quiet_console)
+
+
+def _fmt_secs(s: float | None) -> str:
+    if s is None:
+        return "--:--"
+    m, sec = divmod(int(s), 60)
+    return f"{m:02d}:{sec:02d}"
+
+
+# -- index ---------------------------------------------------------------------------------
+
+
+async def _index(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from index.pipeline import Progress as IndexProgress
+    from index.runtime import NothingToIndex, open_services
+
+    settings = _settings(args)
+    console = Console(stderr=True)
+    services = await open_services(settings)
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=args.json or not console.is_terminal,
+        ) as bar:
+            task = bar.add_task("loading", total=None, detail="")
+
+            def on_progress(p: IndexProgress) -> None:
+                if p.phase == "embedding":
+                    detail = (
+                        f"{p.articles_done}/{p.articles_total} articles · "
+                        f"{p.chunks_done}/{p.chunks_total} chunks · {p.rate:.1f} chunks/s · "
+                        f"ETA {_fmt_secs(p.eta)}"
+                    )
+                    bar.update(
+                        task, description="embedding", total=p.chunks_total or None,
+                        completed=p.chunks_done, detail=detail,
+                    )
+                else:
+                    bar.update(task, description=p.phase, detail="")
+
+            try:
+                report = await services.index(args.paths, prune=args.prune, progress=on_progress)
+            except NothingToIndex as exc:
+                console.print(f"[red]newsbot index: {exc}[/red]")
+                return 2
+        if args.json:
+            print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+            return 0
+        out = Console()
+        for notice in report.notices:
+            out.print(f"[yellow]note:[/yellow] {notice}")
+        table = Table(title=f"Indexed in {report.seconds:.1f}s", show_header=True)
+        for col in ("added", "updated", "unchanged", "removed", "duplicates", "near dup.", "failed"):
+            table.add_column(col, justify="right")
+        table.add_row(
+            str(report.added), str(report.updated), str(report.unchanged), str(report.removed),
+            str(report.duplicates), str(report.near_duplicates), str(len(report.failed)),
+        )
+        out.print(table)
+        out.print(f"{report.chunks_embedded} chunks embedded with {services.embedder.model_id}")
+        if report.failed:
+            fails = Table(title="Failed", show_header=True)
+            fails.add_column("where")
+            fails.add_column("reason")
+            for err in report.failed[:50]:
+                fails.add_row(err.origin, err.reason)
+            out.print(fails)
+            if len(report.failed) > 50:
+                out.print(f"… and {len(report.failed) - 50} more (see the log)")
+        return 0
+    finally:
+        await services.close()
+
+
+# -- status --------------------------------------------------------------------------------
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from index.store import Store
+
+    settings = _settings(args)
+    if not settings.sqlite_path.exists():
+        print(f"No store at {settings.data_dir} yet: run `newsbot index` to build one.")
+        return 0
+    store = await Store.open(settings.sqlite_path)
+    try:
+        counts = await store.counts()
+        overview = await store.corpus_overview()
+        last = await store.last_run()
+        model = await store.get_meta("embedding_model")
+    finally:
+        await store.close()
+    where = (
+        f"chroma server http://{settings.chroma_host}:{settings.chroma_port}"
+        if settings.chroma_host
+        else f"embedded chroma at {settings.chroma_path}"
+    )
+    info: dict[str, Any] = {
+        "data_dir": str(settings.data_dir),
+        "sqlite": str(settings.sqlite_path),
+        "vectors": where,
+        "model": model,
+        **counts,
+        "languages": overview["languages"],
+        "published_range": [
+            d.date().isoformat() if d else None
+            for d in (overview["first_published"], overview["last_published"])
+        ],
+        "last_run": last,
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
+        return 0
+    table = Table(show_header=False, title="newsbot status")
+    table.add_column("", style="bold")
+    table.add_column("")
+    for key in ("data_dir", "sqlite", "vectors", "model", "articles", "chunks",
+                "exact_duplicates", "near_duplicates", "sources"):
+        table.add_row(key, str(info[key]))
+    table.add_row("languages", ", ".join(f"{k} {v}" for k, v in overview["languages"].items()))
+    table.add_row("published", " … ".join(str(x) for x in info["published_range"]))
+    if last:
+        st = last["stats"]
+        table.add_row(
+            "last run",
+            f"{last['finished_at']} ({last['status']}): +{st.get('added', 0)} "
+            f"~{st.get('updated', 0)} -{st.get('removed', 0)} "
+            f"failed {len(st.get('failed', []))}",
+        )
+    Console().print(table)
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", help="where the store lives (default ./data, or NEWSBOT_DATA_DIR)"
+    )
+    common.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+
+    parser = argparse.ArgumentParser(
+        prog="newsbot",
+        description="Answer questions about a news corpus with quoted, sourced passages.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "index", parents=[common], help="index articles (files, folders, feeds; default: sample)"
+    )
+    p.add_argument("paths", nargs="*", help="JSONL/JSON, .txt/.md/.html files, folders, RSS/Atom")
+    p.add_argument("--prune", action="store_true", help="remove articles no longer present")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_index)
+
+    p = sub.add_parser("status", parents=[common], help="what the store holds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_status)
+
+    _register_more(sub, common)
+    return parser
+
+
+def _register_more(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Subcommands defined in their own modules (ask, eval, serve, digest)."""
+    from bot import commands
+
+    commands.register(sub, common)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings(args)
+    except Exception as exc:  # noqa: BLE001 - pydantic's message is the useful part
+        print(f"newsbot: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    level = args.log_level or settings.log_level
+    _setup_logging(level, quiet_console=args.command in {"index", "ask", "eval", "digest"})
+    try:
+        return int(asyncio.run(args.func(args)) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+logging.getLogger("chromadb").setLevel(logging.WARNING)

@@ -1,0 +1,142 @@
+"""Subcommands beyond index/status: ask, eval, serve, digest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ask", parents=[common], help="answer a question from the store")
+    p.add_argument("question", nargs="+", help="the question (filters like source:ansa allowed)")
+    p.add_argument("--k", type=int, default=None, help="passages to show (default ANSWER_K)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--lang", default=None, help="language of the labels (it, en)")
+    p.set_defaults(func=_ask)
+
+    p = sub.add_parser(
+        "eval", parents=[common], help="retrieval quality on a question set (hit@k, answer@3)"
+    )
+    p.add_argument("dir", help="folder with articles.jsonl and questions-*.jsonl")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument("--k", default="1,3,5", help="comma-separated k values (default 1,3,5)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=_eval)
+
+    try:
+        from bot import serve_cli
+    except ImportError:  # the Telegram side is optional for index-only installs
+        return
+    serve_cli.register(sub, common)
+
+
+async def _open(args: argparse.Namespace) -> Any:
+    from bot.cli import _settings
+    from index.runtime import open_services
+
+    return await open_services(_settings(args))
+
+
+async def _retriever(services: Any) -> Any:
+    from zoneinfo import ZoneInfo
+
+    from index.retrieval import Retriever
+
+    vectors = await services.vectors()
+    tz = ZoneInfo(getattr(services.settings, "timezone", "UTC"))
+    return Retriever(services.settings, services.store, services.embedder, vectors, tz=tz)
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    from index.render import answer_to_json, render_plain
+
+    services = await _open(args)
+    try:
+        if await services.is_empty():
+            print("The store is empty: indexing the built-in sample first…", file=sys.stderr)
+            await services.index()
+        retriever = await _retriever(services)
+        question = " ".join(args.question)
+        answer = await retriever.answer(question, k=args.k, mode=args.mode)
+        if args.json:
+            print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
+        else:
+            lang = args.lang or _guess_lang(question)
+            print(render_plain(answer, lang=lang))
+        return 0
+    finally:
+        await services.close()
+
+
+def _guess_lang(text: str) -> str:
+    import py3langid
+
+    lang, _ = py3langid.classify(text)
+    return "it" if lang == "it" else "en"
+
+
+async def _eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.cli import _settings
+    from index.evaluation import evaluate_files, summary_line
+    from index.runtime import open_services
+
+    folder = Path(args.dir)
+    articles = folder / "articles.jsonl"
+    files = sorted(folder.glob("questions-*.jsonl"))
+    if not articles.exists() or not files:
+        print(f"newsbot eval: {folder} needs articles.jsonl and questions-*.jsonl", file=sys.stderr)
+        return 2
+    try:
+        ks = sorted({int(x) for x in args.k.split(",") if x.strip()})
+    except ValueError:
+        print(f"newsbot eval: --k takes numbers like 1,3,5, not {args.k!r}", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    tmp = None
+    if not args.data_dir:
+        tmp = tempfile.TemporaryDirectory(prefix="newsbot-eval-")
+        settings.data_dir = Path(tmp.name)
+    console = Console(stderr=True)
+    services = await open_services(settings)
+    try:
+        console.print(f"indexing {articles} into {settings.data_dir} …")
+        report = await services.index([articles])
+        console.print(
+            f"indexed: +{report.added} ~{report.updated} ={report.unchanged} "
+            f"({report.chunks_embedded} chunks embedded in {report.seconds:.1f}s)"
+        )
+        retriever = await _retriever(services)
+        results = await evaluate_files(
+            retriever, files, mode=args.mode, ks=ks,
+            progress=lambda name, done, total: console.print(
+                f"  {name}: {done}/{total}", end="\r"
+            ),
+        )
+    finally:
+        await services.close()
+        if tmp is not None:
+            tmp.cleanup()
+    if args.json:
+        print(json.dumps([r.as_dict(ks) for r in results], indent=2))
+    else:
+        table = Table(title=f"newsbot eval — {args.mode}")
+        cols = ["file", "n", *(f"hit@{k}" for k in ks), "answer@3", "not found"]
+        for c in cols:
+            table.add_column(c, justify="right" if c != "file" else "left")
+        for r in results:
+            d = r.as_dict(ks)
+            table.add_row(
+                d["file"], str(d["n"]), *(f"{d[f'hit@{k}']:.3f}" for k in ks),
+                f"{d['answer@3']:.3f}", f"{d['not_found']:.3f}",
+            )
+        Console().print(table)
+    print(summary_line(results, ks))
+    return 0

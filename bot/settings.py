@@ -1,0 +1,62 @@
+"""The bot's settings: the indexer's plus what only the Telegram side needs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from index.settings import Settings
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class BotSettings(Settings):
+    telegram_bot_token: SecretStr | None = Field(
+        None, validation_alias=_env("TELEGRAM_BOT_TOKEN", "telegram_bot_token")
+    )
+    telegram_api_url: str | None = Field(
+        None, validation_alias=_env("TELEGRAM_API_URL", "telegram_api_url")
+    )
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("ADMIN_IDS", "admin_ids")
+    )
+    webhook_url: str | None = Field(None, validation_alias=_env("WEBHOOK_URL", "webhook_url"))
+    webhook_listen: str = Field("0.0.0.0", validation_alias=_env("WEBHOOK_LISTEN", "webhook_listen"))
+    webhook_port: int = Field(8443, validation_alias=_env("WEBHOOK_PORT", "webhook_port"))
+    webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("WEBHOOK_SECRET", "webhook_secret")
+    )
+    user_rate_limit: int = Field(
+        10, validation_alias=_env("USER_RATE_LIMIT", "user_rate_limit")
+    )  # questions per user per minute
+    timezone: str = Field("Europe/Rome", validation_alias=_env("NEWSBOT_TIMEZONE", "timezone"))
+    digest_max_stories: int = Field(
+        8, validation_alias=_env("DIGEST_MAX_STORIES", "digest_max_stories")
+    )
+    digest_default_time: str = Field(
+        "08:00", validation_alias=_env("DIGEST_DEFAULT_TIME", "digest_default_time")
+    )
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: object) -> object:
+        """``ADMIN_IDS=123,456`` (commas or spaces) as operators naturally write it."""
+        if value is None or value == "":
+            return []
+        if isinstance(value, int):
+            return [value]
+        if isinstance(value, str):
+            parts = [p for p in value.replace(",", " ").split() if p]
+            try:
+                return [int(p) for p in parts]
+            except ValueError as exc:
+                raise ValueError(f"ADMIN_IDS must be numeric Telegram user ids: {value!r}") from exc
+        return value
+
+    @property
+    def bot_state_path(self):  # type: ignore[no-untyped-def]
+        return self.data_dir / "bot.sqlite3"

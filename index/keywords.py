@@ -1,0 +1,86 @@
+"""Text analysis for the keyword (BM25) side: folding, stop words, Snowball stemming.
+
+Chunks are indexed as stems of their article's language. A question's language is often
+unknowable (short, names only, or asked in English about Italian news), so each question
+term is expanded to its stems in every supported language and OR-ed: a stem that exists in
+no document costs nothing, and the right one matches.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import Stemmer
+
+SNOWBALL = {
+    "it": "italian",
+    "en": "english",
+    "fr": "french",
+    "de": "german",
+    "es": "spanish",
+    "pt": "portuguese",
+    "nl": "dutch",
+}
+QUERY_LANGS = ("it", "en")
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+STOPWORDS = frozenset(
+    ["a", "ad", "agli", "ai", "al", "alla", "alle", "allo", "anche", "avere", "che", "chi", "ci", "coi", "col", "come", "con", "contro", "cosa", "cui", "da", "dagli", "dai", "dal", "dalla", "dalle", "dallo", "degli", "dei", "del", "della", "delle", "dello", "di", "dove", "dunque", "e", "ed", "era", "erano", "essere", "fa", "fra", "fu", "furono", "gli", "ha", "hanno", "hai", "ho", "i", "il", "in", "io", "la", "le", "lei", "li", "lo", "loro", "lui", "ma", "mi", "mia", "mio", "ne", "negli", "nei", "nel", "nella", "nelle", "nello", "noi", "non", "nostro", "o", "per", "perche", "piu", "poi", "quale", "quali", "qual", "quando", "quanti", "quanto", "quella", "quelle", "quelli", "quello", "questa", "queste", "questi", "questo", "se", "sei", "si", "sia", "siamo", "sono", "stata", "stati", "stato", "su", "sua", "sue", "sugli", "sui", "sul", "sulla", "sulle", "suo", "suoi", "te", "ti", "tra", "tu", "tua", "tuo", "un", "una", "uno", "vi", "voi", "e'", "c", "l", "un'", "quale", "qual", "cos", "cosa", "chi", "dell", "dall", "nell", "sull", "all", "the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "an", "be", "this", "which", "or", "from", "it", "are", "were", "his", "her", "its", "their", "has", "have", "had", "not", "but", "what", "who", "whom", "whose", "when", "where", "why", "how", "did", "does", "do", "been", "being", "than", "then", "there", "these", "those", "they", "them", "he", "she", "we", "you", "your", "our", "i", "me", "my", "into", "about", "after", "also", "any", "can", "could", "would", "should", "may", "might", "will", "shall", "so", "such", "some"]
+)
+
+
+def fold(text: str) -> str:
+    """Case-fold and strip diacritics, as FTS5's unicode61 remove_diacritics does."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def tokens(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+@lru_cache(maxsize=16)
+def _stemmer(lang: str) -> Stemmer.Stemmer | None:
+    name = SNOWBALL.get(lang)
+    return Stemmer.Stemmer(name) if name else None
+
+
+def stem_words(words: list[str], lang: str | None) -> list[str]:
+    st = _stemmer(lang or "")
+    return list(st.stemWords(words)) if st else words
+
+
+def analyze(text: str, lang: str | None) -> str:
+    """The FTS5 body of a passage: its stems, space-separated (stop words kept for phrases)."""
+    return " ".join(stem_words(tokens(text), lang))
+
+
+def query_terms(text: str) -> list[set[str]]:
+    """Per question word (stop words dropped): its stems in every query language."""
+    out: list[set[str]] = []
+    seen: set[str] = set()
+    for w in tokens(text):
+        if w in STOPWORDS or w in seen or (len(w) == 1 and not w.isdigit()):
+            continue
+        seen.add(w)
+        variants = {w}
+        for lang in QUERY_LANGS:
+            variants.update(stem_words([w], lang))
+        out.append(variants)
+    return out
+
+
+def fts_match(text: str) -> str:
+    """An FTS5 MATCH expression OR-ing every stem variant; safe for any user text.
+
+    Each term is double-quoted (FTS5 string syntax), so operators and punctuation typed by a
+    user can never change the query's meaning or raise a syntax error.
+    """
+    variants: list[str] = []
+    for group in query_terms(text):
+        variants.extend(sorted(group))
+    uniq = list(dict.fromkeys(variants))
+    return " OR ".join('"' + v.replace('"', '""') + '"' for v in uniq)

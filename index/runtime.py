@@ -1,0 +1,76 @@
+"""Opening and closing the indexer's services in one place, for the CLI, the bot and tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.embedding import Embedder, make_embedder
+from index.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
+from index.sample import paths as sample_paths
+from index.settings import Settings
+from index.store import Store
+from index.vectors import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+class NothingToIndex(ValueError):
+    """No paths were given, no sources are configured and the store is not the sample's."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    embedder: Embedder
+    _vectors: VectorStore | None = None
+
+    async def vectors(self) -> VectorStore:
+        if self._vectors is None:
+            self._vectors = await open_vectors(self.settings, self.store, self.embedder)
+        return self._vectors
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def index(
+        self,
+        paths: Sequence[str | Path] | None = None,
+        *,
+        prune: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> IndexReport:
+        targets = await self.resolve_targets(paths)
+        indexer = Indexer(self.settings, self.store, self.embedder, self._vectors, progress)
+        report = await indexer.run(targets, prune=prune)
+        self._vectors = await indexer.vectors()
+        return report
+
+    async def resolve_targets(self, paths: Sequence[str | Path] | None) -> list[str | Path]:
+        """What a bare ``newsbot index`` means: configured sources, else the sample."""
+        if paths:
+            await self.store.set_meta("corpus", "custom")
+            return list(paths)
+        if self.settings.sources:
+            await self.store.set_meta("corpus", "sources")
+            return list(self.settings.sources.values())
+        corpus = await self.store.get_meta("corpus")
+        counts = await self.store.counts()
+        if counts["articles"] == 0 or corpus == "sample":
+            await self.store.set_meta("corpus", "sample")
+            return list(sample_paths())
+        raise NothingToIndex(
+            "name the files, folders or feed URLs to index, or set NEWSBOT_SOURCES"
+        )
+
+    async def is_empty(self) -> bool:
+        return (await self.store.counts())["articles"] == 0
+
+
+async def open_services(settings: Settings, embedder: Embedder | None = None) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await Store.open(settings.sqlite_path)
+    return Services(settings, store, embedder or make_embedder(settings))

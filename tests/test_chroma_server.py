@@ -1,0 +1,81 @@
+"""The same indexer against a real `chroma run` server on 127.0.0.1 (CHROMA_HOST/PORT)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from index.embedding import make_embedder
+from index.runtime import open_services
+from index.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    port = free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    exe = Path(sys.executable).with_name("chroma")
+    env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
+    proc = subprocess.Popen(
+        [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("chroma run did not start")
+            time.sleep(0.3)
+    yield port
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.slow
+async def test_index_into_chroma_server(tmp_path: Path, chroma_server: int, monkeypatch):
+    monkeypatch.setenv("CHROMA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CHROMA_PORT", str(chroma_server))
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", embedding_model="minilm")
+    assert settings.chroma_host == "127.0.0.1"
+    rows = [json.loads(line) for line in (SHARED / "corpus" / "wikinews-gum.jsonl").open()][:4]
+    corpus = tmp_path / "n.jsonl"
+    corpus.write_text(
+        "".join(json.dumps(dict(r, text=r["text"][:800])) + "\n" for r in rows), encoding="utf-8"
+    )
+    services = await open_services(settings, make_embedder(settings))
+    try:
+        report = await services.index([corpus])
+        assert report.added == 4
+        vectors = await services.vectors()
+        assert vectors.description.startswith("chroma server")
+        n_sql = (await services.store.counts())["chunks"]
+        assert vectors.count() == n_sql > 0
+        again = await services.index([corpus])
+        assert again.chunks_embedded == 0
+    finally:
+        await services.close()
+    # Nothing was written to an embedded Chroma under the data dir.
+    assert not (tmp_path / "data" / "chroma").exists()
