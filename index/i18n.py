@@ -1,0 +1,105 @@
+"""User-facing strings in Italian and English; any other language falls back to English.
+
+Kept as plain dicts so the bot can add its own keys next to the renderers' ones. Values are
+``str.format`` templates; callers escape the *result* for HTML, so templates hold no markup.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+__all__ = [
+    "DEFAULT_LANG",
+    "MONTHS",
+    "STRINGS",
+    "date_prepositions",
+    "format_date",
+    "normalize_lang",
+    "t",
+]
+
+DEFAULT_LANG = "en"
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "header": "{n} passages for: {question}",
+        "header_one": "1 passage for: {question}",
+        "header_more": "More passages for: {question}",
+        "filters_line": "Filters: {filters}",
+        "open_at_passage": "↗ open at the passage",
+        "also_reported_by": "also reported by: ",
+        "and_more": "and {n} more",
+        "untitled": "(untitled)",
+        "not_found": "Nothing relevant found for: {question}",
+        "suggest_rephrase": "Try asking with other words, or about a different topic.",
+        "suggest_filters": "Try again without the filters.",
+        "filters_active": "Active filters: {filters}.",
+        "filter_day": "on {date}",
+        "filter_between": "from {start} to {end}",
+        "filter_since": "since {date}",
+        "filter_until": "until {date}",
+        "filter_sources": "source: {sources}",
+        "filter_langs": "language: {langs}",
+        "quote_cut": "…",
+    },
+    "it": {
+        "header": "{n} passaggi per: {question}",
+        "header_one": "1 passaggio per: {question}",
+        "header_more": "Altri passaggi per: {question}",
+        "filters_line": "Filtri: {filters}",
+        "open_at_passage": "↗ apri al passaggio",
+        "also_reported_by": "anche su: ",
+        "and_more": "e altri {n}",
+        "untitled": "(senza titolo)",
+        "not_found": "Non ho trovato niente di pertinente per: {question}",
+        "suggest_rephrase": "Prova a chiedere con altre parole, o su un altro argomento.",
+        "suggest_filters": "Riprova senza i filtri.",
+        "filters_active": "Filtri attivi: {filters}.",
+        "filter_day": "il {date}",
+        "filter_between": "{p_from}{start} {p_to}{end}",
+        "filter_since": "{p_from}{date}",
+        "filter_until": "fino {p_to}{date}",
+        "filter_sources": "fonte: {sources}",
+        "filter_langs": "lingua: {langs}",
+        "quote_cut": "…",
+    },
+}
+
+MONTHS: dict[str, tuple[str, ...]] = {
+    "en": (
+        "January", "February", "March", "April", "May", "June", "July", "August",
+        "September", "October", "November", "December",
+    ),
+    "it": (
+        "gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto",
+        "settembre", "ottobre", "novembre", "dicembre",
+    ),
+}  # fmt: skip
+
+
+def normalize_lang(lang: str | None) -> str:
+    """``"it-IT"``/``"IT"`` → ``"it"``; anything without strings of its own → English."""
+    code = (lang or "").replace("_", "-").split("-", 1)[0].strip().lower()
+    return code if code in STRINGS else DEFAULT_LANG
+
+
+def t(key: str, lang: str | None = DEFAULT_LANG, /, **kwargs: object) -> str:
+    """The string ``key`` in ``lang`` (English when missing there), formatted with kwargs."""
+    table = STRINGS[normalize_lang(lang)]
+    template = table.get(key) or STRINGS[DEFAULT_LANG][key]
+    return template.format(**kwargs) if kwargs else template
+
+
+def format_date(d: date, lang: str | None = DEFAULT_LANG) -> str:
+    """``5 March 2024`` / ``5 marzo 2024`` (day first in both, as British and Italian do)."""
+    months = MONTHS.get(normalize_lang(lang), MONTHS[DEFAULT_LANG])
+    return f"{d.day} {months[d.month - 1]} {d.year}"
+
+
+def date_prepositions(day_text: str) -> dict[str, str]:
+    """Italian articulated prepositions for a formatted date: "dal 5"/"dall'8", "al 5"/"all'11".
+
+    Passed to every date template as ``p_from``/``p_to``; English templates ignore them.
+    """
+    elided = day_text.startswith(("8 ", "11 "))
+    return {"p_from": "dall'" if elided else "dal ", "p_to": "all'" if elided else "al "}

@@ -1,0 +1,321 @@
+"""Exact quotes: which part of a retrieved chunk to show, and a link that opens the page there.
+
+A reply must quote the article, never paraphrase it, so a quote is only ever a pair of
+offsets into the article's cleaned text; every decision here (best sentence, window, cuts)
+moves offsets and never rewrites characters.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote as _percent
+
+from index import keywords
+
+__all__ = ["Quote", "make_hit_quote", "text_fragment_url"]
+
+try:  # the chunker's splitter, once it exists, so quotes and chunks agree on sentences
+    from index.chunking import split_sentences as _chunker_split  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on what is installed alongside
+    _chunker_split = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Offsets into the article text (all absolute; ``Hit`` stores the highlight relative).
+
+    ``ellipsis_before``/``ellipsis_after`` are set when the quote does not begin/end at the
+    article's start/end or at a paragraph boundary, i.e. when a reader must be told that the
+    text goes on.
+    """
+
+    start: int
+    end: int
+    highlight_start: int
+    highlight_end: int
+    ellipsis_before: bool
+    ellipsis_after: bool
+
+    def text(self, article_text: str) -> str:
+        return article_text[self.start : self.end]
+
+
+# -- sentences ------------------------------------------------------------------------------
+
+# Words that end with a dot without ending a sentence (EN/IT titles, months, companies).
+_ABBREVIATIONS = frozenset((
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "eg", "ie", "nos", "art",
+    "pag", "pagg", "pp", "p", "fig", "gen", "col", "lt", "sgt", "gov", "sen", "rep", "rev",
+    "sig", "sigg", "sigra", "dott", "dssa", "ing", "avv", "arch", "geom", "rag", "cav", "comm",
+    "mons", "ca", "cfr", "ecc", "es", "min", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+    "sep", "sept", "oct", "nov", "dec", "mag", "giu", "lug", "ago", "set", "ott", "dic", "inc",
+    "ltd", "co", "corp", "spa", "srl",
+))  # fmt: skip
+_BOUNDARY = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s+[\"'«“‘(\[]?[A-ZÀ-ÖØ-Þ0-9])")
+_LINE = re.compile(r"[^\n]+")
+_WORD_BEFORE = re.compile(r"([\w.]+)[.!?…]*[\"'»”’)\]]*$")
+
+
+def _own_split(text: str) -> list[tuple[int, int]]:
+    """Sentences within lines; a line break always ends a sentence (paragraphs, titles)."""
+    out: list[tuple[int, int]] = []
+    for line in _LINE.finditer(text):
+        start = line.start()
+        for m in _BOUNDARY.finditer(text, line.start(), line.end()):
+            if m.group(0).startswith(".") and len(m.group(0).rstrip("\"'»”’)]")) == 1:
+                w = _WORD_BEFORE.search(text, start, m.start() + 1)
+                word = w.group(1).lower().rstrip(".") if w else ""
+                # Initials ("J. Smith"), "U.S." and known abbreviations do not end a sentence.
+                if len(word) <= 1 or "." in word or word in _ABBREVIATIONS:
+                    continue
+            out.append((start, m.end()))
+            start = m.end()
+        out.append((start, line.end()))
+    return out
+
+
+def _tidy(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Whitespace-free, line-free, non-empty spans, whatever splitter produced them."""
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        for line in _LINE.finditer(text, max(0, s), min(len(text), e)):
+            a, b = line.start(), line.end()
+            while a < b and text[a].isspace():
+                a += 1
+            while b > a and text[b - 1].isspace():
+                b -= 1
+            if a < b:
+                out.append((a, b))
+    out.sort()
+    return out
+
+
+def _sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of ``text``: ``index.chunking.split_sentences`` if present, else ours."""
+    spans = _chunker_split(text) if _chunker_split is not None else _own_split(text)
+    return _tidy(text, spans)
+
+
+# -- scoring --------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+
+
+class _Terms:
+    """Question terms and the variants each sentence word can match them by."""
+
+    def __init__(self, question: str, stem: Callable[[str], str] | None) -> None:
+        self.stem = stem
+        self._cache: dict[str, frozenset[str]] = {}
+        if stem is None:
+            # Stems in every query language: the question's language is often unknowable.
+            self.groups = [frozenset(g) for g in keywords.query_terms(question)]
+        else:
+            seen: dict[str, frozenset[str]] = {}
+            for w in keywords.tokens(question):
+                if w in keywords.STOPWORDS or (len(w) == 1 and not w.isdigit()):
+                    continue
+                seen.setdefault(w, frozenset({stem(w)}))
+            self.groups = list(seen.values())
+
+    def variants(self, word: str) -> frozenset[str]:
+        v = self._cache.get(word)
+        if v is None:
+            if self.stem is not None:
+                v = frozenset({self.stem(word)})
+            else:
+                forms = {word}
+                for lang in keywords.QUERY_LANGS:
+                    forms.update(keywords.stem_words([word], lang))
+                v = frozenset(forms)
+            self._cache[word] = v
+        return v
+
+    def matched(self, text: str) -> set[int]:
+        """Indexes of the question terms that occur in ``text``."""
+        forms: set[str] = set()
+        for w in keywords.tokens(text):
+            forms |= self.variants(w)
+        return {i for i, g in enumerate(self.groups) if g & forms}
+
+
+# -- quotes ---------------------------------------------------------------------------------
+
+
+def _para_start(text: str, i: int) -> bool:
+    while i > 0 and text[i - 1] in " \t\r\f\v":
+        i -= 1
+    return i == 0 or text[i - 1] == "\n"
+
+
+def _para_end(text: str, i: int) -> bool:
+    n = len(text)
+    while i < n and text[i] in " \t\r\f\v":
+        i += 1
+    return i == n or text[i] == "\n"
+
+
+def _same_paragraph(text: str, a: int, b: int) -> bool:
+    return "\n" not in text[a:b]
+
+
+def _cut_long(text: str, s: int, e: int, anchor: int, max_chars: int) -> tuple[int, int]:
+    """A window of at most ``max_chars`` inside ``[s, e)`` around ``anchor``, on word edges."""
+    start = max(s, min(anchor - max_chars // 3, e - max_chars))
+    if start > s and not text[start - 1].isspace():
+        nxt = re.compile(r"\s").search(text, start, e)
+        if nxt is not None and nxt.end() < anchor + 1:
+            start = nxt.end()
+    while start < e and text[start].isspace():
+        start += 1
+    end = min(e, start + max_chars)
+    if end < e and not text[end].isspace():
+        cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+        if cut > start:
+            end = cut
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end <= start:  # one "word" longer than the window: cut it
+        end = min(e, start + max_chars)
+    return start, end
+
+
+def make_hit_quote(
+    article_text: str,
+    chunk_start: int,
+    chunk_end: int,
+    question: str,
+    *,
+    max_chars: int = 700,
+    stem: Callable[[str], str] | None = None,
+) -> Quote:
+    """The quote to show for a retrieved chunk: the sentence of the chunk that best answers
+    ``question``, widened with whole neighbouring sentences while it fits in ``max_chars``.
+
+    The best sentence matches the most question terms weighted by rarity within the article
+    (a term in every sentence is the topic, not the answer); ties go to the earlier sentence.
+    Matching folds case and accents and compares stems (``stem``, or Snowball stems in every
+    query language when None). Context is taken first from the chunk itself, then from the
+    same paragraph, never across a paragraph outside the chunk.
+    """
+    text = article_text
+    n = len(text)
+    max_chars = max(1, max_chars)
+    chunk_start = max(0, min(chunk_start, n))
+    chunk_end = max(chunk_start, min(chunk_end, n))
+    sents = _sentences(text)
+    if not sents:
+        return Quote(0, 0, 0, 0, False, False)
+
+    inside = [i for i, (s, e) in enumerate(sents) if s < chunk_end and e > chunk_start]
+    if not inside:
+        after = [i for i, (s, _) in enumerate(sents) if s >= chunk_start]
+        inside = [after[0] if after else len(sents) - 1]
+
+    terms = _Terms(question, stem)
+    matches = {i: terms.matched(text[sents[i][0] : sents[i][1]]) for i in inside}
+    weights = _rarity(terms, text, sents, len(terms.groups))
+    best = inside[0]
+    best_score = -1.0
+    for i in inside:
+        score = sum(weights[t] for t in matches[i])
+        if score > best_score + 1e-9:
+            best, best_score = i, score
+
+    s, e = sents[best]
+    if e - s > max_chars:
+        anchor = _anchor(terms, text, s, e, matches[best], weights)
+        start, end = _cut_long(text, s, e, anchor, max_chars)
+        return _quote(text, start, end, start, end)
+
+    lo = hi = best
+    allowed = set(inside)
+    for phase in ("chunk", "paragraph"):
+        grew = True
+        while grew:
+            grew = False
+            for step in (1, -1):
+                j = hi + 1 if step == 1 else lo - 1
+                if not 0 <= j < len(sents):
+                    continue
+                if phase == "chunk" and j not in allowed:
+                    continue
+                if phase == "paragraph":
+                    a, b = (sents[hi][1], sents[j][0]) if step == 1 else (sents[j][1], sents[lo][0])
+                    if not _same_paragraph(text, a, b):
+                        continue
+                new_lo, new_hi = (lo, j) if step == 1 else (j, hi)
+                if sents[new_hi][1] - sents[new_lo][0] <= max_chars:
+                    lo, hi = new_lo, new_hi
+                    grew = True
+    return _quote(text, sents[lo][0], sents[hi][1], s, e)
+
+
+def _quote(text: str, start: int, end: int, hs: int, he: int) -> Quote:
+    return Quote(start, end, hs, he, not _para_start(text, start), not _para_end(text, end))
+
+
+def _rarity(terms: _Terms, text: str, sents: list[tuple[int, int]], n_terms: int) -> list[float]:
+    """Inverse sentence frequency of each question term within the article."""
+    if n_terms == 0:
+        return []
+    df = [0] * n_terms
+    for s, e in sents:
+        for t in terms.matched(text[s:e]):
+            df[t] += 1
+    total = len(sents)
+    return [math.log(1.0 + total / d) if d else 0.0 for d in df]
+
+
+def _anchor(
+    terms: _Terms, text: str, s: int, e: int, matched: set[int], weights: list[float]
+) -> int:
+    """Where in a long sentence its rarest matched term first occurs (else its start)."""
+    if not matched:
+        return s
+    target = max(matched, key=lambda t: (weights[t], -t))
+    group = terms.groups[target]
+    for m in _WORD.finditer(text, s, e):
+        if terms.variants(keywords.fold(m.group(0))) & group:
+            return m.start()
+    return s
+
+
+# -- text fragments -------------------------------------------------------------------------
+
+_LEADING = "\"'«“‘([¿¡-–—"
+_TRAILING = ".,;:!?»”’'\")]…-–—"
+
+
+def _encode(words: list[str]) -> str:
+    """Percent-encoding of the Text Fragments spec: also ``-``, ``&`` and ``,``."""
+    return _percent(" ".join(words), safe="").replace("-", "%2D")
+
+
+def text_fragment_url(url: str, quote_text: str, *, words: int = 5) -> str:
+    """``url`` with a ``#:~:text=`` directive that scrolls to and highlights ``quote_text``.
+
+    Short passages are matched whole; longer ones by their first and last ``words`` words
+    (``text=start,end``), which survives small differences in the middle between the page and
+    the cleaned text. Edge punctuation is dropped because pages often use other quote marks.
+    An existing ``#fragment`` is replaced.
+    """
+    base = url.split("#", 1)[0]
+    edge = _LEADING + _TRAILING
+    tokens = quote_text.split()
+    while tokens and not tokens[0].strip(edge):
+        tokens.pop(0)
+    while tokens and not tokens[-1].strip(edge):
+        tokens.pop()
+    if not tokens:
+        return base
+    tokens[0] = tokens[0].lstrip(_LEADING)
+    tokens[-1] = tokens[-1].rstrip(_TRAILING)
+    if len(tokens) <= 2 * words:
+        directive = _encode(tokens)
+    else:
+        directive = _encode(tokens[:words]) + "," + _encode(tokens[-words:])
+    return f"{base}#:~:text={directive}"
