@@ -17,10 +17,8 @@ from index import keywords
 
 __all__ = ["Quote", "make_hit_quote", "text_fragment_url"]
 
-try:  # the chunker's splitter, once it exists, so quotes and chunks agree on sentences
-    from index.chunking import split_sentences as _chunker_split  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on what is installed alongside
-    _chunker_split = None
+# The chunker's splitter, so quotes and chunks agree on where sentences end.
+from index.chunking import split_sentences as _chunker_split
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,13 @@
 """Hybrid retrieval: dense (Chroma) + keyword (SQLite FTS5, BM25), fused, quoted.
 
-Why not plain reciprocal rank fusion: with an English-centric embedder on Italian news,
-the two rankings are not equally trustworthy, and RRF averages a good ranking with a poor
-one. Here each side's weight follows evidence available at query time:
-- the keyword side counts for as much as the question's words actually occur in the
-  corpus vocabulary (an English question about Italian articles matches few words; an
-  Italian one matches most);
-- scores are normalised per list (BM25 by its best score, cosine by its spread), so a list
-  with one clear winner pushes harder than a flat one.
+Why not plain reciprocal rank fusion: with an English-centric embedder on Italian news the
+two rankings are not equally trustworthy, and RRF averages a good ranking with a poor one.
+Here the weights follow evidence available at query time: the *match fraction* — how many
+of the question's words (any stem variant, IT or EN) the best keyword hits contain. When the
+question's own words are in the passage (an Italian question about Italian news), BM25 is
+precise and the dense side only breaks ties; when they are not (an English question about
+Italian news), the dense side leads. Scores are normalised per list (BM25 by its best
+score, cosine by its spread), so a list with one clear winner pushes harder than a flat one.
 """
 
 from __future__ import annotations
@@ -36,17 +36,40 @@ Mode = Literal["hybrid", "dense", "bm25"]
 
 @dataclass(slots=True)
 class FusionParams:
-    """Tuned on the dev set (see README); every constant here is a knob, not magic."""
+    """Tuned on the dev set (see README and bench/tune_fusion.py); each constant is a knob.
+
+    dense weight = dense_weight * (1 - match) ** dense_power
+    bm25 weight  = bm25_weight * match ** bm25_power
+    """
 
     dense_weight: float = 1.0
+    dense_power: float = 2.0
     bm25_weight: float = 1.0
-    coverage_power: float = 2.0  # keyword weight = coverage ** power
+    bm25_power: float = 0.0
     dense_candidates: int = 60
     bm25_candidates: int = 60
-    min_dense: float = 0.30  # below this cosine, a dense hit alone is not relevant
-    min_coverage: float = 0.5  # fraction of question words present in the best keyword hit
+    # Relevance: a reply needs either the question's words in a top keyword hit (min_match)
+    # or a dense best hit that stands out from the rest of its list (min_gap over the mean).
+    # The gap, not the raw cosine, because an English-centric model scores any two Italian
+    # texts alike (~0.5): only how far the best hit stands out tells relevance.
+    min_match: float = 0.5
+    min_dense: float = 0.3
+    min_gap: float = 0.08
     filtered_exact_limit: int = 20000  # filtered search via ids= up to this many chunks
     overfetch: int = 400  # unfiltered candidates to post-filter when a filter is broad
+
+
+# Per embedding model (prefix of its model_id): score scales differ between models.
+MODEL_PARAMS: dict[str, FusionParams] = {
+    "sentence-transformers:all-MiniLM-L6-v2": FusionParams(),
+}
+
+
+def params_for(model_id: str) -> FusionParams:
+    for prefix, params in MODEL_PARAMS.items():
+        if model_id.startswith(prefix):
+            return params
+    return FusionParams()
 
 
 @dataclass(slots=True)
@@ -62,9 +85,9 @@ class Search:
     """The ranked chunks of one question plus the evidence used to judge relevance."""
 
     ranked: list[Ranked]
-    coverage: float
     best_dense: float
     best_match: float
+    dense_gap: float
     records: dict[str, ChunkRecord] = field(default_factory=dict)
 
 
@@ -124,7 +147,7 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.vectors = vectors
-        self.params = params or FusionParams()
+        self.params = params or params_for(embedder.model_id)
         self.tz = tz or ZoneInfo("UTC")
         self.encoder = QueryEncoder(embedder)
         self._known_sources: set[str] | None = None
@@ -168,11 +191,12 @@ class Retriever:
         if not search.ranked:
             return False
         p = self.params
+        dense_ok = search.best_dense >= p.min_dense and search.dense_gap >= p.min_gap
         if mode == "dense":
-            return search.best_dense >= p.min_dense
+            return dense_ok
         if mode == "bm25":
-            return search.best_match >= p.min_coverage
-        return search.best_dense >= p.min_dense or search.best_match >= p.min_coverage
+            return search.best_match >= p.min_match
+        return dense_ok or search.best_match >= p.min_match
 
     @staticmethod
     def suggestion(filters: Filters) -> str | None:
@@ -204,21 +228,24 @@ class Retriever:
         else:
             bm25 = await run_bm25()
 
-        coverage = await self._coverage(groups) if bm25 else 0.0
-        ranked = fuse(dense, bm25, coverage, p) if mode == "hybrid" else (
-            [Ranked(c, s, dense=s) for c, s in dense] if mode == "dense"
-            else [Ranked(c, s, bm25=s) for c, s in bm25]
+        records = await self.store.chunk_records(
+            list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in bm25]))
         )
-        records = await self.store.chunk_records([r.chunk_id for r in ranked])
-        ranked = [r for r in ranked if r.chunk_id in records]  # orphans of a killed run
-        best_dense = max((s for _, s in dense), default=0.0)
+        dense = [(c, v) for c, v in dense if c in records]  # orphans of a killed run
+        bm25 = [(c, v) for c, v in bm25 if c in records]
         best_match = 0.0
-        if groups and bm25:
+        if groups:
             for cid, _ in bm25[:3]:
-                rec = records.get(cid)
-                if rec is not None:
-                    best_match = max(best_match, match_fraction(groups, rec))
-        return Search(ranked, coverage, best_dense, best_match, records)
+                best_match = max(best_match, match_fraction(groups, records[cid]))
+        if mode == "hybrid":
+            ranked = fuse(dense, bm25, best_match, p)
+        elif mode == "dense":
+            ranked = [Ranked(c, v, dense=v) for c, v in dense]
+        else:
+            ranked = [Ranked(c, v, bm25=v) for c, v in bm25]
+        best_dense = max((v for _, v in dense), default=0.0)
+        gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
+        return Search(ranked, best_dense, best_match, gap, records)
 
     async def _dense(self, vec: np.ndarray, filters: Filters) -> list[tuple[str, float]]:
         p = self.params
@@ -365,22 +392,23 @@ def match_fraction(groups: list[set[str]], rec: ChunkRecord) -> float:
 def fuse(
     dense: Sequence[tuple[str, float]],
     bm25: Sequence[tuple[str, float]],
-    coverage: float,
+    match: float,
     p: FusionParams,
 ) -> list[Ranked]:
-    """Weighted sum of per-list normalised scores; the keyword weight follows coverage."""
+    """Weighted sum of per-list normalised scores, weighted by the keyword match fraction."""
     out: dict[str, Ranked] = {}
     if dense:
         hi = dense[0][1]
         lo = dense[-1][1] if len(dense) > 1 else hi - 1.0
         span = max(hi - lo, 1e-6)
+        w = p.dense_weight * math.pow(max(1.0 - match, 0.0), p.dense_power)
         for cid, s in dense:
             r = out.setdefault(cid, Ranked(cid, 0.0))
             r.dense = s
-            r.score += p.dense_weight * (s - lo) / span
+            r.score += w * (s - lo) / span
     if bm25:
         top = bm25[0][1] or 1.0
-        w = p.bm25_weight * math.pow(max(coverage, 0.0), p.coverage_power)
+        w = p.bm25_weight * math.pow(max(match, 0.0), p.bm25_power)
         for cid, s in bm25:
             r = out.setdefault(cid, Ranked(cid, 0.0))
             r.bm25 = s

@@ -491,7 +491,7 @@ class Store:
             f" LIMIT ?",
             [*params, limit + 1],
         ) as cur:
-            rows = await cur.fetchall()
+            rows = list(await cur.fetchall())
         if len(rows) > limit:
             return None
         return [r[0] for r in rows]
