@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -41,6 +42,28 @@ class BotSettings(Settings):
         "08:00", validation_alias=_env("DIGEST_DEFAULT_TIME", "digest_default_time")
     )
 
+    # Serving (newsbot serve)
+    bot_concurrency: int = Field(
+        256, validation_alias=_env("BOT_CONCURRENT_UPDATES", "bot_concurrency")
+    )  # updates processed at once: concurrent questions share one encoder batch
+    telegram_max_rate: float = Field(
+        30.0, validation_alias=_env("TELEGRAM_MAX_RATE", "telegram_max_rate")
+    )  # outgoing requests per second overall; 0 switches flood control off (test servers)
+    telegram_group_rate: float = Field(
+        20.0, validation_alias=_env("TELEGRAM_GROUP_RATE", "telegram_group_rate")
+    )  # outgoing messages per minute per group or channel
+    telegram_retries: int = Field(
+        3, validation_alias=_env("TELEGRAM_RETRIES", "telegram_retries")
+    )  # retries after 429 retry_after, 5xx and dropped connections
+    poll_timeout: int = Field(10, validation_alias=_env("POLL_TIMEOUT", "poll_timeout"))
+    inline_results: int = Field(10, validation_alias=_env("INLINE_RESULTS", "inline_results"))
+    reindex_progress_seconds: float = Field(
+        2.0, validation_alias=_env("REINDEX_PROGRESS_SECONDS", "reindex_progress_seconds")
+    )
+    bot_state_file: Path | None = Field(
+        None, validation_alias=_env("BOT_STATE_PATH", "bot_state_file")
+    )  # the bot's own SQLite (question log, feedback, "More" pages); default in data_dir
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _parse_ids(cls, value: object) -> object:
@@ -58,5 +81,5 @@ class BotSettings(Settings):
         return value
 
     @property
-    def bot_state_path(self):  # type: ignore[no-untyped-def]
-        return self.data_dir / "bot.sqlite3"
+    def bot_state_path(self) -> Path:
+        return self.bot_state_file or self.data_dir / "bot.sqlite3"

@@ -1,0 +1,371 @@
+"""The bot under load: simulated users ask questions through the fake Bot API server.
+
+    python bench/bot_bench.py [--users N] [--questions Q] [--rate R] [--data-dir DIR]
+                              [--flood-control] [--profile]
+
+The fake Telegram server runs in its own thread (``start_in_thread``); the real Application
+from ``build_application`` long-polls it, exactly as in production. Questions are injected
+as user messages (``--rate`` per second, 0 = all at once) by N users in private chats;
+latency is from injection to the server receiving the answer's ``sendMessage``.
+
+Prints answered questions/s, p50/p95 latency, and lost or duplicated answers. Goal on the
+2-core reference machine: >= 150 questions/s, p95 <= 300 ms, none lost.
+
+The store is the built-in sample indexed with the packaged MiniLM (built on first use under
+``bench/out/``). By default outgoing flood control is off, because the fake server imposes no
+limits and Telegram's own 30 messages/s would cap any bot at 30 answers/s: ``--flood-control``
+keeps PTB's limiter on to show that. ``--profile`` times each stage (encode, Chroma, FTS,
+rendering, Bot API HTTP) to say where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakebotapi import FakeBotApi  # noqa: E402
+
+from bot.app import build_application  # noqa: E402
+from bot.runner import running  # noqa: E402
+from bot.services import KEY, BotServices  # noqa: E402
+from bot.settings import BotSettings  # noqa: E402
+from index.embedding import make_embedder  # noqa: E402
+from index.sample import paths as sample_paths  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+
+
+# -- questions ---------------------------------------------------------------------------------
+
+
+def questions(n: int, seed: int = 7) -> list[str]:
+    """Half about the sample (headlines, current-events openings), half SQuAD-it questions
+    (EN/IT) that the sample mostly cannot answer: both paths of the retrieval get exercised."""
+    rng = random.Random(seed)
+    about: list[str] = []
+    for path in sample_paths():
+        if path.suffix != ".jsonl":
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            text = row.get("title") or " ".join(row.get("text", "").split()[:12])
+            if text:
+                about.append(text)
+    other: list[str] = []
+    for name in ("questions-en.jsonl", "questions-it.jsonl"):
+        path = SHARED / "eval" / "squad-it-dev" / name
+        if path.exists():
+            other += [json.loads(line)["question"] for line in path.open(encoding="utf-8")]
+    pool_a = rng.sample(about, min(len(about), n))
+    pool_b = rng.sample(other, min(len(other), n)) if other else pool_a
+    mixed = [pool_a[i % len(pool_a)] if i % 2 == 0 else pool_b[i % len(pool_b)]
+             for i in range(n)]
+    return mixed
+
+
+# -- profiling ---------------------------------------------------------------------------------
+
+
+class Timings:
+    def __init__(self) -> None:
+        self.total: dict[str, float] = defaultdict(float)
+        self.count: dict[str, int] = defaultdict(int)
+        self.items: dict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+
+    def add(self, name: str, seconds: float, items: int = 1) -> None:
+        with self.lock:
+            self.total[name] += seconds
+            self.count[name] += 1
+            self.items[name] += items
+
+    def wrap_sync(self, obj: Any, attr: str, name: str,
+                  items: Callable[..., int] | None = None) -> None:
+        inner = getattr(obj, attr)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.add(name, time.perf_counter() - t0, items(*args) if items else 1)
+
+        setattr(obj, attr, timed)
+
+    def wrap_async(self, obj: Any, attr: str, name: str) -> None:
+        inner = getattr(obj, attr)
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await inner(*args, **kwargs)
+            finally:
+                self.add(name, time.perf_counter() - t0)
+
+        setattr(obj, attr, timed)
+
+    def report(self, wall: float) -> str:
+        lines = [f"{'stage':<28}{'calls':>8}{'items':>8}{'mean ms':>10}{'total s':>10}{'% wall':>8}"]
+        for name in sorted(self.total, key=lambda k: -self.total[k]):
+            total, calls = self.total[name], self.count[name]
+            lines.append(
+                f"{name:<28}{calls:>8}{self.items[name]:>8}{1000 * total / calls:>10.2f}"
+                f"{total:>10.2f}{100 * total / wall:>7.0f}%"
+            )
+        return "\n".join(lines)
+
+
+def instrument(services: BotServices, timings: Timings) -> None:
+    """Time each stage where it runs: threads for CPU work, coroutines for I/O."""
+    import bot.services as bot_services
+    from index import retrieval
+
+    r = services.retriever
+    timings.wrap_sync(r.encoder.embedder, "embed_queries", "encode (thread, batch)",
+                      items=lambda texts: len(texts))
+    timings.wrap_sync(r.vectors, "query", "chroma query (thread)")
+    timings.wrap_async(r.store, "fts_search", "fts search (sqlite)")
+    timings.wrap_async(r.store, "chunk_records", "chunk records (sqlite)")
+    timings.wrap_async(r, "_coverage", "vocab coverage (sqlite)")
+    timings.wrap_async(r, "build_hits", "build hits + quotes")
+    timings.wrap_async(r, "answer", "retriever.answer (all)")
+    timings.wrap_async(services.state, "save_page", "state: save page")
+    timings.wrap_async(services.state, "log_question", "state: log question")
+    inner_render = bot_services.render_telegram_html
+
+    def render(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return inner_render(*args, **kwargs)
+        finally:
+            timings.add("render telegram html", time.perf_counter() - t0)
+
+    bot_services.render_telegram_html = render  # type: ignore[assignment]
+    del retrieval
+
+
+def instrument_http(app: Any, timings: Timings) -> None:
+    request = app.bot.request
+
+    inner = request.do_request
+
+    async def timed(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return await inner(*args, **kwargs)
+        finally:
+            url = kwargs.get("url") or (args[0] if args else "")
+            method = str(url).rsplit("/", 1)[-1]
+            timings.add(f"bot api http: {method}", time.perf_counter() - t0)
+
+    request.do_request = timed
+
+
+class CpuClock:
+    """CPU seconds used during the run by the whole process, the bot's event-loop thread and
+    the fake server's thread; the rest is worker threads (encode, Chroma, SQLite) and torch."""
+
+    def __init__(self, server: FakeBotApi) -> None:
+        thread = server._thread  # noqa: SLF001 - the bench owns the server
+        assert thread is not None and thread.ident is not None
+        self._server_clock = time.pthread_getcpuclockid(thread.ident)
+        self._start = self._now()
+
+    def _now(self) -> tuple[float, float, float]:
+        return (time.process_time(), time.thread_time(),
+                time.clock_gettime(self._server_clock))
+
+    def split(self) -> dict[str, float]:
+        end = self._now()
+        process, loop, server = (b - a for a, b in zip(self._start, end, strict=True))
+        return {"process": process, "bot event loop": loop, "fake server thread": server,
+                "workers+torch": process - loop - server}
+
+
+LOAD_BEFORE = os.getloadavg()
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> int:
+    data_dir: Path = args.data_dir
+    server = FakeBotApi()
+    server.start_in_thread()
+    settings = BotSettings(
+        _env_file=None,
+        data_dir=data_dir,
+        embedding_model="minilm",
+        telegram_bot_token=server.token,
+        telegram_api_url=server.base_url,
+        bot_state_file=data_dir.parent / "bot-bench-state.sqlite3",
+        user_rate_limit=0,
+        telegram_max_rate=30.0 if args.flood_control else 0.0,
+        bot_concurrency=args.concurrency,
+        poll_timeout=5,
+        sources={},
+    )
+    embedder = make_embedder(settings)
+    embedder.embed_queries(["warm-up"])
+    app = build_application(settings, embedder=embedder)
+    t_start = time.perf_counter()
+    timings = Timings()
+    users = [server.user(f"user{i}", language_code="it" if i % 3 == 0 else "en")
+             for i in range(args.users)]
+    chats = [server.private_chat(u) for u in users]
+    asked: dict[tuple[int, int], float] = {}
+    qs = questions(args.users * args.questions)
+
+    async with running(app, settings):
+        services: BotServices = app.bot_data[KEY]
+        counts = await services.index.store.counts()
+        print(f"store: {counts['articles']} articles, {counts['chunks']} passages "
+              f"(ready in {time.perf_counter() - t_start:.1f}s)")
+        # warm-up: every code path once, outside the measurement
+        for i in range(8):
+            server.user_sends(chats[i % len(chats)], users[i % len(users)], qs[-1 - i])
+        # wait_for (not wait_for_sync, which would block this loop, where the bot runs)
+        await server.wait_for(lambda: len(server.calls_to("sendMessage", ok=True)) >= 8, 60)
+        await asyncio.sleep(0.5)
+        base_calls = len(server.calls)
+        if args.profile:
+            instrument(services, timings)
+            instrument_http(app, timings)
+
+        total = len(qs)
+        interval = 1.0 / args.rate if args.rate > 0 else 0.0
+
+        def inject() -> None:
+            t0 = time.monotonic()
+            for i, text in enumerate(qs):
+                if interval:
+                    delay = t0 + i * interval - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                user, chat = users[i % len(users)], chats[i % len(chats)]
+                update = server.user_sends(chat, user, text)
+                asked[(chat["id"], update["message"]["message_id"])] = time.monotonic()
+
+        cpu = CpuClock(server)
+        profiler = None
+        if args.cprofile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()  # the event-loop thread only
+        t0 = time.monotonic()
+        injector = threading.Thread(target=inject, name="bench-injector")
+        injector.start()
+
+        def answered() -> int:
+            return sum(1 for c in server.calls[base_calls:]
+                       if c.method == "sendMessage" and c.ok)
+
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            if not injector.is_alive() and answered() >= total:
+                break
+        injector.join()
+        await asyncio.sleep(1.0)  # late duplicates would show up here
+        wall = time.monotonic() - t0
+        cpu_split = cpu.split()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.cprofile)
+
+    server.stop_thread()
+
+    replies: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for call in server.calls[base_calls:]:
+        if call.method != "sendMessage" or not call.ok:
+            continue
+        target = (call.params.get("reply_parameters") or {}).get("message_id")
+        if target is not None:
+            replies[(call.params["chat_id"], target)].append(call.time)
+    latencies = []
+    lost = duplicated = 0
+    last = t0
+    for key, t_asked in asked.items():
+        got = replies.get(key, [])
+        if not got:
+            lost += 1
+            continue
+        if len(got) > 1:
+            duplicated += 1
+        latencies.append(min(got) - t_asked)
+        last = max(last, min(got))
+    answered_n = len(latencies)
+    span = max(1e-9, last - t0)
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return 1000 * latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))]
+
+    found = sum(1 for c in server.calls[base_calls:]
+                if c.method == "sendMessage" and c.ok and "Nothing relevant" not in
+                str(c.params.get("text")) and "Non ho trovato" not in str(c.params.get("text")))
+    errors = sum(1 for c in server.calls[base_calls:]
+                 if c.method == "sendMessage" and c.ok and ("went wrong" in str(c.params.get("text"))
+                                                            or "andato storto" in str(c.params.get("text"))))
+    mode = f"{args.rate:g}/s" if args.rate > 0 else "all at once"
+    print(f"users {args.users} · questions {total} · injected {mode} · "
+          f"concurrency {args.concurrency} · flood control "
+          f"{'on (30 msg/s)' if args.flood_control else 'off'}")
+    if latencies:
+        print(f"answered {answered_n}/{total} in {span:.2f}s → {answered_n / span:.1f} questions/s")
+        print(f"latency p50 {pct(50):.0f} ms · p95 {pct(95):.0f} ms · max "
+              f"{1000 * latencies[-1]:.0f} ms · mean {1000 * statistics.mean(latencies):.0f} ms")
+    print(f"lost {lost} · duplicated {duplicated} · errors {errors} · with passages "
+          f"{found}/{answered_n} · violations {len(server.violations)}")
+    print("cpu seconds: " + " · ".join(f"{k} {v:.2f}" for k, v in cpu_split.items())
+          + f" (wall {wall:.2f}s, 2 cores = {2 * wall:.2f} cpu-s; load average before "
+          f"{LOAD_BEFORE[0]:.2f})")
+    if args.profile:
+        print()
+        print(timings.report(wall))
+        print(f"(wall {wall:.2f}s; stages overlap: threads and coroutines run concurrently)")
+    ok = lost == 0 and duplicated == 0 and errors == 0
+    return 0 if ok else 1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--questions", type=int, default=10, help="questions per user")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="questions injected per second (0 = all at once)")
+    ap.add_argument("--concurrency", type=int, default=256, help="updates processed at once")
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "out" / "bot-sample-data",
+                    help="store to serve (the sample is indexed into it when empty)")
+    ap.add_argument("--flood-control", action="store_true",
+                    help="keep Telegram's 30 messages/s outgoing limit on")
+    ap.add_argument("--profile", action="store_true", help="time each stage")
+    ap.add_argument("--cprofile", type=Path, default=None,
+                    help="write a cProfile of the bot's event-loop thread to this file")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    args = ap.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

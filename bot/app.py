@@ -1,0 +1,160 @@
+"""The composition root: build the PTB ``Application`` and wire handlers and services.
+
+No behaviour lives here. Services are opened in ``post_init`` (after ``getMe`` proved the
+token) and closed in ``post_shutdown``; a running reindex and the digest scheduler are
+stopped in ``post_stop``, while the bot can still send and edit messages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    Defaults,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers, texts
+from bot.digests import (
+    DIGEST_COMMANDS,
+    register_digest_handlers,
+    start_digest_scheduler,
+    stop_digest_scheduler,
+)
+from bot.logs import register_secret
+from bot.ratelimit import MAX_IN_FLIGHT, FloodControl
+from bot.services import KEY, BotServices
+from bot.settings import BotSettings
+from index.embedding import Embedder
+
+log = logging.getLogger(__name__)
+
+PUBLIC_COMMANDS = ("start", "help", "ask")
+ADMIN_COMMANDS = ("reindex", "stats")
+
+
+class MissingToken(ValueError):
+    """TELEGRAM_BOT_TOKEN is not set."""
+
+
+def file_url_for(base_url: str) -> str:
+    """``http://host:8081/bot`` → ``http://host:8081/file/bot`` (the Bot API server layout)."""
+    head, sep, _ = base_url.rstrip("/").rpartition("/bot")
+    return f"{head}/file/bot" if sep else base_url.rstrip("/") + "/file/bot"
+
+
+def build_application(settings: BotSettings, *, embedder: Embedder | None = None) -> Application:
+    """The bot, ready for :func:`bot.runner.running` (or PTB's own ``run_polling``).
+
+    ``embedder`` lets a caller that already loaded the model (tests, benchmarks) share it.
+    """
+    secret = settings.telegram_bot_token
+    token = secret.get_secret_value().strip() if secret else ""
+    if not token:
+        raise MissingToken("TELEGRAM_BOT_TOKEN is not set")
+    register_secret(token)
+    if settings.webhook_secret:
+        register_secret(settings.webhook_secret.get_secret_value())
+
+    async def post_init(app: Application) -> None:
+        app.bot_data[KEY] = await BotServices.open(settings, embedder)
+        await set_commands(app, settings)
+        await start_digest_scheduler(app)
+
+    async def post_stop(app: Application) -> None:
+        await stop_digest_scheduler(app)
+        services: BotServices | None = app.bot_data.get(KEY)
+        if services is not None:
+            await services.reindexer.close()
+
+    async def post_shutdown(app: Application) -> None:
+        services: BotServices | None = app.bot_data.pop(KEY, None)
+        if services is not None:
+            await services.close()
+
+    builder: ApplicationBuilder = (
+        Application.builder()
+        .token(token)
+        .concurrent_updates(max(1, settings.bot_concurrency))
+        .connection_pool_size(MAX_IN_FLIGHT + 4)
+        .rate_limiter(FloodControl(
+            overall_max_rate=settings.telegram_max_rate,
+            group_max_rate=settings.telegram_group_rate,
+            max_retries=settings.telegram_retries,
+        ))
+        .defaults(Defaults(
+            parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=True),
+        ))
+        .post_init(post_init)
+        .post_stop(post_stop)
+        .post_shutdown(post_shutdown)
+    )
+    if settings.telegram_api_url:
+        base = settings.telegram_api_url.rstrip("/")
+        builder = builder.base_url(base).base_file_url(file_url_for(base))
+    app = builder.build()
+    add_handlers(app)
+    register_digest_handlers(app, settings)
+    return app
+
+
+def add_handlers(app: Application) -> None:
+    new_message = filters.UpdateType.MESSAGE  # edits of old questions are not new questions
+    app.add_handler(CommandHandler("start", handlers.start, filters=new_message))
+    app.add_handler(CommandHandler("help", handlers.help_command, filters=new_message))
+    app.add_handler(CommandHandler("ask", handlers.ask_command, filters=new_message))
+    app.add_handler(CommandHandler("reindex", handlers.reindex_command, filters=new_message))
+    app.add_handler(CommandHandler("stats", handlers.stats_command, filters=new_message))
+    app.add_handler(MessageHandler(
+        new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND,
+        handlers.private_text,
+    ))
+    app.add_handler(MessageHandler(
+        new_message & filters.ChatType.PRIVATE & filters.COMMAND, handlers.help_command
+    ))
+    app.add_handler(MessageHandler(
+        new_message & filters.ChatType.GROUPS & filters.TEXT & ~filters.COMMAND,
+        handlers.group_text,
+    ))
+    app.add_handler(CallbackQueryHandler(handlers.more_button, pattern=r"^m:"))
+    app.add_handler(CallbackQueryHandler(handlers.feedback_button, pattern=r"^f:"))
+    app.add_handler(InlineQueryHandler(handlers.inline_query))
+    app.add_error_handler(handlers.on_error)
+
+
+def _commands(names: tuple[str, ...], lang: str) -> list[BotCommand]:
+    digest = DIGEST_COMMANDS.get(lang, DIGEST_COMMANDS["en"])
+    return [BotCommand(name, texts.raw(f"cmd_{name}", lang)) for name in names] + [
+        BotCommand(name, description) for name, description in digest.items()
+    ]
+
+
+async def set_commands(app: Application, settings: BotSettings) -> None:
+    """The command menu: everyone's, and a longer one in each admin's private chat.
+
+    Setting an admin's scope fails until that admin has started the bot (Telegram does not
+    know the chat yet); that is logged and the bot serves anyway.
+    """
+    bot = app.bot
+    for lang, code in (("en", None), ("it", "it")):
+        await bot.set_my_commands(_commands(PUBLIC_COMMANDS, lang), language_code=code)
+        for admin_id in settings.admin_ids:
+            try:
+                await bot.set_my_commands(
+                    _commands(PUBLIC_COMMANDS + ADMIN_COMMANDS, lang),
+                    scope=BotCommandScopeChat(admin_id),
+                    language_code=code,
+                )
+            except TelegramError as exc:
+                log.warning("could not set the admin command menu",
+                            extra={"kv": {"admin": admin_id, "error": str(exc)}})

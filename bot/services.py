@@ -1,0 +1,153 @@
+"""Everything the handlers use, opened once when the bot starts and closed when it stops.
+
+Lives in ``application.bot_data["services"]`` (opened in ``post_init``, closed in
+``post_shutdown``), so handlers stay thin and tests can reach the same objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from telegram.ext import ContextTypes
+
+from bot.ratelimit import UserRateLimiter
+from bot.reindex import Reindexer
+from bot.settings import BotSettings
+from bot.state import BotState, Page, QuestionLog, new_page_id
+from index.embedding import Embedder
+from index.models import Answer
+from index.render import render_telegram_html
+from index.retrieval import Retriever
+from index.runtime import Services, open_services
+
+log = logging.getLogger(__name__)
+
+KEY = "services"
+
+
+@dataclass(slots=True)
+class Reply:
+    """A rendered answer: the messages to send and the page the buttons refer to."""
+
+    answer: Answer
+    messages: list[str]
+    page: Page | None  # None when nothing was found (no buttons then)
+    has_more: bool
+    started: float
+
+
+@dataclass
+class BotServices:
+    settings: BotSettings
+    index: Services
+    retriever: Retriever
+    state: BotState
+    limiter: UserRateLimiter
+    inline_limiter: UserRateLimiter
+    reindexer: Reindexer
+    tz: ZoneInfo
+    _overview: tuple[float, dict[str, Any], dict[str, Any]] | None = field(default=None)
+
+    @classmethod
+    async def open(cls, settings: BotSettings, embedder: Embedder | None = None) -> BotServices:
+        tz = ZoneInfo(settings.timezone)
+        index = await open_services(settings, embedder=embedder)
+        try:
+            if await index.is_empty():
+                log.info("the store is empty: indexing the built-in sample before serving")
+                report = await index.index()
+                log.info("sample indexed", extra={"kv": {"added": report.added,
+                                                         "seconds": round(report.seconds, 1)}})
+            vectors = await index.vectors()
+            retriever = Retriever(settings, index.store, index.embedder, vectors, tz=tz)
+            state = await BotState.open(settings.bot_state_path, tz)
+        except BaseException:
+            await index.close()
+            raise
+        self = cls(
+            settings=settings,
+            index=index,
+            retriever=retriever,
+            state=state,
+            limiter=UserRateLimiter(settings.user_rate_limit),
+            # Inline queries arrive while the user types: a looser budget of their own.
+            inline_limiter=UserRateLimiter(max(30, settings.user_rate_limit * 3)
+                                           if settings.user_rate_limit > 0 else 0),
+            reindexer=Reindexer(settings, index.embedder),
+            tz=tz,
+        )
+        self.reindexer.on_done = self.after_reindex
+        return self
+
+    async def close(self) -> None:
+        await self.reindexer.close()
+        await self.state.close()
+        await self.index.close()
+
+    # -- answers ----------------------------------------------------------------------------
+
+    async def reply(
+        self,
+        question: str,
+        lang: str,
+        *,
+        offset: int = 0,
+        chat_id: int | None = None,
+        user_id: int | None = None,
+        started: float | None = None,
+    ) -> Reply:
+        """Retrieve and render one page of passages; the page is saved so "More" can go on."""
+        started = time.perf_counter() if started is None else started
+        k = self.settings.answer_k
+        answer = await self.retriever.answer(question, k=k, offset=offset)
+        messages = render_telegram_html(answer, lang=lang, start_index=offset + 1, tz=self.tz)
+        page = None
+        if answer.hits:
+            page = Page(new_page_id(), chat_id, user_id, lang, question, offset, k,
+                        [h.chunk_id or h.article_id for h in answer.hits])
+            await self.state.save_page(page)
+        return Reply(answer, messages, page, len(answer.hits) >= k, started)
+
+    async def inline(self, question: str, *, offset: int, limit: int) -> Answer:
+        return await self.retriever.answer(question, k=limit, offset=offset)
+
+    async def log_question(
+        self, reply_or_answer: Reply | Answer, *, kind: str, lang: str, user_id: int | None,
+        chat_id: int | None, chat_type: str | None, started: float,
+    ) -> float:
+        answer = reply_or_answer.answer if isinstance(reply_or_answer, Reply) else reply_or_answer
+        latency = (time.perf_counter() - started) * 1000
+        await self.state.log_question(QuestionLog(
+            user_id, chat_id, chat_type, kind, lang, answer.question, len(answer.hits), latency,
+        ))
+        log.info("answered", extra={"kv": {
+            "kind": kind, "user": user_id, "chat": chat_id, "hits": len(answer.hits),
+            "latency_ms": round(latency, 1),
+        }})
+        return latency
+
+    # -- corpus facts -----------------------------------------------------------------------
+
+    async def overview(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Counts and overview for /start, cached a minute: they scan whole tables."""
+        now = time.monotonic()
+        if self._overview is None or now - self._overview[0] > 60:
+            counts = await self.index.store.counts()
+            overview = await self.index.store.corpus_overview()
+            self._overview = (now, counts, overview)
+        return self._overview[1], self._overview[2]
+
+    async def after_reindex(self) -> None:
+        self.retriever.invalidate()
+        self._overview = None
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.settings.admin_ids
+
+
+def services_of(context: ContextTypes.DEFAULT_TYPE) -> BotServices:
+    return context.application.bot_data[KEY]  # type: ignore[no-any-return]

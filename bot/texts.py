@@ -1,0 +1,297 @@
+"""The bot's own words, in Italian and English, as Telegram HTML.
+
+Templates may hold markup; every value put into them is escaped here, so a handler can never
+forget to. Answers themselves are rendered by :mod:`index.render`, not here.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from index.i18n import date_prepositions, format_date, normalize_lang
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "start": (
+            "<b>Hello! I answer questions about a news archive with the passages of real "
+            "articles that answer them</b>, quoted word for word, with title, outlet, date "
+            "and link. I never write text of my own."
+        ),
+        "corpus": (
+            "I know <b>{articles}</b> articles ({chunks} passages) in {languages}{range}."
+        ),
+        "corpus_range": ", published from {first} to {last}",
+        "corpus_empty": "My archive is empty at the moment.",
+        "examples": "Try asking:",
+        "how_private": "Here, just write your question.",
+        "how_groups": "In groups: <code>/ask your question</code>, mention me, or reply to me.",
+        "how_inline": "In any chat: type <code>@{bot} your question</code> and pick a passage.",
+        "help": (
+            "<b>How to ask</b>\n"
+            "Write a question in your own words, in Italian or English. I reply with the "
+            "passages that answer it; <i>More</i> shows the next ones, 👍/👎 tell me if they "
+            "helped.\n\n"
+            "<b>Filters</b> (optional, anywhere in the question)\n"
+            "• <code>source:reuters</code> — only that outlet\n"
+            "• <code>lang:it</code> — only articles in that language\n"
+            "• <code>after:2025-12-01</code>, <code>before:2025-11</code> — publication dates\n"
+            "• natural dates also work: <i>last week</i>, <i>in March 2024</i>, "
+            "<i>yesterday</i>"
+        ),
+        "ask_usage": "Write the question after the command, e.g. <code>/ask {example}</code>",
+        "mention_usage": "Ask me something after the mention, e.g. <code>@{bot} {example}</code>",
+        "rate_limited": (
+            "You are asking faster than I can keep up with 🙂 Please wait {seconds} s and ask "
+            "again."
+        ),
+        "error": "Sorry, something went wrong while answering. Please try again in a moment.",
+        "button_more": "More ▸",
+        "no_more": "No more passages for this question.",
+        "page_gone": "This answer is too old to continue: please ask again.",
+        "more_shown": "The next passages are already below.",
+        "thanks_up": "Thanks! Glad it helped.",
+        "thanks_down": "Thanks, noted: I'll try to do better.",
+        "admin_only": "Sorry, this command is for the bot's administrators.",
+        "reindex_usage": "Usage: <code>/reindex all</code> or <code>/reindex SOURCE</code>. {sources}",
+        "reindex_sources": "Configured sources: {names}.",
+        "reindex_no_sources": "No sources are configured: <code>all</code> re-reads the built-in sample.",
+        "reindex_unknown": "Unknown source <code>{name}</code>. {sources}",
+        "reindex_busy": "A reindex is already running; I'll post its summary when it ends.",
+        "reindex_starting": "Reindexing <b>{target}</b>: starting…",
+        "reindex_loading": "Reindexing <b>{target}</b>: reading and cleaning articles… ({elapsed})",
+        "reindex_progress": (
+            "Reindexing <b>{target}</b>\n"
+            "articles {done}/{total} · {rate:.1f} passages/s · ETA {eta}"
+        ),
+        "reindex_pruning": "Reindexing <b>{target}</b>: removing articles no longer present…",
+        "reindex_done": (
+            "Reindex of <b>{target}</b> finished in {seconds:.1f} s\n"
+            "added {added} · updated {updated} · unchanged {unchanged} · removed {removed} · "
+            "failed {failed}"
+        ),
+        "reindex_failures": "First failures:",
+        "reindex_failed": "Reindex of <b>{target}</b> failed: {reason}",
+        "reindex_nothing": "Nothing to reindex: {reason}",
+        "reindex_cancelled": "Reindex of <b>{target}</b> was interrupted (the bot is stopping).",
+        "stats": (
+            "<b>Statistics</b>\n"
+            "articles {articles} · passages {chunks}\n"
+            "last index run: {last_run}\n"
+            "questions today: {today}\n"
+            "feedback: 👍 {up} · 👎 {down} ({ratio})\n"
+            "answer latency today: p50 {p50} · p95 {p95}"
+        ),
+        "stats_no_run": "never",
+        "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} failed",
+        "none": "—",
+        "cmd_start": "What I know and how to ask",
+        "cmd_help": "How to ask, with filters",
+        "cmd_ask": "Ask a question (in groups)",
+        "cmd_reindex": "Re-read the sources (admins)",
+        "cmd_stats": "Usage statistics (admins)",
+    },
+    "it": {
+        "start": (
+            "<b>Ciao! Rispondo alle domande su un archivio di notizie con i passaggi di "
+            "articoli veri che rispondono</b>, citati parola per parola, con titolo, testata, "
+            "data e link. Non scrivo mai testo mio."
+        ),
+        "corpus": (
+            "Conosco <b>{articles}</b> articoli ({chunks} passaggi) in {languages}{range}."
+        ),
+        "corpus_range": ", pubblicati {p_from}{first} {p_to}{last}",
+        "corpus_empty": "Per ora il mio archivio è vuoto.",
+        "examples": "Prova a chiedere:",
+        "how_private": "Qui basta scrivere la domanda.",
+        "how_groups": (
+            "Nei gruppi: <code>/ask la tua domanda</code>, menzionami o rispondi a un mio "
+            "messaggio."
+        ),
+        "how_inline": (
+            "In qualsiasi chat: scrivi <code>@{bot} la tua domanda</code> e scegli un passaggio."
+        ),
+        "help": (
+            "<b>Come chiedere</b>\n"
+            "Scrivi una domanda con parole tue, in italiano o in inglese. Rispondo con i "
+            "passaggi che rispondono; <i>Altri</i> mostra i successivi, 👍/👎 mi dicono se "
+            "sono stati utili.\n\n"
+            "<b>Filtri</b> (facoltativi, in qualsiasi punto della domanda)\n"
+            "• <code>fonte:reuters</code> — solo quella testata\n"
+            "• <code>lingua:it</code> — solo articoli in quella lingua\n"
+            "• <code>dal:2025-12-01</code>, <code>before:2025-11</code> — date di pubblicazione\n"
+            "• funzionano anche le date a parole: <i>la settimana scorsa</i>, "
+            "<i>a marzo 2024</i>, <i>ieri</i>"
+        ),
+        "ask_usage": "Scrivi la domanda dopo il comando, per esempio <code>/ask {example}</code>",
+        "mention_usage": (
+            "Chiedimi qualcosa dopo la menzione, per esempio <code>@{bot} {example}</code>"
+        ),
+        "rate_limited": (
+            "Stai facendo domande più in fretta di quanto riesca a seguirti 🙂 Aspetta "
+            "{seconds} s e riprova."
+        ),
+        "error": "Scusa, qualcosa è andato storto nel rispondere. Riprova tra un momento.",
+        "button_more": "Altri ▸",
+        "no_more": "Non ci sono altri passaggi per questa domanda.",
+        "page_gone": "Questa risposta è troppo vecchia per continuare: rifai la domanda.",
+        "more_shown": "I passaggi successivi sono già qui sotto.",
+        "thanks_up": "Grazie! Felice di esserti stato utile.",
+        "thanks_down": "Grazie, ne terrò conto.",
+        "admin_only": "Scusa, questo comando è riservato agli amministratori del bot.",
+        "reindex_usage": "Uso: <code>/reindex all</code> oppure <code>/reindex FONTE</code>. {sources}",
+        "reindex_sources": "Fonti configurate: {names}.",
+        "reindex_no_sources": (
+            "Nessuna fonte configurata: <code>all</code> rilegge il campione incluso."
+        ),
+        "reindex_unknown": "Fonte sconosciuta <code>{name}</code>. {sources}",
+        "reindex_busy": "C'è già una reindicizzazione in corso; ne pubblicherò il riepilogo alla fine.",
+        "reindex_starting": "Reindicizzazione di <b>{target}</b>: avvio…",
+        "reindex_loading": (
+            "Reindicizzazione di <b>{target}</b>: lettura e pulizia degli articoli… ({elapsed})"
+        ),
+        "reindex_progress": (
+            "Reindicizzazione di <b>{target}</b>\n"
+            "articoli {done}/{total} · {rate:.1f} passaggi/s · fine stimata tra {eta}"
+        ),
+        "reindex_pruning": (
+            "Reindicizzazione di <b>{target}</b>: rimozione degli articoli non più presenti…"
+        ),
+        "reindex_done": (
+            "Reindicizzazione di <b>{target}</b> completata in {seconds:.1f} s\n"
+            "aggiunti {added} · aggiornati {updated} · invariati {unchanged} · "
+            "rimossi {removed} · falliti {failed}"
+        ),
+        "reindex_failures": "Primi errori:",
+        "reindex_failed": "Reindicizzazione di <b>{target}</b> fallita: {reason}",
+        "reindex_nothing": "Niente da reindicizzare: {reason}",
+        "reindex_cancelled": (
+            "Reindicizzazione di <b>{target}</b> interrotta (il bot si sta fermando)."
+        ),
+        "stats": (
+            "<b>Statistiche</b>\n"
+            "articoli {articles} · passaggi {chunks}\n"
+            "ultima indicizzazione: {last_run}\n"
+            "domande oggi: {today}\n"
+            "valutazioni: 👍 {up} · 👎 {down} ({ratio})\n"
+            "latenza delle risposte oggi: p50 {p50} · p95 {p95}"
+        ),
+        "stats_no_run": "mai",
+        "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} falliti",
+        "none": "—",
+        "cmd_start": "Cosa so e come chiedere",
+        "cmd_help": "Come chiedere, con i filtri",
+        "cmd_ask": "Fai una domanda (nei gruppi)",
+        "cmd_reindex": "Rileggi le fonti (amministratori)",
+        "cmd_stats": "Statistiche d'uso (amministratori)",
+    },
+}
+
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "en": (
+        "Who is the new CEO of General Motors?",
+        "What did the IAGS declare about Gaza?",
+        "lang:it General Motors bankruptcy",
+    ),
+    "it": (
+        "Chi è il nuovo amministratore delegato di General Motors?",
+        "Cosa ha dichiarato la IAGS su Gaza?",
+        "fonte:reuters cessate il fuoco a dicembre 2025",
+    ),
+}
+
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "en": {"en": "English", "it": "Italian", "fr": "French", "de": "German", "es": "Spanish"},
+    "it": {"en": "inglese", "it": "italiano", "fr": "francese", "de": "tedesco", "es": "spagnolo"},
+}
+
+AND = {"en": "and", "it": "e"}
+
+
+def user_lang(language_code: str | None) -> str:
+    """Telegram's ``language_code`` ("it", "it-IT") → "it"; everything else → "en"."""
+    return "it" if (language_code or "").lower().startswith("it") else "en"
+
+
+class Html(str):
+    """Text that is already Telegram HTML: :func:`t` inserts it without escaping again."""
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def t(key: str, lang: str, /, **values: Any) -> Html:
+    """The template ``key`` in ``lang`` with every value HTML-escaped (numbers and
+    :class:`Html` inserted as they are)."""
+    table = STRINGS.get(normalize_lang(lang), STRINGS["en"])
+    template = table.get(key) or STRINGS["en"][key]
+    safe = {
+        k: v if isinstance(v, int | float | Html) else esc(v) for k, v in values.items()
+    }
+    return Html(template.format(**safe) if safe else template)
+
+
+def raw(key: str, lang: str) -> str:
+    """A template without markup, for places that take plain text (button labels, alerts)."""
+    table = STRINGS.get(normalize_lang(lang), STRINGS["en"])
+    return table.get(key) or STRINGS["en"][key]
+
+
+def _join(items: list[str], lang: str) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {AND.get(lang, 'and')} " + items[-1]
+
+
+def languages_phrase(langs: Mapping[str, int], lang: str) -> str:
+    names = LANGUAGE_NAMES.get(lang, LANGUAGE_NAMES["en"])
+    shown = [names.get(code, code) for code in list(langs)[:5] if code and code != "?"]
+    return _join(shown, lang) or "?"
+
+
+def start_html(lang: str, counts: Mapping[str, int], overview: Mapping[str, Any],
+               bot_username: str | None) -> str:
+    lines = [t("start", lang), ""]
+    if counts.get("articles"):
+        first: datetime | None = overview.get("first_published")
+        last: datetime | None = overview.get("last_published")
+        period = ""
+        if first and last:
+            a, b = format_date(first.date(), lang), format_date(last.date(), lang)
+            period = t("corpus_range", lang, first=a, last=b,
+                       p_from=date_prepositions(a)["p_from"], p_to=date_prepositions(b)["p_to"])
+        lines.append(
+            t("corpus", lang, articles=counts["articles"], chunks=counts.get("chunks", 0),
+              languages=languages_phrase(overview.get("languages", {}), lang), range=period)
+        )
+    else:
+        lines.append(t("corpus_empty", lang))
+    lines += ["", t("examples", lang)]
+    lines += [f"• <i>{esc(q)}</i>" for q in EXAMPLES[lang]]
+    lines += ["", t("how_private", lang), t("how_groups", lang)]
+    if bot_username:
+        lines.append(t("how_inline", lang, bot=bot_username))
+    return "\n".join(lines)
+
+
+def help_html(lang: str, bot_username: str | None) -> str:
+    lines = [t("help", lang), "", t("how_groups", lang)]
+    if bot_username:
+        lines.append(t("how_inline", lang, bot=bot_username))
+    return "\n".join(lines)
+
+
+def example(lang: str) -> str:
+    return EXAMPLES[lang][0]
+
+
+def duration(seconds: float | None) -> str:
+    """``75`` → ``1:15``; unknown → ``--:--``."""
+    if seconds is None:
+        return "--:--"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
