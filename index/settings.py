@@ -66,9 +66,6 @@ class Settings(BaseSettings):
     max_passages_per_article: int = Field(
         2, validation_alias=_env("MAX_PASSAGES_PER_ARTICLE", "max_passages_per_article")
     )
-    min_relevance: float | None = Field(
-        None, validation_alias=_env("MIN_RELEVANCE", "min_relevance")
-    )
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -1,0 +1,48 @@
+"""Configuration: every variable is documented, and values parse as operators write them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import BotSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env_names() -> set[str]:
+    names = set()
+    for field in BotSettings.model_fields.values():
+        alias = field.validation_alias
+        choices = getattr(alias, "choices", None)
+        if choices:
+            names.add(str(choices[0]))
+    return names
+
+
+def test_env_example_documents_every_variable():
+    documented = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#") and "=" in line
+    }
+    assert _env_names() - documented == set()
+    assert documented - _env_names() == set()
+
+
+def test_values_parse_as_written(monkeypatch, tmp_path):
+    monkeypatch.setenv("ADMIN_IDS", "123, 456 789")
+    monkeypatch.setenv("NEWSBOT_SOURCES", "ansa=feeds/ansa.xml,archive=/srv/news")
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CHROMA_HOST", "")
+    s = BotSettings(_env_file=None)
+    assert s.admin_ids == [123, 456, 789]
+    assert s.sources == {"ansa": "feeds/ansa.xml", "archive": "/srv/news"}
+    assert s.data_dir == tmp_path and s.chroma_host is None
+
+
+def test_bad_admin_ids_name_the_variable(monkeypatch):
+    monkeypatch.setenv("ADMIN_IDS", "alice")
+    with pytest.raises(ValueError, match="ADMIN_IDS"):
+        BotSettings(_env_file=None)
