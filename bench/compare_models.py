@@ -27,15 +27,18 @@ NEWSBOT = [sys.executable, "-m", "bot.cli"]
 
 def run(args: list[str], env: dict[str, str]) -> tuple[str, float]:
     """Run a newsbot subcommand; return stdout and its peak RSS in MB."""
-    proc = subprocess.Popen(
-        NEWSBOT + args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert proc.stdout is not None
-    out = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"newsbot {' '.join(args)} failed ({proc.returncode})")
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            NEWSBOT + args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err
+        )
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-2000:]
+            raise SystemExit(f"newsbot {' '.join(args)} failed ({proc.returncode}):\n{tail}")
     return out, usage.ru_maxrss / 1024
 
 

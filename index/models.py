@@ -107,6 +107,10 @@ class Answer:
     filters: Filters
     hits: list[Hit]
     suggestion: str | None = None  # shown when nothing relevant was found
+    # Date phrases written in prose ("nell'aprile 2000") may name the event, not the
+    # publication: when they exclude every relevant passage, the search is repeated without
+    # them and the phrases that were set aside are kept here for the reply to mention.
+    relaxed: Filters | None = None
 
     @property
     def found(self) -> bool:

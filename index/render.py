@@ -407,6 +407,9 @@ def _header_html(answer: Answer, lang: str, start_index: int, tz: tzinfo | None,
     if not answer.filters.is_empty():
         desc = describe_filters(answer.filters, lang, tz)
         lines.append(f"<i>{_esc(t('filters_line', lang, filters=desc))}</i>")
+    if answer.relaxed is not None:
+        desc = describe_filters(answer.relaxed, lang, tz)
+        lines.append(f"<i>{_esc(t('relaxed_line', lang, filters=desc))}</i>")
     return "\n".join(lines)
 
 
@@ -482,6 +485,8 @@ def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) 
         lines = [t("header", lang, n=len(answer.hits), question=question)]
     if not answer.filters.is_empty():
         lines.append(t("filters_line", lang, filters=describe_filters(answer.filters, lang, tz)))
+    if answer.relaxed is not None:
+        lines.append(t("relaxed_line", lang, filters=describe_filters(answer.relaxed, lang, tz)))
     indent = "    "
     for n, hit in enumerate(answer.hits, 1):
         lines.append("")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,7 +78,7 @@ def params_for(model_id: str) -> FusionParams:
 
 
 # Filtered dense search (see Retriever._dense; measured by bench/query_bench.py).
-DENSE_EXACT_CHUNKS = 600  # filters passing at most this many chunks are scored exactly
+DENSE_EXACT_CHUNKS = 500  # filters passing at most this many chunks are scored exactly
 DENSE_FETCH_CHUNKS = 1500  # up to this many, from their fetched vectors; above, Chroma ids=
 DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
 
@@ -192,10 +193,20 @@ class Retriever:
         if not query.strip():
             query = question
         search = await self.search(query, filters, mode=mode)
-        if check_relevance and not self.is_relevant(search, mode):
+        relevant = not check_relevance or self.is_relevant(search, mode)
+        relaxed: Filters | None = None
+        if not relevant and has_prose_dates(question, filters):
+            # "nell'aprile 2000" may date the event rather than the article: search again
+            # without the date, keeping the date words, which help find the passage.
+            soft = Filters(sources=filters.sources, langs=filters.langs)
+            retry = await self.search(question, soft, mode=mode)
+            if not check_relevance or self.is_relevant(retry, mode):
+                relaxed = Filters(date_from=filters.date_from, date_to=filters.date_to)
+                search, query, filters, relevant = retry, question, soft, True
+        if not relevant:
             return Answer(question, query, filters, [], suggestion=self.suggestion(filters))
         hits = await self.build_hits(search, query, k + offset)
-        return Answer(question, query, filters, hits[offset : offset + k])
+        return Answer(question, query, filters, hits[offset : offset + k], relaxed=relaxed)
 
     def is_relevant(self, search: Search, mode: Mode) -> bool:
         if not search.ranked:
@@ -274,22 +285,27 @@ class Retriever:
         fraction = await self.store.filter_fraction(filters)
         if fraction <= 0.0:
             return []
-        total = await asyncio.to_thread(self.vectors.count)
+        total = await self.store.chunk_count()
         exact_limit = min(max(DENSE_EXACT_CHUNKS, p.dense_candidates), p.filtered_exact_limit)
-        if fraction * total <= 2 * exact_limit:  # an estimate: the count below is exact
-            ids = await self.store.filtered_chunk_ids(filters, exact_limit)
+        n = min(total, p.overfetch, max(p.dense_candidates, math.ceil(
+            DENSE_OVERFETCH_FACTOR * p.dense_candidates / fraction
+        )))  # fmt: skip
+        keep: set[str] | None = None
+        id_limit = max(exact_limit, 4 * n)
+        if fraction * total <= id_limit:  # an estimate: the list below is exact
+            ids = await self.store.filtered_chunk_ids(filters, id_limit)
             if ids is not None:
                 if not ids:
                     return []
-                if len(ids) <= DENSE_FETCH_CHUNKS:
-                    return await asyncio.to_thread(self._score, vec, ids, p.dense_candidates)
-                res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates, ids)
-                return res[0]
-        n = min(total, p.overfetch, max(p.dense_candidates, math.ceil(
-            DENSE_OVERFETCH_FACTOR * p.dense_candidates / fraction
-        )))
+                if len(ids) <= exact_limit:
+                    if len(ids) <= DENSE_FETCH_CHUNKS:
+                        return await asyncio.to_thread(self._score, vec, ids, p.dense_candidates)
+                    res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates, ids)
+                    return res[0]
+                keep = set(ids)
         res = await asyncio.to_thread(self.vectors.query, vecs, n)
-        keep = await self.store.passing_chunk_ids([c for c, _ in res[0]], filters)
+        if keep is None:
+            keep = await self.store.passing_chunk_ids([c for c, _ in res[0]], filters)
         return [(c, s) for c, s in res[0] if c in keep][: p.dense_candidates]
 
     def _score(self, vec: np.ndarray, ids: Sequence[str], n: int) -> list[tuple[str, float]]:
@@ -382,6 +398,16 @@ class Retriever:
                 )
             )
         return hits
+
+
+_DATE_OPERATOR = re.compile(
+    r"(?i)(?<!\S)(?:after|since|before|until|dal|da|al|fino|prima|dopo):\S"
+)
+
+
+def has_prose_dates(question: str, filters: Filters) -> bool:
+    """A date restriction that came from words, not from an explicit ``after:`` operator."""
+    return bool(filters.date_from or filters.date_to) and not _DATE_OPERATOR.search(question)
 
 
 def _overlaps(a: ChunkRecord, b: ChunkRecord) -> bool:

@@ -227,3 +227,16 @@ def test_eval_cli_prints_metrics(tmp_path):
     assert last == "eval: hit@3=1.000 answer@3=1.000 n=1"
     assert summary_line([], [3]) == "eval: hit@3=0.000 answer@3=0.000 n=0"
 
+
+
+async def test_prose_date_that_excludes_everything_is_relaxed(retriever):
+    # "in March 2020" may date the event, not the article: answered, and the reply says so.
+    answer = await retriever.answer("Valencia floods in March 2020", now=NOW)
+    assert answer.hits and answer.hits[0].article_id == "en-floods"
+    assert answer.relaxed is not None and answer.relaxed.date_from is not None
+    assert "any date" in render_telegram_html(answer, lang="en")[0]
+
+
+async def test_explicit_date_operator_is_never_relaxed(retriever):
+    answer = await retriever.answer("Valencia floods after:2026-01-01", now=NOW)
+    assert answer.hits == [] and answer.relaxed is None and answer.suggestion == "filters"
