@@ -52,6 +52,7 @@ __all__ = [
     "name_tokens",
     "render_digest_html",
     "render_digest_plain",
+    "topic_scores",
 ]
 
 # -- strings ----------------------------------------------------------------------------------
@@ -511,6 +512,45 @@ async def lead_vectors(store: Store, vectors: Any, article_ids: Sequence[str]) -
     return out
 
 
+@dataclass(slots=True)
+class TopicScore:
+    """How an article relates to a topic: its best chunk's dense similarity and the
+    rarity-weighted fraction of the topic's words it contains."""
+
+    dense: float = 0.0
+    match: float = 0.0
+
+
+async def topic_scores(
+    retriever: Any, topic: str, since: datetime, until: datetime, n_chunks: int
+) -> tuple[dict[str, TopicScore], float]:
+    """Every article of the period that the topic's search reaches, with its scores, and the
+    retrieval's own keyword bar (``min_match``)."""
+    from index.retrieval import Retriever
+
+    base: Retriever = retriever
+    wide = max(base.params.dense_candidates, min(n_chunks, base.params.filtered_exact_limit))
+    params = replace(base.params, dense_candidates=wide, bm25_candidates=wide)
+    r = Retriever(base.settings, base.store, base.embedder, base.vectors, params=params, tz=base.tz)
+    r.encoder = base.encoder  # share the batching encoder
+    search = await r.search(topic, Filters(date_from=since, date_to=until))
+    groups = keywords.query_terms(topic)
+    weights = await _term_weights(base.store, groups)
+    total = sum(weights) or 1.0
+    out: dict[str, TopicScore] = {}
+    for ranked in search.ranked:
+        rec = search.records.get(ranked.chunk_id)
+        if rec is None:
+            continue
+        score = out.setdefault(rec.article_id, TopicScore())
+        score.dense = max(score.dense, ranked.dense or 0.0)
+        if groups and score.match < 1.0:
+            stems = _stem_variants(f"{rec.title}\n{rec.text}", rec.lang)
+            matched = sum(w for g, w in zip(groups, weights, strict=True) if g & stems)
+            score.match = max(score.match, matched / total)
+    return out, params.min_match
+
+
 async def topic_article_ids(
     retriever: Any,
     topic: str,
@@ -529,36 +569,13 @@ async def topic_article_ids(
     - keywords: the topic's words must reach the retrieval's ``min_match`` fraction
       *weighted by their rarity* in the index (BM25's IDF), so "war" alone does not make a
       Gaza report match "Ukraine war", while "Gaza Ukraine" still matches either;
-    - dense: ``topic_min_dense`` instead of ``min_dense``, because a one-word topic gives a
-      small model's cosines little spread (with MiniLM a Colombian cult story scores 0.35
-      against "Gaza hostages").
+    - dense: ``topic_min_dense`` (per model, see ``GROUPING_PARAMS``) instead of the
+      question's ``min_dense``, because one-word topics give cosines little spread (with
+      MiniLM a Colombian cult story scores 0.35 against "Gaza hostages").
     """
-    from index.retrieval import Retriever
-
-    base: Retriever = retriever
-    wide = max(base.params.dense_candidates, min(n_chunks, base.params.filtered_exact_limit))
-    params = replace(base.params, dense_candidates=wide, bm25_candidates=wide)
-    r = Retriever(base.settings, base.store, base.embedder, base.vectors, params=params, tz=base.tz)
-    r.encoder = base.encoder  # share the batching encoder
-    search = await r.search(topic, Filters(date_from=since, date_to=until))
-    groups = keywords.query_terms(topic)
-    weights = await _term_weights(base.store, groups)
-    total = sum(weights) or 1.0
-    min_dense = max(params.min_dense, topic_min_dense)
-    keep: set[str] = set()
-    for ranked in search.ranked:
-        rec = search.records.get(ranked.chunk_id)
-        if rec is None or rec.article_id in keep:
-            continue
-        if ranked.dense is not None and ranked.dense >= min_dense:
-            keep.add(rec.article_id)
-            continue
-        if groups:
-            stems = _stem_variants(f"{rec.title}\n{rec.text}", rec.lang)
-            matched = sum(w for g, w in zip(groups, weights, strict=True) if g & stems)
-            if matched / total >= params.min_match:
-                keep.add(rec.article_id)
-    return keep
+    scores, min_match = await topic_scores(retriever, topic, since, until, n_chunks)
+    min_dense = max(retriever.params.min_dense, topic_min_dense)
+    return {a for a, s in scores.items() if s.dense >= min_dense or s.match >= min_match}
 
 
 def _stem_variants(text: str, lang: str | None) -> set[str]:

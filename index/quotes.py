@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote as _percent
 
 from index import keywords
@@ -91,15 +92,59 @@ def _tidy(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of ``text``: ``index.chunking.split_sentences`` if present, else ours."""
-    spans = _chunker_split(text) if _chunker_split is not None else _own_split(text)
+def _sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Sentence spans of ``text[start:end]`` (absolute offsets), split as the chunker does."""
+    end = len(text) if end is None else end
+    part = text if start == 0 and end == len(text) else text[start:end]
+    spans = _chunker_split(part) if _chunker_split is not None else _own_split(part)
+    if start:
+        spans = [(a + start, b + start) for a, b in spans]
     return _tidy(text, spans)
 
 
 # -- scoring --------------------------------------------------------------------------------
 
 _WORD = re.compile(r"\w+")
+
+# Rarity is judged within this many characters around the chunk (whole lines), not over a
+# whole long article: it is the costliest step of a reply and the context that matters.
+RARITY_CONTEXT = 1500
+
+
+@lru_cache(maxsize=1 << 16)
+def _folded(raw: str) -> tuple[str, ...]:
+    """``keywords.tokens`` of one raw word: usually just the word, case and accents folded."""
+    return tuple(keywords.tokens(raw))
+
+
+@lru_cache(maxsize=1 << 16)
+def _query_variants(word: str) -> frozenset[str]:
+    """A folded word and its Snowball stems in every query language."""
+    forms = {word}
+    for lang in keywords.QUERY_LANGS:
+        forms.update(keywords.stem_words([word], lang))
+    return frozenset(forms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Passage:
+    """Sentences of a stretch of an article and, per folded word, the sentences with it."""
+
+    sents: list[tuple[int, int]]
+    words: dict[str, tuple[int, ...]]
+
+
+@lru_cache(maxsize=128)
+def _passage(text: str, start: int, end: int) -> _Passage:
+    sents = _sentences(text, start, end)
+    where: dict[str, list[int]] = {}
+    for i, (s, e) in enumerate(sents):
+        words: set[str] = set()
+        for raw in set(_WORD.findall(text, s, e)):
+            words.update(_folded(raw))
+        for w in words:
+            where.setdefault(w, []).append(i)
+    return _Passage(sents, {w: tuple(v) for w, v in where.items()})
 
 
 class _Terms:
@@ -108,9 +153,13 @@ class _Terms:
     def __init__(self, question: str, stem: Callable[[str], str] | None) -> None:
         self.stem = stem
         self._cache: dict[str, frozenset[str]] = {}
+        self._hits: dict[str, frozenset[int]] = {}
         if stem is None:
             # Stems in every query language: the question's language is often unknowable.
             self.groups = [frozenset(g) for g in keywords.query_terms(question)]
+            # Snowball (it, en) keeps a word's first letter, so a word can only match a term
+            # that starts like it: most words of a passage need no stemming at all.
+            self._initials: set[str] | None = {f[:1] for g in self.groups for f in g}
         else:
             seen: dict[str, frozenset[str]] = {}
             for w in keywords.tokens(question):
@@ -118,26 +167,35 @@ class _Terms:
                     continue
                 seen.setdefault(w, frozenset({stem(w)}))
             self.groups = list(seen.values())
+            self._initials = None
 
     def variants(self, word: str) -> frozenset[str]:
+        if self.stem is None:
+            return _query_variants(word)
         v = self._cache.get(word)
         if v is None:
-            if self.stem is not None:
-                v = frozenset({self.stem(word)})
-            else:
-                forms = {word}
-                for lang in keywords.QUERY_LANGS:
-                    forms.update(keywords.stem_words([word], lang))
-                v = frozenset(forms)
+            v = frozenset({self.stem(word)})
             self._cache[word] = v
         return v
 
+    def hits(self, word: str) -> frozenset[int]:
+        """Indexes of the question terms that the (folded) ``word`` matches."""
+        h = self._hits.get(word)
+        if h is None:
+            if self._initials is not None and word[:1] not in self._initials:
+                h = frozenset()
+            else:
+                forms = self.variants(word)
+                h = frozenset(i for i, g in enumerate(self.groups) if g & forms)
+            self._hits[word] = h
+        return h
+
     def matched(self, text: str) -> set[int]:
         """Indexes of the question terms that occur in ``text``."""
-        forms: set[str] = set()
+        out: set[int] = set()
         for w in keywords.tokens(text):
-            forms |= self.variants(w)
-        return {i for i, g in enumerate(self.groups) if g & forms}
+            out |= self.hits(w)
+        return out
 
 
 # -- quotes ---------------------------------------------------------------------------------
@@ -193,8 +251,9 @@ def make_hit_quote(
     """The quote to show for a retrieved chunk: the sentence of the chunk that best answers
     ``question``, widened with whole neighbouring sentences while it fits in ``max_chars``.
 
-    The best sentence matches the most question terms weighted by rarity within the article
-    (a term in every sentence is the topic, not the answer); ties go to the earlier sentence.
+    The best sentence matches the most question terms weighted by rarity around the chunk
+    (within ``RARITY_CONTEXT`` characters: a term in every sentence is the topic, not the
+    answer); ties go to the earlier sentence.
     Matching folds case and accents and compares stems (``stem``, or Snowball stems in every
     query language when None). Context is taken first from the chunk itself, then from the
     same paragraph, never across a paragraph outside the chunk.
@@ -204,7 +263,11 @@ def make_hit_quote(
     max_chars = max(1, max_chars)
     chunk_start = max(0, min(chunk_start, n))
     chunk_end = max(chunk_start, min(chunk_end, n))
-    sents = _sentences(text)
+    # Whole lines around the chunk: sentences never cross a line outside the chunk.
+    lo_cut = text.rfind("\n", 0, max(0, chunk_start - RARITY_CONTEXT)) + 1
+    hi_cut = text.find("\n", min(n, chunk_end + RARITY_CONTEXT))
+    passage = _passage(text, lo_cut, n if hi_cut < 0 else hi_cut)
+    sents = passage.sents
     if not sents:
         return Quote(0, 0, 0, 0, False, False)
 
@@ -214,8 +277,15 @@ def make_hit_quote(
         inside = [after[0] if after else len(sents) - 1]
 
     terms = _Terms(question, stem)
-    matches = {i: terms.matched(text[sents[i][0] : sents[i][1]]) for i in inside}
-    weights = _rarity(terms, text, sents, len(terms.groups))
+    per_sentence: dict[int, set[int]] = {}
+    if terms.groups:
+        for word, where in passage.words.items():
+            hit = terms.hits(word)
+            if hit:
+                for i in where:
+                    per_sentence.setdefault(i, set()).update(hit)
+    matches = {i: per_sentence.get(i, set()) for i in inside}
+    weights = _rarity(per_sentence, len(sents), len(terms.groups))
     best = inside[0]
     best_score = -1.0
     for i in inside:
@@ -256,16 +326,13 @@ def _quote(text: str, start: int, end: int, hs: int, he: int) -> Quote:
     return Quote(start, end, hs, he, not _para_start(text, start), not _para_end(text, end))
 
 
-def _rarity(terms: _Terms, text: str, sents: list[tuple[int, int]], n_terms: int) -> list[float]:
-    """Inverse sentence frequency of each question term within the article."""
-    if n_terms == 0:
-        return []
+def _rarity(per_sentence: dict[int, set[int]], n_sents: int, n_terms: int) -> list[float]:
+    """Inverse sentence frequency of each question term within the passage."""
     df = [0] * n_terms
-    for s, e in sents:
-        for t in terms.matched(text[s:e]):
+    for found in per_sentence.values():
+        for t in found:
             df[t] += 1
-    total = len(sents)
-    return [math.log(1.0 + total / d) if d else 0.0 for d in df]
+    return [math.log(1.0 + n_sents / d) if d else 0.0 for d in df]
 
 
 def _anchor(
@@ -277,7 +344,7 @@ def _anchor(
     target = max(matched, key=lambda t: (weights[t], -t))
     group = terms.groups[target]
     for m in _WORD.finditer(text, s, e):
-        if terms.variants(keywords.fold(m.group(0))) & group:
+        if any(terms.variants(w) & group for w in _folded(m.group(0))):
             return m.start()
     return s
 

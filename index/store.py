@@ -8,7 +8,9 @@ thread), so callers never hold a write lock across an ``await`` of someone else'
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +22,22 @@ import aiosqlite
 from index.models import Article, Chunk, Filters
 
 SCHEMA_VERSION = "1"
+MMAP_BYTES = 1 << 30
+
+# Keyword search at scale (numbers measured by bench/query_bench.py at 100k chunks): FTS5
+# spends ~1.3 µs per matching row computing bm25() but ~0.05 µs to merely iterate it, and an OR
+# of common words matches tens of thousands of chunks. Past FTS_EXACT_ROWS scored rows, only
+# *candidates* are scored: chunks with the rarest terms (up to FTS_RARE_ROWS of them) or with
+# two of the FTS_PAIR_WORDS least common other words. Each candidate gets its exact bm25 over
+# all the question's terms; a chunk left out holds at most one common word and none of the
+# rare ones, so it could only rank near the bottom. Below the threshold nothing changes.
+FTS_EXACT_ROWS = 3000
+FTS_RARE_ROWS = 1500
+FTS_PAIR_WORDS = 4
+FTS_FILTER_SET_ROWS = 8000  # filters passing more chunks are checked row by row
+STATS_RECHECK_S = 1.0  # how often to notice writes by other connections (PRAGMA data_version)
+_PHRASE = re.compile(r'"((?:[^"]|"")*)"')
+_TOKEN = re.compile(r"[^\W_]+")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -60,7 +78,16 @@ CREATE TABLE IF NOT EXISTS chunks(
     end INTEGER NOT NULL,
     text TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
+-- Filters never read an article's row: its long text comes before these columns, so reading
+-- them walks the text's overflow pages (~100x slower at 100k chunks, see bench/query_bench.py).
+CREATE INDEX IF NOT EXISTS articles_when ON articles(
+    coalesce(published_ts, indexed_ts), source_key, lang, dup_kind, id, published_ts, indexed_ts
+);
+CREATE INDEX IF NOT EXISTS articles_filter ON articles(
+    id, source_key, lang, dup_kind, published_ts, indexed_ts
+);
+DROP INDEX IF EXISTS chunks_article;
+CREATE INDEX IF NOT EXISTS chunks_article_ids ON chunks(article_id, id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     body, tokenize = "unicode61 remove_diacritics 2"
 );
@@ -163,6 +190,13 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
         self.path = path
+        # Corpus statistics for query planning, valid while nothing writes to the database.
+        self._doc_freq: dict[str, int] = {}
+        self._fractions: dict[tuple[Any, ...], float] = {}
+        self._chunk_count: int | None = None
+        self._stamp: tuple[int, int] = (-1, -1)  # (PRAGMA data_version, own total_changes)
+        self._stamp_checked = 0.0
+        self._vocab_ready = False
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -173,6 +207,8 @@ class Store:
         await db.execute("PRAGMA synchronous=NORMAL")
         await db.execute("PRAGMA foreign_keys=ON")
         await db.execute("PRAGMA busy_timeout=10000")
+        # Memory-mapped reads: chunk and article rows are read at random by every question.
+        await db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         await db.executescript(_SCHEMA)
         store = cls(db, path)
         if await store.get_meta("schema_version") is None:
@@ -454,47 +490,189 @@ class Store:
                 params.append(f"%{s.lower()}%")
             clauses.append("(" + " OR ".join(ors) + ")")
         if filters.langs:
-            clauses.append(f"{alias}.lang IN ({','.join('?' * len(filters.langs))})")
+            # "+": never look articles up by language (rows, not a covering index, are read).
+            clauses.append(f"+{alias}.lang IN ({','.join('?' * len(filters.langs))})")
             params.extend(filters.langs)
         return " AND ".join(clauses), params
+
+    def _filter_key(self, filters: Filters) -> tuple[Any, ...]:
+        return (
+            _ts(filters.date_from), _ts(filters.date_to), tuple(filters.sources),
+            tuple(filters.langs),
+        )
+
+    async def _fresh_stats(self) -> None:
+        """Forget cached corpus statistics once this or another connection has written."""
+        changes = self.db.total_changes
+        version = self._stamp[0]
+        now = time.monotonic()
+        if now - self._stamp_checked >= STATS_RECHECK_S:
+            async with self.db.execute("PRAGMA data_version") as cur:
+                row = await cur.fetchone()
+            version = int(row[0]) if row else -1
+            self._stamp_checked = now
+        if (version, changes) != self._stamp:
+            self._doc_freq.clear()
+            self._fractions.clear()
+            self._chunk_count = None
+            self._stamp = (version, changes)
+
+    async def chunk_count(self) -> int:
+        """How many chunks are stored (cached until the next write)."""
+        await self._fresh_stats()
+        if self._chunk_count is None:
+            async with self.db.execute("SELECT count(*) FROM chunks") as cur:
+                row = await cur.fetchone()
+            self._chunk_count = int(row[0]) if row else 0
+        return self._chunk_count
+
+    async def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks contain each (already analysed) term; 0 for unknown terms."""
+        await self._fresh_stats()
+        missing = [t for t in dict.fromkeys(terms) if t not in self._doc_freq]
+        if missing:
+            if not self._vocab_ready:
+                await self.db.execute(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab"
+                    " USING fts5vocab(main, chunks_fts, 'row')"
+                )
+                self._vocab_ready = True
+            if len(self._doc_freq) > 100_000:
+                self._doc_freq.clear()
+            q = ",".join("?" * len(missing))
+            async with self.db.execute(
+                f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({q})", missing
+            ) as cur:
+                found = {r[0]: int(r[1]) for r in await cur.fetchall()}
+            for t in missing:
+                self._doc_freq[t] = found.get(t, 0)
+        return {t: self._doc_freq[t] for t in terms}
+
+    async def filter_fraction(self, filters: Filters) -> float:
+        """Estimated fraction of the chunks that pass ``filters`` (by their articles)."""
+        await self._fresh_stats()
+        key = self._filter_key(filters)
+        hit = self._fractions.get(key)
+        if hit is not None:
+            return hit
+        where, params = self._filter_sql(filters)
+        async with self.db.execute(
+            f"SELECT (SELECT count(*) FROM articles a WHERE {where}),"
+            " (SELECT count(*) FROM articles WHERE dup_kind IS NOT 'exact')",
+            params,
+        ) as cur:
+            row = await cur.fetchone()
+        passing, total = (int(row[0]), int(row[1])) if row else (0, 0)
+        fraction = passing / total if total else 0.0
+        if len(self._fractions) > 1000:
+            self._fractions.clear()
+        self._fractions[key] = fraction
+        return fraction
 
     async def fts_search(
         self, match: str, limit: int, filters: Filters | None = None
     ) -> list[tuple[str, float]]:
-        """Chunk ids ranked by BM25 (higher is better) for an FTS5 MATCH expression."""
+        """Chunk ids ranked by BM25 (higher is better) for an FTS5 MATCH expression.
+
+        For an OR of plain terms (what ``keywords.fts_match`` builds), terms absent from the
+        corpus are dropped and, when many chunks match, only candidates are scored (see
+        ``FTS_EXACT_ROWS``). Filters restrict the rows scored, not the rows joined: an
+        article's filter columns are read once per passing chunk from covering indexes.
+        """
         if not match:
             return []
-        sql = (
-            "SELECT c.id, -bm25(chunks_fts) AS score FROM chunks_fts"
-            " JOIN chunks c ON c.rowid = chunks_fts.rowid"
-        )
-        params: list[Any] = [match]
-        if filters is not None and not filters.is_empty():
-            where, fparams = self._filter_sql(filters)
-            sql += f" JOIN articles a ON a.id = c.article_id WHERE chunks_fts MATCH ? AND {where}"
-            params.extend(fparams)
-        else:
-            sql += " WHERE chunks_fts MATCH ?"
-        sql += " ORDER BY bm25(chunks_fts) LIMIT ?"
-        params.append(limit)
+        filt = filters if filters is not None and not filters.is_empty() else None
+        fraction = await self.filter_fraction(filt) if filt is not None else 1.0
+        if fraction <= 0.0:
+            return []
+        # A filter passing many chunks is checked on each row scored, a smaller one is
+        # gathered once into a set of rowids.
+        per_row = filt is not None and fraction * await self.chunk_count() > FTS_FILTER_SET_ROWS
+        candidates: str | None = None
+        terms = _or_terms(match)
+        if terms is not None:
+            df = await self.doc_freqs(terms)
+            terms = [t for t in terms if df[t] > 0]
+            if not terms:
+                return []
+            match = " OR ".join(_phrase(t) for t in terms)
+            if sum(df[t] for t in terms) * fraction > FTS_EXACT_ROWS:
+                candidates = _candidate_match(terms, df)
         try:
-            async with self.db.execute(sql, params) as cur:
-                return [(r[0], float(r[1])) for r in await cur.fetchall()]
+            out = await self._fts_query(match, candidates, limit, filt, per_row)
+            if candidates is not None and len(out) < limit:
+                # Too few candidates passed the filters: score every match after all.
+                out = await self._fts_query(match, None, limit, filt, per_row)
         except sqlite3.OperationalError:
             return []
+        return out
+
+    async def _fts_query(
+        self,
+        match: str,
+        candidates: str | None,
+        limit: int,
+        filters: Filters | None,
+        per_row: bool = False,
+    ) -> list[tuple[str, float]]:
+        inner = "SELECT rowid, bm25(chunks_fts) AS r FROM chunks_fts WHERE chunks_fts MATCH ?"
+        params: list[Any] = [match]
+        # "+rowid": a membership test on each match; a bare rowid IN would make FTS5 re-run
+        # the whole query once per listed rowid.
+        if candidates is not None:
+            inner += " AND +rowid IN (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?)"
+            params.append(candidates)
+        if filters is not None:
+            where, fparams = self._filter_sql(filters)
+            if per_row:
+                inner += (
+                    " AND EXISTS (SELECT 1 FROM chunks c CROSS JOIN articles a"
+                    " INDEXED BY articles_filter ON a.id = c.article_id"
+                    f" WHERE c.rowid = chunks_fts.rowid AND {where})"
+                )
+            else:
+                inner += (
+                    " AND +rowid IN (SELECT c.rowid FROM articles a CROSS JOIN chunks c"
+                    f" ON c.article_id = a.id WHERE {where})"
+                )
+            params.extend(fparams)
+        params.append(limit)
+        # bm25() is computed once per row that passes, then only the top rows are joined.
+        async with self.db.execute(
+            f"SELECT c.id, -s.r FROM ({inner} ORDER BY r LIMIT ?) s"
+            " JOIN chunks c ON c.rowid = s.rowid ORDER BY s.r",
+            params,
+        ) as cur:
+            return [(r[0], float(r[1])) for r in await cur.fetchall()]
 
     async def filtered_chunk_ids(self, filters: Filters, limit: int) -> list[str] | None:
         """Chunk ids passing the filters, or None if more than ``limit`` do."""
         where, params = self._filter_sql(filters)
         async with self.db.execute(
-            f"SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {where}"
-            f" LIMIT ?",
+            f"SELECT c.id FROM articles a CROSS JOIN chunks c ON c.article_id = a.id"
+            f" WHERE {where} LIMIT ?",
             [*params, limit + 1],
         ) as cur:
             rows = list(await cur.fetchall())
         if len(rows) > limit:
             return None
         return [r[0] for r in rows]
+
+    async def passing_chunk_ids(self, chunk_ids: Sequence[str], filters: Filters) -> set[str]:
+        """Those of ``chunk_ids`` whose article passes ``filters``."""
+        where, params = self._filter_sql(filters)
+        out: set[str] = set()
+        ids = list(chunk_ids)
+        for i in range(0, len(ids), 2000):
+            part = ids[i : i + 2000]
+            q = ",".join("?" * len(part))
+            async with self.db.execute(
+                f"SELECT c.id FROM chunks c CROSS JOIN articles a INDEXED BY articles_filter"
+                f" ON a.id = c.article_id WHERE c.id IN ({q}) AND {where}",
+                [*part, *params],
+            ) as cur:
+                out.update(r[0] for r in await cur.fetchall())
+        return out
 
     async def chunk_records(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRecord]:
         out: dict[str, ChunkRecord] = {}
@@ -586,3 +764,60 @@ class Store:
                 for aid, cid in await cur.fetchall():
                     out.setdefault(aid, []).append(cid)
         return out
+
+
+def _phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def _or_terms(match: str) -> list[str] | None:
+    """The terms of a MATCH expression that is an OR of single quoted tokens, else None."""
+    terms: list[str] = []
+    pos = 0
+    for m in _PHRASE.finditer(match):
+        if match[pos : m.start()].strip() != ("OR" if terms else ""):
+            return None
+        term = m.group(1).replace('""', '"')
+        if not _TOKEN.fullmatch(term):
+            return None  # several tokens, or characters the tokenizer drops: leave it alone
+        terms.append(term)
+        pos = m.end()
+    if not terms or match[pos:].strip():
+        return None
+    return terms
+
+
+def _candidate_match(terms: Sequence[str], df: dict[str, int]) -> str:
+    """MATCH expression of the chunks worth scoring: the rarest terms, or two common words.
+
+    ``terms`` are in question order, each word's stem variants next to each other (as
+    ``keywords.fts_match`` writes them): adjacent terms sharing their first three letters are
+    taken for variants of one word.
+    """
+    rare: set[str] = set()
+    total = 0
+    for t in sorted(terms, key=lambda t: df[t]):
+        if rare and total + df[t] > FTS_RARE_ROWS:
+            break
+        rare.add(t)
+        total += df[t]
+    words: list[list[str]] = []
+    prev = ""
+    for t in terms:
+        if t in rare:
+            prev = t
+            continue
+        if words and prev[:3] == t[:3] and prev not in rare:
+            words[-1].append(t)
+        else:
+            words.append([t])
+        prev = t
+    words.sort(key=lambda w: sum(df[t] for t in w))
+    parts = [" OR ".join(_phrase(t) for t in sorted(rare))]
+    common = words[:FTS_PAIR_WORDS]
+    for i, a in enumerate(common):
+        for b in common[i + 1 :]:
+            parts.append(
+                "(" + " OR ".join(map(_phrase, a)) + ") AND (" + " OR ".join(map(_phrase, b)) + ")"
+            )
+    return " OR ".join(f"({p})" for p in parts)
