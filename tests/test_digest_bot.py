@@ -1,0 +1,500 @@
+"""Digests end to end: a real PTB ``Application`` (JobQueue, long polling) talking HTTP to the
+fake Bot API, a real MiniLM store, and a clock the test moves by hand.
+
+The application here is minimal — the digest handlers and scheduler plus a catch-all in the
+bot's usual handler group that must never see a digest command — so these tests pin the
+digest side's contract with whatever ``build_application`` wires around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DIGEST_ADMIN_ID, DigestClock, digest_settings
+from fakebotapi import FakeBotApi
+from telegram import Update
+from telegram.ext import Application, ContextTypes, MessageHandler, filters
+
+from bot.digests import (
+    DigestService,
+    Subscription,
+    parse_subscribe,
+    register_digest_handlers,
+    start_digest_scheduler,
+    stop_digest_scheduler,
+)
+
+# 07:00 in Rome on 2 December 2025, an hour before the default 08:00 digest.
+BEFORE = datetime(2025, 12, 2, 6, 0, tzinfo=UTC)
+AT_8 = datetime(2025, 12, 2, 7, 0, 30, tzinfo=UTC)
+TICK = 0.05
+NUMBERED = re.compile(r"^(\d+)\. ", re.MULTILINE)
+
+
+async def _fallback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    msg = update.effective_message
+    if msg is not None:
+        await msg.reply_text("fallback saw a command")
+
+
+@asynccontextmanager
+async def digest_bot(
+    server: FakeBotApi, settings: Any, retriever: Any, clock: DigestClock, **kwargs: Any
+) -> AsyncIterator[tuple[Application, DigestService]]:
+    app = server.application_builder().build()
+    app.add_handler(MessageHandler(filters.COMMAND, _fallback))  # the bot's "unknown command"
+    svc = register_digest_handlers(
+        app, settings, retriever=lambda: retriever, clock=clock, tick_seconds=TICK, **kwargs
+    )
+    await app.initialize()
+    await app.start()
+    assert app.updater is not None
+    await app.updater.start_polling(poll_interval=0.0, timeout=1)
+    await start_digest_scheduler(app)
+    stopped = False
+    try:
+        yield app, svc
+    except _Crashed:
+        stopped = True
+    finally:
+        if not stopped:
+            await app.updater.stop()
+            await app.stop()
+            await stop_digest_scheduler(app)
+        await app.shutdown()
+
+
+class _Crashed(Exception):
+    """Raised by :func:`crash` to leave :func:`digest_bot` without a graceful stop."""
+
+
+async def crash(app: Application, svc: DigestService) -> None:
+    """The process dies: running deliveries are cut at their current await, nothing is
+    finished or flushed, the state DB is simply closed."""
+    svc._stopping.set()  # no new ticks
+    tasks = list(svc.tasks.values())
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert svc.store is not None
+    await svc.store.close()
+    svc.store = None
+    assert app.updater is not None
+    await app.updater.stop()
+    await app.stop()
+    raise _Crashed
+
+
+def db_rows(settings: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(settings.bot_state_path) as con:
+        return list(con.execute(sql, params))
+
+
+def digest_texts(server: FakeBotApi, chat_id: int) -> list[str]:
+    return [t for t in server.sent_texts(chat_id) if re.match(r"^(Daily|Weekly|No news)", t)
+            or NUMBERED.match(t)]
+
+
+async def settle(ticks: int = 6) -> None:
+    await asyncio.sleep(TICK * ticks)
+
+
+@pytest.fixture
+def settings(digest_store: Path, tmp_path: Path) -> Any:
+    return digest_settings(digest_store, tmp_path / "state" / "bot.sqlite3")
+
+
+# -- parsing and schedule -------------------------------------------------------------------------
+
+
+def test_subscribe_arguments_and_slots() -> None:
+    a = parse_subscribe(["@news", "7:05", "weekly", "fri", "America/New_York", "--empty",
+                         "Gaza", "ceasefire", "talks"], "en")
+    assert (a.target, a.at, a.frequency, a.weekday, a.tz, a.send_empty, a.topic) == (
+        "@news", "07:05", "weekly", 4, "America/New_York", True, "Gaza ceasefire talks")
+    assert parse_subscribe([], "en").at is None
+    with pytest.raises(ValueError, match="not a time"):
+        parse_subscribe(["25:00"], "en")
+    with pytest.raises(ValueError, match="Fuso orario"):
+        parse_subscribe(["Mars/Olympus"], "it")
+
+    sub = Subscription(chat_id=-1, chat_type="group", title="g", at="08:00", frequency="daily",
+                       weekday=0, tz="Europe/Rome", topic=None, lang="en", send_empty=False)
+    # 08:00 in Rome is 07:00 UTC in winter and 06:00 UTC in summer (DST on 29 March 2026).
+    assert sub.latest_slot(datetime(2025, 12, 2, 7, 0, tzinfo=UTC)) == datetime(
+        2025, 12, 2, 7, 0, tzinfo=UTC)
+    assert sub.latest_slot(datetime(2025, 12, 2, 6, 59, tzinfo=UTC)) == datetime(
+        2025, 12, 1, 7, 0, tzinfo=UTC)
+    assert sub.next_slot(datetime(2026, 3, 28, 12, tzinfo=UTC)) == datetime(
+        2026, 3, 29, 6, 0, tzinfo=UTC)
+    sub.last_slot = sub.latest_slot(datetime(2025, 12, 2, 9, tzinfo=UTC))
+    assert sub.due_slot(datetime(2025, 12, 2, 23, tzinfo=UTC)) is None
+    assert sub.due_slot(datetime(2025, 12, 5, 7, tzinfo=UTC)) == datetime(
+        2025, 12, 5, 7, tzinfo=UTC)  # three missed days: one digest, at the latest slot
+    weekly = Subscription(chat_id=-1, chat_type="group", title="g", at="18:30",
+                          frequency="weekly", weekday=4, tz="UTC", topic=None, lang="en",
+                          send_empty=False)
+    assert weekly.latest_slot(datetime(2025, 12, 2, tzinfo=UTC)) == datetime(
+        2025, 11, 28, 18, 30, tzinfo=UTC)  # the Friday before
+
+
+# -- subscriptions ----------------------------------------------------------------------------
+
+
+async def test_group_subscribe_unsubscribe_by_admins_only(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner, member = server.user("Owner"), server.user("Member", language_code="it")
+    bot_admin = server.user("Operator", user_id=DIGEST_ADMIN_ID)
+    group = server.supergroup("Notizie", members=[member, bot_admin], owner=owner)
+    clock = DigestClock(BEFORE)
+    async with digest_bot(server, settings, retriever, clock):
+        server.user_sends(group, member, "/subscribe 09:30")
+        (refused,) = await server.wait_for_messages(group["id"], 1)
+        assert refused["text"].startswith("Solo gli amministratori del gruppo")
+        assert db_rows(settings, "SELECT * FROM digest_subscriptions") == []
+
+        server.user_sends(group, owner, "/subscribe@newsbot_test_bot 09:30 daily Gaza war")
+        msgs = await server.wait_for_messages(group["id"], 2)
+        assert msgs[1]["text"] == (
+            "✅ Digest set up for Notizie: every day at 09:30 (Europe/Rome), topic “Gaza war”.\n"
+            "Next one: 2 December 2025 09:30."
+        )
+        assert len(server.calls_to("getChatMember")) == 2  # the member, then the owner
+
+        server.user_sends(group, bot_admin, "/subscribe 07:15 weekly mon --empty")
+        msgs = await server.wait_for_messages(group["id"], 3)
+        assert "every Monday at 07:15 (Europe/Rome)" in msgs[2]["text"]
+        assert "no news" in msgs[2]["text"]
+        ((at, freq, weekday, topic, empty),) = db_rows(
+            settings, "SELECT at, frequency, weekday, topic, send_empty FROM digest_subscriptions")
+        assert (at, freq, weekday, topic, empty) == ("07:15", "weekly", 0, None, 1)
+
+        server.user_sends(group, member, "/subscriptions")
+        msgs = await server.wait_for_messages(group["id"], 4)
+        assert msgs[3]["text"].startswith("Rassegne:\n• Notizie: ogni lunedì alle 07:15")
+
+        server.user_sends(group, member, "/unsubscribe")
+        msgs = await server.wait_for_messages(group["id"], 5)
+        assert msgs[4]["text"].startswith("Solo gli amministratori")
+        server.user_sends(group, owner, "/unsubscribe")
+        msgs = await server.wait_for_messages(group["id"], 6)
+        assert msgs[5]["text"] == "Digest stopped for Notizie."
+        assert db_rows(settings, "SELECT * FROM digest_subscriptions") == []
+        server.user_sends(group, owner, "/unsubscribe")
+        msgs = await server.wait_for_messages(group["id"], 7)
+        assert msgs[6]["text"].startswith("Notizie has no digest")
+    # The bot's own fallback for commands never answered a digest command.
+    assert not any("fallback" in t for t in server.sent_texts(group["id"]))
+
+
+async def test_channel_setup_refused_until_the_bot_may_post(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    admin = server.user("Operator", user_id=DIGEST_ADMIN_ID)
+    stranger = server.user("Stranger")
+    channel = server.channel("News feed", username="newsfeed", bot_is_admin=False)
+    server.supergroup("A group", username="agroup")
+    dm, stranger_dm = server.private_chat(admin), server.private_chat(stranger)
+    clock = DigestClock(BEFORE)
+    async with digest_bot(server, settings, retriever, clock):
+        async def ask(text: str, n: int) -> str:
+            server.user_sends(dm, admin, text)
+            return str((await server.wait_for_messages(dm["id"], n))[-1]["text"])
+
+        server.user_sends(stranger_dm, stranger, "/subscribe @newsfeed 08:00")
+        (no,) = await server.wait_for_messages(stranger_dm["id"], 1)
+        assert no["text"] == "Only the bot's administrators can set up digests for channels."
+
+        assert (await ask("/subscribe @nosuchchannel", 1)).startswith("I cannot see @nosuchchannel")
+        assert (await ask("/subscribe @agroup", 2)) == (
+            "@agroup is a group: send /subscribe in the group itself.")
+        text = await ask("/subscribe @newsfeed 08:00", 3)
+        assert text.startswith("I am not an administrator of @newsfeed")
+        assert "allow “Post messages”" in text
+
+        server.set_chat_admins(channel, bot_is_admin=True, bot_can_post_messages=False)
+        text = await ask("/subscribe @newsfeed 08:00", 4)
+        assert text.startswith("I am an administrator of @newsfeed but may not post messages")
+        assert db_rows(settings, "SELECT * FROM digest_subscriptions") == []
+
+        server.set_chat_admins(channel, bot_can_post_messages=True)
+        text = await ask("/subscribe @newsfeed 08:00 daily", 5)
+        assert text.startswith("✅ Digest set up for @newsfeed: every day at 08:00 (Europe/Rome)")
+        assert db_rows(settings, "SELECT chat_id, chat_type FROM digest_subscriptions") == [
+            (channel["id"], "channel")]
+        assert (await ask("/subscriptions", 6)).startswith("Digests:\n• @newsfeed")
+
+        clock.set(AT_8)  # the channel gets its digest at 08:00
+        (posted, *_) = await server.wait_for_messages(channel["id"], 1)
+        assert posted["text"].startswith("Daily news digest — 2 December 2025")
+
+        assert (await ask("/unsubscribe @newsfeed", 7)) == "Digest stopped for @newsfeed."
+    assert server.calls_to("getChatMember")  # the bot checked its own rights
+
+
+# -- scheduled delivery -----------------------------------------------------------------------
+
+
+async def test_scheduled_digest_is_sent_once_and_preview_moves_nothing(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner = server.user("Owner")
+    group = server.group("Redazione", owner=owner)
+    clock = DigestClock(BEFORE)
+    async with digest_bot(server, settings, retriever, clock):
+        server.user_sends(group, owner, "/subscribe")
+        await server.wait_for_messages(group["id"], 1)
+        await settle()
+        assert digest_texts(server, group["id"]) == []  # 07:00: nothing yet
+
+        server.user_sends(group, owner, "/digest")
+        preview = await server.wait_for_messages(group["id"], 2)
+        assert preview[1]["text"].startswith("Preview: Daily news digest — 2 December 2025")
+        assert db_rows(settings, "SELECT watermark, last_sent FROM digest_subscriptions") == [
+            (None, None)]
+        assert db_rows(settings, "SELECT count(*) FROM digest_plans") == [(0,)]
+
+        clock.set(AT_8)
+        await server.wait_for(lambda: db_rows(
+            settings, "SELECT 1 FROM digest_plans WHERE status='done'"), what="digest sent")
+        first = digest_texts(server, group["id"])
+        assert len(first) == 1 and first[0].startswith("Daily news digest — 2 December 2025")
+        assert "since 1 December 2025, 08:00" in first[0]
+        ((watermark,),) = db_rows(settings, "SELECT watermark FROM digest_subscriptions")
+        assert datetime.fromisoformat(watermark) == AT_8
+
+        clock.advance(minutes=30)
+        await settle()
+        assert len(digest_texts(server, group["id"])) == 1  # no second digest the same day
+
+        clock.set(AT_8 + timedelta(days=1))
+        await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 2,
+                              what="second digest")
+        second = digest_texts(server, group["id"])[1]
+        assert second.startswith("Daily news digest — 3 December 2025")
+        assert "since 2 December 2025, 08:00" in second
+    # No article in two digests.
+    plans = db_rows(settings, "SELECT plan_id, article_id FROM digest_sent_articles")
+    assert len({a for _, a in plans}) == len(plans) and len({p for p, _ in plans}) == 2
+
+
+async def test_exactly_once_across_a_crash_in_the_middle_of_a_digest(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner = server.user("Owner")
+    group = server.supergroup("Breaking", owner=owner)
+    clock = DigestClock(BEFORE, auto=False)  # a sleep waits until the test moves the clock
+    # One message a minute: after the first message the sender waits on the clock, which
+    # the test never moves -- and the process dies there.
+    async with digest_bot(server, settings, retriever, clock, max_len=700, per_minute=1) as (
+        app, svc,
+    ):
+        server.user_sends(group, owner, "/subscribe 08:00")
+        await server.wait_for_messages(group["id"], 1)
+        clock.set(AT_8)
+        await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 1)
+        await server.wait_for(lambda: clock.slept, what="the sender to wait for its budget")
+        planned = db_rows(settings, "SELECT seq, state, story_ids FROM digest_messages")
+        assert len(planned) >= 3 and [s for _, s, _ in planned].count("sent") == 1
+        await crash(app, svc)
+    assert db_rows(settings, "SELECT watermark FROM digest_subscriptions") == [(None,)]
+    assert len(digest_texts(server, group["id"])) == 1
+
+    clock2 = DigestClock(AT_8 + timedelta(minutes=5))
+    async with digest_bot(server, settings, retriever, clock2, max_len=700):
+        await server.wait_for(lambda: db_rows(
+            settings, "SELECT 1 FROM digest_plans WHERE status='done'"), what="resumed digest")
+        await settle()
+    texts = digest_texts(server, group["id"])
+    assert len(texts) == len(planned)
+    numbers = [int(n) for t in texts for n in NUMBERED.findall(t)]
+    stories = sum(len(json.loads(ids)) for _, _, ids in planned)
+    assert numbers == list(range(1, stories + 1))  # every story once, none skipped, in order
+    for (_, _, ids), text in zip(planned, texts, strict=True):
+        assert len(NUMBERED.findall(text)) == len(json.loads(ids))
+    assert db_rows(settings, "SELECT count(*) FROM digest_plans") == [(1,)]
+    ((watermark,),) = db_rows(settings, "SELECT watermark FROM digest_subscriptions")
+    assert datetime.fromisoformat(watermark) == AT_8
+
+
+async def test_missed_digest_is_sent_once_at_start_up(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner = server.user("Owner")
+    group = server.group("Morning", owner=owner)
+    async with digest_bot(server, settings, retriever, DigestClock(BEFORE)):
+        server.user_sends(group, owner, "/subscribe 08:00")
+        await server.wait_for_messages(group["id"], 1)
+    # Down from 07:00 to 11:00: the 08:00 digest is owed.
+    late = datetime(2025, 12, 2, 10, 0, tzinfo=UTC)
+    async with digest_bot(server, settings, retriever, DigestClock(late)):
+        await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 1)
+        await settle()
+    async with digest_bot(server, settings, retriever,
+                          DigestClock(late + timedelta(minutes=10))):
+        await settle()
+    assert len(digest_texts(server, group["id"])) == 1
+    ((watermark,),) = db_rows(settings, "SELECT watermark FROM digest_subscriptions")
+    assert datetime.fromisoformat(watermark) == late  # covers up to when it was sent
+
+
+async def test_nothing_new_posts_nothing_or_one_line(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner = server.user("Owner")
+    quiet, chatty = server.group("Quiet", owner=owner), server.group("Chatty", owner=owner)
+    empty_day = datetime(2025, 12, 20, 6, 0, tzinfo=UTC)  # the store ends on 3 December
+    clock = DigestClock(empty_day)
+    async with digest_bot(server, settings, retriever, clock):
+        server.user_sends(quiet, owner, "/subscribe 08:00")
+        server.user_sends(chatty, owner, "/subscribe 08:00 --empty")
+        await server.wait_for_messages(quiet["id"], 1)
+        await server.wait_for_messages(chatty["id"], 1)
+        clock.set(empty_day + timedelta(hours=1, seconds=30))
+        (_, line) = await server.wait_for_messages(chatty["id"], 2)
+        assert line["text"] == "No news since 19 December 2025, 08:00."
+        await settle()
+    assert len(server.sent_texts(quiet["id"])) == 1  # only the subscription reply
+    assert {r[0] for r in db_rows(settings, "SELECT watermark FROM digest_subscriptions")} == {
+        (empty_day + timedelta(hours=1, seconds=30)).isoformat()}
+
+
+# -- flood control and removal ----------------------------------------------------------------
+
+
+async def test_429_retry_after_is_honoured(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner = server.user("Owner")
+    group = server.group("Flood", owner=owner)
+    clock = DigestClock(BEFORE)
+    async with digest_bot(server, settings, retriever, clock):
+        server.user_sends(group, owner, "/subscribe 08:00")
+        await server.wait_for_messages(group["id"], 1)
+        server.inject_fault("sendMessage", "429", retry_after=7)
+        clock.set(AT_8)
+        await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 1)
+        await settle()
+    digest_calls = [c for c in server.calls_to("sendMessage") if c.params["chat_id"] == group["id"]]
+    assert [c.status for c in digest_calls[1:]] == [429, 200]
+    assert 7 in clock.slept
+    assert len(digest_texts(server, group["id"])) == 1
+
+
+async def test_twenty_messages_per_minute_per_group(
+    fake_bot_api: FakeBotApi, digest_store: Path, tmp_path: Path, digest_services: Any
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    settings = digest_settings(digest_store, tmp_path / "s.sqlite3", digest_max_stories=30)
+    owner = server.user("Owner")
+    group = server.group("Busy", owner=owner)
+    clock = DigestClock(datetime(2025, 12, 1, 23, 0, tzinfo=UTC))
+    async with digest_bot(server, settings, retriever, clock, max_len=400):
+        server.user_sends(group, owner, "/subscribe 00:05")
+        await server.wait_for_messages(group["id"], 1)
+        clock.set(datetime(2025, 12, 2, 0, 0, tzinfo=UTC))  # the whole of 1 December
+        await server.wait_for(lambda: db_rows(
+            settings, "SELECT 1 FROM digest_plans WHERE status='done'"), timeout=20)
+    sent = [datetime.fromisoformat(r[0]) for r in db_rows(
+        settings, "SELECT sent_at FROM digest_messages ORDER BY seq")]
+    assert len(sent) > 21
+    for i in range(len(sent) - 20):
+        assert sent[i + 20] - sent[i] >= timedelta(seconds=60)  # never 21 in a minute
+    assert any(s > 50 for s in clock.slept)
+
+
+async def test_a_chat_that_removed_the_bot_is_unsubscribed_and_logged(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner = server.user("Owner")
+    gone, left = server.group("Gone", owner=owner), server.group("Left", owner=owner)
+    clock = DigestClock(BEFORE)
+    caplog.set_level(logging.WARNING, logger="bot.digests")
+    async with digest_bot(server, settings, retriever, clock):
+        server.user_sends(gone, owner, "/subscribe 08:00")
+        server.user_sends(left, owner, "/subscribe 08:00")
+        await server.wait_for_messages(gone["id"], 1)
+        await server.wait_for_messages(left["id"], 1)
+        server.kick_bot(gone)  # silently: only the next send finds out (403)
+        server.kick_bot(left, by=owner)  # with the my_chat_member update
+        await server.wait_for(lambda: db_rows(
+            settings, "SELECT 1 FROM digest_subscriptions WHERE chat_id=?", left["id"]) == [],
+            what="left chat unsubscribed")
+        clock.set(AT_8)
+        await server.wait_for(lambda: db_rows(settings, "SELECT * FROM digest_subscriptions") == [],
+                              what="kicked chat unsubscribed")
+        clock.set(AT_8 + timedelta(days=1))
+        await settle()
+    attempts = [c for c in server.calls_to("sendMessage") if c.params["chat_id"] == gone["id"]]
+    assert [c.status for c in attempts] == [200, 403]  # the reply, then one refused digest
+    to_left = [c for c in server.calls_to("sendMessage") if c.params["chat_id"] == left["id"]]
+    assert len(to_left) == 1  # only the reply to /subscribe
+    removed = [r for r in caplog.records if "unsubscribed" in r.getMessage()]
+    assert {getattr(r, "kv", {}).get("chat") for r in removed} == {gone["id"], left["id"]}
+
+
+# -- inside the bot's own Application ---------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_wired_into_the_bots_application(
+    fake_bot_api: FakeBotApi, digest_store: Path, tmp_path: Path, bot_embedder: Any
+) -> None:
+    """``build_application`` with its services, flood control and HTML defaults: the digest
+    commands answer once (no help fallback), and the scheduled digest goes out."""
+    from conftest import bot_settings
+
+    from bot.app import build_application
+    from bot.runner import running
+
+    server = fake_bot_api
+    settings = bot_settings(digest_store, server, tmp_path, admin_ids=[DIGEST_ADMIN_ID])
+    app = build_application(settings, embedder=bot_embedder)
+    svc: DigestService = app.bot_data["digests"]
+    clock = DigestClock(BEFORE)
+    svc.clock, svc.tick_seconds = clock, TICK  # before post_init arms the tick
+    owner = server.user("Owner")
+    admin = server.user("Operator", user_id=DIGEST_ADMIN_ID)
+    group = server.supergroup("Desk", owner=owner)
+    dm = server.private_chat(admin)
+    async with running(app, settings):
+        server.user_sends(group, owner, "/subscribe 08:00 daily")
+        (reply,) = await server.wait_for_messages(group["id"], 1)
+        assert reply["text"].startswith("✅ Digest set up for Desk: every day at 08:00")
+        server.user_sends(dm, admin, "/subscriptions")
+        (listing,) = await server.wait_for_messages(dm["id"], 1)
+        assert listing["text"].startswith("Digests:\n• Desk")
+        clock.set(AT_8)
+        await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 1)
+        await settle()
+    assert len(server.sent_texts(dm["id"])) == 1  # the bot's help never answered too
+    assert len(digest_texts(server, group["id"])) == 1
