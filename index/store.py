@@ -83,8 +83,9 @@ CREATE TABLE IF NOT EXISTS chunks(
 CREATE INDEX IF NOT EXISTS articles_when ON articles(
     coalesce(published_ts, indexed_ts), source_key, lang, dup_kind, id, published_ts, indexed_ts
 );
-CREATE INDEX IF NOT EXISTS articles_filter ON articles(
-    id, source_key, lang, dup_kind, published_ts, indexed_ts
+CREATE INDEX IF NOT EXISTS articles_meta ON articles(
+    id, source_key, lang, dup_kind, published_ts, indexed_ts, title, url, published, source,
+    canonical_id
 );
 DROP INDEX IF EXISTS chunks_article;
 CREATE INDEX IF NOT EXISTS chunks_article_ids ON chunks(article_id, id);
@@ -627,7 +628,7 @@ class Store:
             if per_row:
                 inner += (
                     " AND EXISTS (SELECT 1 FROM chunks c CROSS JOIN articles a"
-                    " INDEXED BY articles_filter ON a.id = c.article_id"
+                    " INDEXED BY articles_meta ON a.id = c.article_id"
                     f" WHERE c.rowid = chunks_fts.rowid AND {where})"
                 )
             else:
@@ -667,7 +668,7 @@ class Store:
             part = ids[i : i + 2000]
             q = ",".join("?" * len(part))
             async with self.db.execute(
-                f"SELECT c.id FROM chunks c CROSS JOIN articles a INDEXED BY articles_filter"
+                f"SELECT c.id FROM chunks c CROSS JOIN articles a INDEXED BY articles_meta"
                 f" ON a.id = c.article_id WHERE c.id IN ({q}) AND {where}",
                 [*part, *params],
             ) as cur:
@@ -683,8 +684,9 @@ class Store:
             async with self.db.execute(
                 "SELECT c.id, c.rowid, c.article_id, c.ord, c.start, c.end, c.text, a.title,"
                 " a.url, a.published, a.source, a.lang, a.canonical_id, a.dup_kind,"
-                " a.published_ts, a.indexed_ts, a.source_key"
-                f" FROM chunks c JOIN articles a ON a.id = c.article_id WHERE c.id IN ({q})",
+                " a.published_ts, a.indexed_ts, a.source_key FROM chunks c"
+                " CROSS JOIN articles a INDEXED BY articles_meta ON a.id = c.article_id"
+                f" WHERE c.id IN ({q})",
                 part,
             ) as cur:
                 for r in await cur.fetchall():
