@@ -32,10 +32,24 @@ STOPWORDS = frozenset(
 )
 
 
+class _DropCombining(dict[int, int | None]):
+    """A ``str.translate`` table deleting combining marks, filled lazily per code point."""
+
+    def __missing__(self, cp: int) -> int | None:
+        out = None if unicodedata.combining(chr(cp)) else cp
+        self[cp] = out
+        return out
+
+
+_DROP_COMBINING = _DropCombining()
+
+
 def fold(text: str) -> str:
     """Case-fold and strip diacritics, as FTS5's unicode61 remove_diacritics does."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = text.casefold()
+    if folded.isascii():  # NFKD leaves ASCII alone and ASCII has no combining marks
+        return folded
+    return unicodedata.normalize("NFKD", folded).translate(_DROP_COMBINING)
 
 
 def tokens(text: str) -> list[str]:
@@ -58,21 +72,33 @@ def analyze(text: str, lang: str | None) -> str:
     return " ".join(stem_words(tokens(text), lang))
 
 
-def query_terms(text: str) -> list[set[str]]:
-    """Per question word (stop words dropped): its stems in every query language."""
-    out: list[set[str]] = []
+@lru_cache(maxsize=1 << 16)
+def query_variants(word: str) -> frozenset[str]:
+    """A folded word and its Snowball stems in every query language."""
+    variants = {word}
+    for lang in QUERY_LANGS:
+        variants.update(stem_words([word], lang))
+    return frozenset(variants)
+
+
+@lru_cache(maxsize=4096)
+def _query_terms(text: str) -> tuple[frozenset[str], ...]:
+    out: list[frozenset[str]] = []
     seen: set[str] = set()
     for w in tokens(text):
         if w in STOPWORDS or w in seen or (len(w) == 1 and not w.isdigit()):
             continue
         seen.add(w)
-        variants = {w}
-        for lang in QUERY_LANGS:
-            variants.update(stem_words([w], lang))
-        out.append(variants)
-    return out
+        out.append(query_variants(w))
+    return tuple(out)
 
 
+def query_terms(text: str) -> list[set[str]]:
+    """Per question word (stop words dropped): its stems in every query language."""
+    return [set(g) for g in _query_terms(text)]
+
+
+@lru_cache(maxsize=4096)
 def fts_match(text: str) -> str:
     """An FTS5 MATCH expression OR-ing every stem variant; safe for any user text.
 
@@ -80,7 +106,7 @@ def fts_match(text: str) -> str:
     user can never change the query's meaning or raise a syntax error.
     """
     variants: list[str] = []
-    for group in query_terms(text):
+    for group in _query_terms(text):
         variants.extend(sorted(group))
     uniq = list(dict.fromkeys(variants))
     return " OR ".join('"' + v.replace('"', '""') + '"' for v in uniq)

@@ -44,6 +44,7 @@ source filter only when the name is one of ``known_sources``, so "da Roma" never
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -633,6 +634,13 @@ def _source_matcher(
 
 
 def _normalise_keys(known: Collection[str]) -> tuple[str, ...]:
+    if isinstance(known, frozenset):  # the retriever's cached outlet set: sort it once
+        return _normalise_frozen(known)
+    return tuple(sorted({k.strip().lower() for k in known if k and k.strip()}))
+
+
+@functools.lru_cache(maxsize=8)
+def _normalise_frozen(known: frozenset[str]) -> tuple[str, ...]:
     return tuple(sorted({k.strip().lower() for k in known if k and k.strip()}))
 
 

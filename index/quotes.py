@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote as _percent
@@ -108,7 +108,7 @@ _WORD = re.compile(r"\w+")
 
 # Rarity is judged within this many characters around the chunk (whole lines), not over a
 # whole long article: it is the costliest step of a reply and the context that matters.
-RARITY_CONTEXT = 1500
+RARITY_CONTEXT = 600
 
 
 @lru_cache(maxsize=1 << 16)
@@ -117,13 +117,8 @@ def _folded(raw: str) -> tuple[str, ...]:
     return tuple(keywords.tokens(raw))
 
 
-@lru_cache(maxsize=1 << 16)
-def _query_variants(word: str) -> frozenset[str]:
-    """A folded word and its Snowball stems in every query language."""
-    forms = {word}
-    for lang in keywords.QUERY_LANGS:
-        forms.update(keywords.stem_words([word], lang))
-    return frozenset(forms)
+# A folded word and its Snowball stems in every query language (cached per word).
+_query_variants = keywords.query_variants
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +127,11 @@ class _Passage:
 
     sents: list[tuple[int, int]]
     words: dict[str, tuple[int, ...]]
+    # The words of ``words`` by first character: Snowball stems keep it (see ``_Terms``).
+    by_initial: dict[str, list[str]]
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=1024)
 def _passage(text: str, start: int, end: int) -> _Passage:
     sents = _sentences(text, start, end)
     where: dict[str, list[int]] = {}
@@ -144,7 +141,10 @@ def _passage(text: str, start: int, end: int) -> _Passage:
             words.update(_folded(raw))
         for w in words:
             where.setdefault(w, []).append(i)
-    return _Passage(sents, {w: tuple(v) for w, v in where.items()})
+    by_initial: dict[str, list[str]] = {}
+    for w in where:
+        by_initial.setdefault(w[:1], []).append(w)
+    return _Passage(sents, {w: tuple(v) for w, v in where.items()}, by_initial)
 
 
 class _Terms:
@@ -159,7 +159,7 @@ class _Terms:
             self.groups = [frozenset(g) for g in keywords.query_terms(question)]
             # Snowball (it, en) keeps a word's first letter, so a word can only match a term
             # that starts like it: most words of a passage need no stemming at all.
-            self._initials: set[str] | None = {f[:1] for g in self.groups for f in g}
+            self.initials: set[str] | None = {f[:1] for g in self.groups for f in g}
         else:
             seen: dict[str, frozenset[str]] = {}
             for w in keywords.tokens(question):
@@ -167,7 +167,7 @@ class _Terms:
                     continue
                 seen.setdefault(w, frozenset({stem(w)}))
             self.groups = list(seen.values())
-            self._initials = None
+            self.initials = None
 
     def variants(self, word: str) -> frozenset[str]:
         if self.stem is None:
@@ -182,7 +182,7 @@ class _Terms:
         """Indexes of the question terms that the (folded) ``word`` matches."""
         h = self._hits.get(word)
         if h is None:
-            if self._initials is not None and word[:1] not in self._initials:
+            if self.initials is not None and word[:1] not in self.initials:
                 h = frozenset()
             else:
                 forms = self.variants(word)
@@ -279,10 +279,17 @@ def make_hit_quote(
     terms = _Terms(question, stem)
     per_sentence: dict[int, set[int]] = {}
     if terms.groups:
-        for word, where in passage.words.items():
+        if terms.initials is not None:
+            # Only words starting like a term can match it (the rest would hit nothing).
+            candidates: Iterable[str] = [
+                w for c in terms.initials for w in passage.by_initial.get(c, ())
+            ]
+        else:
+            candidates = passage.words
+        for word in candidates:
             hit = terms.hits(word)
             if hit:
-                for i in where:
+                for i in passage.words[word]:
                     per_sentence.setdefault(i, set()).update(hit)
     matches = {i: per_sentence.get(i, set()) for i in inside}
     weights = _rarity(per_sentence, len(sents), len(terms.groups))

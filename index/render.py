@@ -44,6 +44,8 @@ _TAG = re.compile(r"<[^>]*>")
 # Characters never valid raw in a URL: encoded so no client or server rejects the link.
 _URL_UNSAFE = str.maketrans({'"': "%22", "<": "%3C", ">": "%3E", "`": "%60", "\\": "%5C"})
 _SPACES = re.compile(r"\s+")
+# Whitespace (``str.isspace``, as ``\s`` in a str pattern) or an ASCII control character.
+_URL_BAD_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SENTENCE_END = re.compile(r"[.!?…][\"'»”’)\]]*(?=\s)")
 
@@ -74,7 +76,7 @@ def safe_url(url: str | None) -> str | None:
     if not url:
         return None
     u = url.strip()
-    if not u or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in u):
+    if not u or _URL_BAD_CHAR.search(u):
         return None
     try:
         parts = urlsplit(u)

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -165,12 +166,12 @@ class Retriever:
         self.params = params or params_for(embedder.model_id)
         self.tz = tz or ZoneInfo("UTC")
         self.encoder = QueryEncoder(embedder)
-        self._known_sources: set[str] | None = None
+        self._known_sources: frozenset[str] | None = None
         self._vocab_ready = False
 
-    async def known_sources(self) -> set[str]:
+    async def known_sources(self) -> frozenset[str]:
         if self._known_sources is None:
-            self._known_sources = await self.store.source_keys()
+            self._known_sources = frozenset(await self.store.source_keys())
         return self._known_sources
 
     def invalidate(self) -> None:
@@ -434,11 +435,19 @@ def match_fraction(groups: list[set[str]], rec: ChunkRecord) -> float:
     """Fraction of question words (any stem variant) found in a passage or its headline."""
     if not groups:
         return 0.0
-    words = set(keywords.tokens(f"{rec.title}\n{rec.text}"))
+    stems = _passage_stems(rec.title, rec.text, rec.lang or "")
+    return sum(1 for g in groups if not stems.isdisjoint(g)) / len(groups)
+
+
+@lru_cache(maxsize=4096)
+def _passage_stems(title: str, text: str, lang: str) -> frozenset[str]:
+    """The folded words of a passage and its headline, with their stems in its language and
+    every query language (the same top passages come back for many questions)."""
+    words = set(keywords.tokens(f"{title}\n{text}"))
     stems = set(words)
-    for lang in {rec.lang or "", *keywords.QUERY_LANGS}:
-        stems.update(keywords.stem_words(list(words), lang))
-    return sum(1 for g in groups if g & stems) / len(groups)
+    for lg in {lang, *keywords.QUERY_LANGS}:
+        stems.update(keywords.stem_words(list(words), lg))
+    return frozenset(stems)
 
 
 def fuse(
