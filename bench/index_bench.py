@@ -34,21 +34,14 @@ from index.settings import Settings  # noqa: E402
 DEFAULT = ROOT.parent / "shared" / "eval" / "squad-it-dev" / "articles.jsonl"
 
 
-async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--articles", type=Path, default=DEFAULT)
-    ap.add_argument("--n", type=int, default=0, help="first N articles (0 = all)")
-    ap.add_argument("--model", default=os.environ.get("EMBEDDING_MODEL", "usem3"))
-    ap.add_argument("--repeat", type=int, default=3, help="interleaved repetitions (best of)")
-    args = ap.parse_args()
-
+async def bench(args: argparse.Namespace, model: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="newsbot-bench-") as tmp:
         src = Path(tmp) / "articles.jsonl"
         lines = args.articles.read_text(encoding="utf-8").splitlines()
         if args.n:
             lines = lines[: args.n]
         src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        settings0 = Settings(_env_file=None, embedding_model=args.model)
+        settings0 = Settings(_env_file=None, embedding_model=model)
         embedder = make_embedder(settings0)
         embedder.embed_passages(["warm-up passage so weights are loaded before timing"])
         batch = max(64, settings0.embed_batch_size * 4)
@@ -57,7 +50,7 @@ async def main() -> None:
         t_index = t_encode = t_rerun = float("inf")
         for rep in range(args.repeat):
             settings = Settings(
-                _env_file=None, data_dir=Path(tmp) / f"data{rep}", embedding_model=args.model
+                _env_file=None, data_dir=Path(tmp) / f"data{rep}", embedding_model=model
             )
             services = await open_services(settings, embedder)
             try:
@@ -96,9 +89,32 @@ async def main() -> None:
     }
     print(json.dumps(result, indent=2))
     print(
-        f"index/encode = {result['ratio_index_vs_encode']:.3f} (goal <= 1.10); "
+        f"{model}: index/encode = {result['ratio_index_vs_encode']:.3f} (goal <= 1.10); "
         f"rerun/index = {result['ratio_rerun_vs_index']:.4f} (goal <= 0.02)"
     )
+    return result
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--articles", type=Path, default=DEFAULT)
+    ap.add_argument("--n", type=int, default=0, help="first N articles (0 = all)")
+    ap.add_argument(
+        "--model", default=os.environ.get("EMBEDDING_MODEL", "usem3"),
+        help="one model, or several separated by commas to compare them in the same run",
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved repetitions (best of)")
+    args = ap.parse_args()
+    results = [await bench(args, m) for m in args.model.split(",")]
+    if len(results) > 1:
+        base = results[-1]
+        for r in results[:-1]:
+            print(
+                f"index throughput {r['model']} vs {base['model']}: "
+                f"{r['chunks_per_s'] / base['chunks_per_s']:.2f}x chunks/s, "
+                f"{(r['articles'] / r['index_s']) / (base['articles'] / base['index_s']):.2f}x"
+                " articles/s"
+            )
 
 
 if __name__ == "__main__":
