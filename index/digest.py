@@ -526,6 +526,9 @@ async def lead_vectors(store: Store, vectors: Any, article_ids: Sequence[str]) -
     return out
 
 
+TOPIC_MIN_MATCH = 0.5  # rarity-weighted share of the topic's words an article must hold
+
+
 @dataclass(slots=True)
 class TopicScore:
     """How an article relates to a topic: its best chunk's dense similarity and the
@@ -588,6 +591,9 @@ async def topic_article_ids(
       MiniLM a Colombian cult story scores 0.35 against "Gaza hostages").
     """
     scores, min_match = await topic_scores(retriever, topic, since, until, n_chunks)
+    # The question gate favours answering (a refusal costs more than a weak hit); a topic
+    # filter judges every article of the period, so it keeps a bar of its own.
+    min_match = max(min_match, TOPIC_MIN_MATCH)
     min_dense = max(retriever.params.min_dense, topic_min_dense)
     return {a for a, s in scores.items() if s.dense >= min_dense or s.match >= min_match}
 
