@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,8 +85,9 @@ def params_for(model_id: str) -> FusionParams:
 
 
 # Filtered dense search (see Retriever._dense; measured by bench/query_bench.py).
-DENSE_EXACT_CHUNKS = 500  # filters passing at most this many chunks are scored exactly
-DENSE_FETCH_CHUNKS = 1500  # up to this many, from their fetched vectors; above, Chroma ids=
+DENSE_EXACT_CHUNKS = 1200  # filters passing at most this many chunks are scored exactly
+DENSE_FETCH_CHUNKS = 1500  # from their vectors when at most this many must be fetched, else ids=
+DENSE_CACHE_VECTORS = 20000  # fetched chunk vectors kept in memory (~30 MB at 384 dims)
 DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
 
 
@@ -168,6 +171,10 @@ class Retriever:
         self.encoder = QueryEncoder(embedder)
         self._known_sources: frozenset[str] | None = None
         self._vocab_ready = False
+        # Chunk vectors fetched for exact filtered scoring ("last week" is asked again and
+        # again): chunk ids are content-addressed, so a cached vector never goes stale.
+        self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vector_lock = threading.Lock()
 
     async def known_sources(self) -> frozenset[str]:
         if self._known_sources is None:
@@ -177,6 +184,8 @@ class Retriever:
     def invalidate(self) -> None:
         """Forget cached corpus facts after a re-index."""
         self._known_sources = None
+        with self._vector_lock:
+            self._vector_cache.clear()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -281,6 +290,7 @@ class Retriever:
         chunks are scored exactly from their vectors; otherwise the unfiltered neighbours are
         over-fetched in proportion to how rare passing chunks are and filtered in SQLite,
         which yields the exact top of the filtered ranking, possibly fewer than asked for.
+        Fetched vectors stay in memory, so a filter asked again is scored exactly for ~1 ms.
         """
         p = self.params
         vecs = vec.reshape(1, -1)
@@ -302,8 +312,10 @@ class Retriever:
             if ids is not None:
                 if not ids:
                     return []
-                if len(ids) <= exact_limit:
-                    if len(ids) <= DENSE_FETCH_CHUNKS:
+                cache = self._vector_cache
+                missing = sum(1 for i in ids if i not in cache)
+                if len(ids) <= exact_limit or missing * 10 <= len(ids):
+                    if missing <= DENSE_FETCH_CHUNKS:
                         return await asyncio.to_thread(self._score, vec, ids, p.dense_candidates)
                     res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates, ids)
                     return res[0]
@@ -315,7 +327,20 @@ class Retriever:
 
     def _score(self, vec: np.ndarray, ids: Sequence[str], n: int) -> list[tuple[str, float]]:
         """Exact cosine of ``vec`` against the stored vectors of ``ids``: the best ``n``."""
-        got = self.vectors.get_vectors(list(ids))
+        cache = self._vector_cache
+        with self._vector_lock:
+            got = {i: cache[i] for i in ids if i in cache}
+            for i in got:
+                cache.move_to_end(i)
+        missing = [i for i in ids if i not in got]
+        if missing:
+            fetched = self.vectors.get_vectors(missing)
+            got.update(fetched)
+            if len(ids) <= DENSE_CACHE_VECTORS:
+                with self._vector_lock:
+                    cache.update(fetched)
+                    while len(cache) > DENSE_CACHE_VECTORS:
+                        cache.popitem(last=False)
         if not got:
             return []
         keys = list(got)

@@ -31,8 +31,8 @@ MMAP_BYTES = 1 << 30
 # two of the FTS_PAIR_WORDS least common other words. Each candidate gets its exact bm25 over
 # all the question's terms; a chunk left out holds at most one common word and none of the
 # rare ones, so it could only rank near the bottom. Below the threshold nothing changes.
-FTS_EXACT_ROWS = 3000
-FTS_RARE_ROWS = 1500
+FTS_EXACT_ROWS = 2000
+FTS_RARE_ROWS = 1000
 FTS_PAIR_WORDS = 4
 FTS_FILTER_SET_ROWS = 8000  # filters passing more chunks are checked row by row
 STATS_RECHECK_S = 1.0  # how often to notice writes by other connections (PRAGMA data_version)
