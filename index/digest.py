@@ -33,7 +33,15 @@ from index import keywords
 from index.chunking import split_sentences
 from index.i18n import STRINGS, format_date, normalize_lang, t
 from index.models import Filters
-from index.render import RAW_LIMIT, TELEGRAM_LIMIT, safe_url, visible_length
+from index.render import (
+    _CONTROL,
+    RAW_LIMIT,
+    TELEGRAM_LIMIT,
+    _clip,
+    _one_line,
+    safe_url,
+    visible_length,
+)
 from index.store import ArticleRecord, Store
 
 __all__ = [
@@ -803,24 +811,6 @@ async def build_digest(
 
 
 # -- rendering --------------------------------------------------------------------------------
-
-_SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _one_line(text: str | None) -> str:
-    return _SPACES.sub(" ", _CONTROL.sub("", text or "")).strip()
-
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[: max(1, limit - 1)]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + ELLIPSIS
-
 
 def _esc(text: str) -> str:
     return html.escape(text, quote=False)
