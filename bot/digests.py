@@ -72,6 +72,7 @@ from telegram.ext import (
 
 from index.digest import Digest, DigestMessage, build_digest, render_digest_html
 from index.i18n import format_date, normalize_lang
+from index.store import connect_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -416,13 +417,7 @@ class DigestStore:
 
     @classmethod
     async def open(cls, path: Path) -> DigestStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=10000")
+        db = await connect_sqlite(path)
         await db.executescript(_SCHEMA)
         return cls(db)
 

@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import secrets
-import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +30,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosqlite
+
+from index.store import connect_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,7 @@ class BotState:
 
     @classmethod
     async def open(cls, path: Path, tz: ZoneInfo) -> BotState:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
+        db = await connect_sqlite(path)
         await db.executescript(_SCHEMA)
         await db.execute(
             "DELETE FROM pages WHERE ts < ?", (time.time() - PAGE_TTL_DAYS * 86400,)

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -530,14 +530,3 @@ async def open_vectors_checked(
 async def open_vectors(settings: Settings, store: Store, embedder: Embedder) -> VectorStore:
     vectors, _ = await open_vectors_checked(settings, store, embedder)
     return vectors
-
-
-def default_sample_paths() -> list[Path]:
-    """The built-in sample corpus shipped inside the package."""
-    from index import sample
-
-    return sample.paths()
-
-
-def iter_ids(items: Iterable[_Pending]) -> list[str]:
-    return [p.article.id for p in items]

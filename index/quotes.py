@@ -45,35 +45,7 @@ class Quote:
 # -- sentences ------------------------------------------------------------------------------
 
 # Words that end with a dot without ending a sentence (EN/IT titles, months, companies).
-_ABBREVIATIONS = frozenset((
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "eg", "ie", "nos", "art",
-    "pag", "pagg", "pp", "p", "fig", "gen", "col", "lt", "sgt", "gov", "sen", "rep", "rev",
-    "sig", "sigg", "sigra", "dott", "dssa", "ing", "avv", "arch", "geom", "rag", "cav", "comm",
-    "mons", "ca", "cfr", "ecc", "es", "min", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
-    "sep", "sept", "oct", "nov", "dec", "mag", "giu", "lug", "ago", "set", "ott", "dic", "inc",
-    "ltd", "co", "corp", "spa", "srl",
-))  # fmt: skip
-_BOUNDARY = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s+[\"'«“‘(\[]?[A-ZÀ-ÖØ-Þ0-9])")
 _LINE = re.compile(r"[^\n]+")
-_WORD_BEFORE = re.compile(r"([\w.]+)[.!?…]*[\"'»”’)\]]*$")
-
-
-def _own_split(text: str) -> list[tuple[int, int]]:
-    """Sentences within lines; a line break always ends a sentence (paragraphs, titles)."""
-    out: list[tuple[int, int]] = []
-    for line in _LINE.finditer(text):
-        start = line.start()
-        for m in _BOUNDARY.finditer(text, line.start(), line.end()):
-            if m.group(0).startswith(".") and len(m.group(0).rstrip("\"'»”’)]")) == 1:
-                w = _WORD_BEFORE.search(text, start, m.start() + 1)
-                word = w.group(1).lower().rstrip(".") if w else ""
-                # Initials ("J. Smith"), "U.S." and known abbreviations do not end a sentence.
-                if len(word) <= 1 or "." in word or word in _ABBREVIATIONS:
-                    continue
-            out.append((start, m.end()))
-            start = m.end()
-        out.append((start, line.end()))
-    return out
 
 
 def _tidy(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -96,7 +68,7 @@ def _sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[
     """Sentence spans of ``text[start:end]`` (absolute offsets), split as the chunker does."""
     end = len(text) if end is None else end
     part = text if start == 0 and end == len(text) else text[start:end]
-    spans = _chunker_split(part) if _chunker_split is not None else _own_split(part)
+    spans = _chunker_split(part)
     if start:
         spans = [(a + start, b + start) for a, b in spans]
     return _tidy(text, spans)

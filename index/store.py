@@ -185,6 +185,19 @@ class ArticleRecord:
     indexed_at: datetime
 
 
+async def connect_sqlite(path: Path) -> aiosqlite.Connection:
+    """One recipe for every database of the project: WAL so readers never wait for the
+    single writer, autocommit (explicit BEGIN where a transaction is meant), named rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    await db.execute("PRAGMA foreign_keys=ON")
+    await db.execute("PRAGMA busy_timeout=10000")
+    return db
+
+
 class Store:
     """Async access to the SQLite database; construct with :meth:`open`."""
 
@@ -201,13 +214,7 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=10000")
+        db = await connect_sqlite(path)
         # Memory-mapped reads: chunk and article rows are read at random by every question.
         await db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         await db.executescript(_SCHEMA)

@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from index.quotes import Quote, _own_split, _sentences, make_hit_quote, text_fragment_url
+from index.quotes import Quote, _sentences, make_hit_quote, text_fragment_url
 
 ARTICLE = (
     "Roma, 5 marzo 2024.\n\n"
@@ -147,14 +147,14 @@ def test_degenerate_inputs():
     check(q)
 
 
-def test_fallback_splitter_keeps_abbreviations_and_initials():
+def test_quote_sentences_keep_abbreviations_and_initials():
     text = "Il sig. Rossi e J. Smith sono arrivati. Il dott. Bianchi no! Poi «Basta.» Fine"
-    got = [text[a:b] for a, b in _own_split(text)]
+    got = [text[a:b] for a, b in _sentences(text)]
     assert got == [
         "Il sig. Rossi e J. Smith sono arrivati.",
-        " Il dott. Bianchi no!",
-        " Poi «Basta.»",
-        " Fine",
+        "Il dott. Bianchi no!",
+        "Poi «Basta.»",
+        "Fine",
     ]
     assert [text[a:b] for a, b in _sentences(text)][1] == "Il dott. Bianchi no!"
 
