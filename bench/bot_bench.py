@@ -11,8 +11,9 @@ latency is from injection to the server receiving the answer's ``sendMessage``.
 Prints answered questions/s, p50/p95 latency, and lost or duplicated answers. Goal on the
 2-core reference machine: >= 150 questions/s, p95 <= 300 ms, none lost.
 
-The store is the built-in sample indexed with the packaged MiniLM (built on first use under
-``bench/out/``). By default outgoing flood control is off, because the fake server imposes no
+The store is the built-in sample indexed with ``--model`` (default: the product's default,
+the packaged USE v3; ``--model minilm`` for the packaged MiniLM), built on first use under
+``bench/out/``. By default outgoing flood control is off, because the fake server imposes no
 limits and Telegram's own 30 messages/s would cap any bot at 30 answers/s: ``--flood-control``
 keeps PTB's limiter on to show that. ``--profile`` times each stage (encode, Chroma, FTS,
 rendering, Bot API HTTP) to say where the time goes.
@@ -49,6 +50,7 @@ from bot.services import KEY, BotServices  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
 from index.embedding import make_embedder  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
+from index.settings import Settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -213,10 +215,10 @@ async def run(args: argparse.Namespace) -> int:
     settings = BotSettings(
         _env_file=None,
         data_dir=data_dir,
-        embedding_model="minilm",
+        embedding_model=args.model,
         telegram_bot_token=server.token,
         telegram_api_url=server.base_url,
-        bot_state_file=data_dir.parent / "bot-bench-state.sqlite3",
+        bot_state_file=data_dir.parent / f"bot-bench-state-{args.model}.sqlite3",
         user_rate_limit=0,
         telegram_max_rate=30.0 if args.flood_control else 0.0,
         bot_concurrency=args.concurrency,
@@ -354,8 +356,11 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=0.0,
                     help="questions injected per second (0 = all at once)")
     ap.add_argument("--concurrency", type=int, default=256, help="updates processed at once")
-    ap.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "out" / "bot-sample-data",
-                    help="store to serve (the sample is indexed into it when empty)")
+    ap.add_argument("--model", default=Settings.model_fields["embedding_model"].default,
+                    help="embedding model (default: the product's default)")
+    ap.add_argument("--data-dir", type=Path, default=None,
+                    help="store to serve (the sample is indexed into it when empty; default"
+                         " bench/out/bot-sample-<model>)")
     ap.add_argument("--flood-control", action="store_true",
                     help="keep Telegram's 30 messages/s outgoing limit on")
     ap.add_argument("--profile", action="store_true", help="time each stage")
@@ -363,6 +368,8 @@ def main() -> int:
                     help="write a cProfile of the bot's event-loop thread to this file")
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
+    if args.data_dir is None:
+        args.data_dir = ROOT / "bench" / "out" / f"bot-sample-{args.model}"
     args.data_dir.mkdir(parents=True, exist_ok=True)
     return asyncio.run(run(args))
 

@@ -15,8 +15,9 @@ Questions (2-7 words of a chunk, IT or EN templates) come in five kinds: no filt
 "yesterday"/"ieri", with ``now`` fixed inside the data; each filtered question is about a
 chunk that passes its filter. Measured, after a warm-up, for every question:
 
-- floor: the real packaged MiniLM's ``embed_queries([q])`` plus a bare unfiltered Chroma
-  ``collection.query`` of that vector (the question without its filter words), back to back
+- floor: the real packaged MiniLM's ``embed_queries([q])`` (on one core, as every lone
+  question is encoded; the every-core encode is printed beside it) plus a bare unfiltered
+  Chroma ``collection.query`` of that vector (the question without its filter words), back to back
   with the full answer path: question → ``Retriever.answer`` → ``render_telegram_html``;
 - pieces, one question at a time: the FTS5 keyword search (the old single query, the
   store's, and the store's scoring every match), the SQLite candidate ids of a filter (old
@@ -431,6 +432,7 @@ async def measure(
     store: Store,
     vectors: VectorStore,
 ) -> dict[str, Any]:
+    import index.embedding as embedding_mod
     import index.store as store_mod
 
     col = vectors.collection
@@ -510,6 +512,16 @@ async def measure(
                 _overlap(got, exact, 60)
             )
             if filters.is_empty():
+                # A lone question is encoded on one core so that its keyword search runs on
+                # the other (index/embedding.py); what the encode alone costs on every core:
+                await ct.time("none: encode, one thread (as answered)", embedder.embed_queries,
+                              [query])  # fmt: skip
+                saved_threads = embedding_mod.SINGLE_THREAD_TEXTS
+                embedding_mod.SINGLE_THREAD_TEXTS = 0
+                try:
+                    await ct.time("none: encode, every core", embedder.embed_queries, [query])
+                finally:
+                    embedding_mod.SINGLE_THREAD_TEXTS = saved_threads
                 for n in (p.dense_candidates, p.overfetch):
                     await ct.time(
                         f"none: chroma unfiltered n={n}", col.query,
@@ -589,6 +601,13 @@ def report(result: dict[str, Any]) -> None:
           f"(+{result['warmup']} warm-up), now={result['now']}")  # fmt: skip
     print(f"floor (encode + unfiltered chroma query): median {f['median_ms']:.2f} ms, "
           f"p95 {f['p95_ms']:.2f} ms")  # fmt: skip
+    pieces = result["pieces"]
+    one, every = (pieces.get(f"none: encode, {k}") for k in ("one thread (as answered)",
+                                                             "every core"))
+    if one and every:
+        print(f"  (its encode runs on one core: {one['median_ms']:.2f} ms; on every core it"
+              f" would take {every['median_ms']:.2f} ms, a floor lower by"
+              f" {one['median_ms'] - every['median_ms']:.2f} ms)")
     print("\nfull answer path (Retriever.answer + render_telegram_html) / floor of the same"
           " questions:")  # fmt: skip
     for kind, a in result["answers"].items():

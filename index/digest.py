@@ -559,6 +559,7 @@ async def topic_scores(
     r = Retriever(base.settings, base.store, base.embedder, base.vectors, params=params, tz=base.tz)
     r.encoder = base.encoder  # share the batching encoder
     search = await r.search(topic, Filters(date_from=since, date_to=until))
+    await r.load_records(search, [x.chunk_id for x in search.ranked])
     groups = keywords.query_terms(topic)
     weights = await _term_weights(base.store, groups)
     total = sum(weights) or 1.0

@@ -36,6 +36,7 @@ from index.store import ArticleRecord, ChunkRecord, Store
 from index.vectors import VectorStore
 
 Mode = Literal["hybrid", "dense", "bm25"]
+Nearest = tuple[np.ndarray, list[tuple[str, float]]]
 
 
 @dataclass(slots=True)
@@ -89,6 +90,7 @@ DENSE_EXACT_CHUNKS = 1200  # filters passing at most this many chunks are scored
 DENSE_FETCH_CHUNKS = 1500  # from their vectors when at most this many must be fetched, else ids=
 DENSE_CACHE_VECTORS = 20000  # fetched chunk vectors kept in memory (~30 MB at 384 dims)
 DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
+RECORDS_AHEAD = 16  # passages loaded at a time, from the head of a ranking
 
 
 @dataclass(slots=True)
@@ -113,41 +115,66 @@ class Search:
 class QueryEncoder:
     """Encodes concurrent questions in one batch: 64 queries batch ~6x faster than one by one.
 
-    Callers await :meth:`encode`; the first caller of a burst becomes the batch's runner after
-    yielding once to the event loop, so questions arriving together share one model call.
+    Callers await :meth:`encode` (a vector) or :meth:`nearest` (a vector and its unfiltered
+    neighbours); the first caller of a burst becomes the batch's runner after yielding once
+    to the event loop, so questions arriving together share one model call and one Chroma
+    query, in one worker-thread hop.
     """
 
-    def __init__(self, embedder: Embedder, max_batch: int = 64) -> None:
+    def __init__(
+        self, embedder: Embedder, vectors: VectorStore | None = None, max_batch: int = 64
+    ) -> None:
         self.embedder = embedder
+        self.vectors = vectors
         self.max_batch = max_batch
-        self._pending: list[tuple[str, asyncio.Future[np.ndarray]]] = []
+        self._pending: list[tuple[str, int, asyncio.Future[Nearest]]] = []
         self._scheduled = False
 
     async def encode(self, text: str) -> np.ndarray:
+        vec, _ = await self._submit(text, 0)
+        return vec
+
+    async def nearest(self, text: str, n: int) -> Nearest:
+        """The question's vector and its ``n`` nearest chunks, unfiltered."""
+        if self.vectors is None:
+            raise RuntimeError("QueryEncoder.nearest needs a vector store")
+        return await self._submit(text, n)
+
+    def _submit(self, text: str, n: int) -> asyncio.Future[Nearest]:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[np.ndarray] = loop.create_future()
-        self._pending.append((text, fut))
+        fut: asyncio.Future[Nearest] = loop.create_future()
+        self._pending.append((text, n, fut))
         if not self._scheduled:
             self._scheduled = True
             loop.create_task(self._run())
-        return await fut
+        return fut
+
+    def _work(self, texts: list[str], ns: list[int]) -> list[Nearest]:
+        vecs = self.embedder.embed_queries(texts)
+        found: list[list[tuple[str, float]]] = [[] for _ in texts]
+        rows = [i for i, n in enumerate(ns) if n > 0]
+        if rows and self.vectors is not None:
+            res = self.vectors.query(vecs[rows], max(ns[i] for i in rows))
+            for i, got in zip(rows, res, strict=True):
+                found[i] = got[: ns[i]]
+        return [(vecs[i], found[i]) for i in range(len(texts))]
 
     async def _run(self) -> None:
         await asyncio.sleep(0)
         while self._pending:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             try:
-                vecs = await asyncio.to_thread(
-                    self.embedder.embed_queries, [t for t, _ in batch]
+                out = await asyncio.to_thread(
+                    self._work, [t for t, _, _ in batch], [n for _, n, _ in batch]
                 )
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                for _, fut in batch:
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            for (_, fut), vec in zip(batch, vecs, strict=True):
+            for (_, _, fut), got in zip(batch, out, strict=True):
                 if not fut.done():
-                    fut.set_result(vec)
+                    fut.set_result(got)
         self._scheduled = False
 
 
@@ -168,7 +195,7 @@ class Retriever:
         self.vectors = vectors
         self.params = params or params_for(embedder.model_id)
         self.tz = tz or ZoneInfo("UTC")
-        self.encoder = QueryEncoder(embedder)
+        self.encoder = QueryEncoder(embedder, vectors)
         self._known_sources: frozenset[str] | None = None
         self._vocab_ready = False
         # Chunk vectors fetched for exact filtered scoring ("last week" is asked again and
@@ -248,6 +275,9 @@ class Retriever:
         bm25: list[tuple[str, float]] = []
 
         async def run_dense() -> list[tuple[str, float]]:
+            if filters.is_empty():
+                _, found = await self.encoder.nearest(query, p.dense_candidates)
+                return found
             vec = await self.encoder.encode(query)
             return await self._dense(vec, filters)
 
@@ -263,15 +293,17 @@ class Retriever:
         else:
             bm25 = await run_bm25()
 
+        # Passages of the heads of both lists only: the fused top comes from them, and
+        # build_hits loads any other it reaches.
+        head = RECORDS_AHEAD
         records = await self.store.chunk_records(
-            list(dict.fromkeys([c for c, _ in dense] + [c for c, _ in bm25]))
+            list(dict.fromkeys([c for c, _ in bm25[:head]] + [c for c, _ in dense[:head]]))
         )
-        dense = [(c, v) for c, v in dense if c in records]  # orphans of a killed run
-        bm25 = [(c, v) for c, v in bm25 if c in records]
         best_match = 0.0
         if groups:
             for cid, _ in bm25[:3]:
-                best_match = max(best_match, match_fraction(groups, records[cid]))
+                if cid in records:  # else deleted by a re-index meanwhile
+                    best_match = max(best_match, match_fraction(groups, records[cid]))
         if mode == "hybrid":
             ranked = fuse(dense, bm25, best_match, p)
         elif mode == "dense":
@@ -281,6 +313,13 @@ class Retriever:
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
         return Search(ranked, best_dense, best_match, gap, records)
+
+    async def load_records(self, search: Search, chunk_ids: Sequence[str]) -> None:
+        """Add the passages of ``chunk_ids`` to ``search.records`` (a chunk whose vector
+        outlived its row after a killed run simply stays absent)."""
+        missing = [c for c in chunk_ids if c not in search.records]
+        if missing:
+            search.records.update(await self.store.chunk_records(missing))
 
     async def _dense(self, vec: np.ndarray, filters: Filters) -> list[tuple[str, float]]:
         """Nearest chunks passing ``filters``, without Chroma's own filters.
@@ -375,8 +414,13 @@ class Retriever:
         cap = self.settings.max_passages_per_article
         per_group: dict[str, list[ChunkRecord]] = {}
         order: list[tuple[str, ChunkRecord, float]] = []
-        for r in search.ranked:
-            rec = search.records[r.chunk_id]
+        for pos, r in enumerate(search.ranked):
+            if r.chunk_id not in search.records:
+                ahead = search.ranked[pos : pos + RECORDS_AHEAD]
+                await self.load_records(search, [x.chunk_id for x in ahead])
+            rec = search.records.get(r.chunk_id)
+            if rec is None:
+                continue
             group = rec.canonical_id or rec.article_id
             taken = per_group.setdefault(group, [])
             if len(taken) >= cap:
@@ -394,9 +438,11 @@ class Retriever:
             return []
         article_ids = list({rec.article_id for _, rec, _ in order})
         groups = list(per_group)
-        articles = await self.store.articles(article_ids)
-        dups = await self.store.duplicates_of(groups)
-        canon_recs = await self.store.articles([g for g in groups if g not in articles])
+        articles, dups, canon_recs = await asyncio.gather(
+            self.store.articles(article_ids),
+            self.store.duplicates_of(groups),
+            self.store.articles([g for g in groups if g not in article_ids], with_text=False),
+        )
         hits: list[Hit] = []
         for group, rec, score in order:
             art = articles[rec.article_id]

@@ -708,14 +708,18 @@ class Store:
         arts = await self.articles([article_id])
         return arts.get(article_id)
 
-    async def articles(self, ids: Sequence[str]) -> dict[str, ArticleRecord]:
+    async def articles(
+        self, ids: Sequence[str], *, with_text: bool = True
+    ) -> dict[str, ArticleRecord]:
+        """Article rows by id; ``with_text=False`` leaves ``text`` empty (outlet credits)."""
         out: dict[str, ArticleRecord] = {}
         ids = list(ids)
+        text = "text" if with_text else "''"
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = ",".join("?" * len(part))
             async with self.db.execute(
-                "SELECT id, title, text, url, published, source, lang, canonical_id, dup_kind,"
+                f"SELECT id, title, {text}, url, published, source, lang, canonical_id, dup_kind,"
                 f" indexed_at FROM articles WHERE id IN ({q})",
                 part,
             ) as cur:
@@ -728,20 +732,28 @@ class Store:
         return out
 
     async def duplicates_of(self, canonical_ids: Sequence[str]) -> dict[str, list[ArticleRecord]]:
-        """Articles linked to each canonical (exact or near copies), for 'also reported by'."""
+        """Articles linked to each canonical (exact or near copies), for 'also reported by'.
+
+        Without their text (``""``): only who else reported the story is shown, and a reply
+        would otherwise read every copy of every story in full."""
         out: dict[str, list[ArticleRecord]] = {}
-        ids = list(canonical_ids)
-        if not ids:
-            return out
-        q = ",".join("?" * len(ids))
-        async with self.db.execute(
-            f"SELECT id FROM articles WHERE canonical_id IN ({q})", ids
-        ) as cur:
-            dup_ids = [r[0] for r in await cur.fetchall()]
-        recs = await self.articles(dup_ids)
-        for rec in recs.values():
-            assert rec.canonical_id is not None
-            out.setdefault(rec.canonical_id, []).append(rec)
+        ids = list(dict.fromkeys(canonical_ids))
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = ",".join("?" * len(part))
+            async with self.db.execute(
+                "SELECT id, title, url, published, source, lang, canonical_id, dup_kind,"
+                f" indexed_at FROM articles WHERE canonical_id IN ({q})",
+                part,
+            ) as cur:
+                for r in await cur.fetchall():
+                    out.setdefault(r[6], []).append(
+                        ArticleRecord(
+                            id=r[0], title=r[1], text="", url=r[2], published=_parse_dt(r[3]),
+                            source=r[4], lang=r[5], canonical_id=r[6], dup_kind=r[7],
+                            indexed_at=datetime.fromisoformat(r[8]),
+                        )
+                    )
         for lst in out.values():
             lst.sort(key=lambda r: (r.published or r.indexed_at))
         return out
