@@ -3,8 +3,9 @@
     python bench/bot_bench.py [--users N] [--questions Q] [--rate R] [--data-dir DIR]
                               [--flood-control] [--profile]
 
-The fake Telegram server runs in its own thread (``start_in_thread``); the real Application
-from ``build_application`` long-polls it, exactly as in production. Questions are injected
+The fake Telegram server runs in a process of its own, as Telegram runs on machines of its own;
+the real Application from ``build_application`` long-polls it over HTTP, exactly as in
+production. Questions are injected
 as user messages (``--rate`` per second, 0 = all at once) by N users in private chats;
 latency is from injection to the server receiving the answer's ``sendMessage``.
 
@@ -182,42 +183,108 @@ def instrument_http(app: Any, timings: Timings) -> None:
 
 
 class CpuClock:
-    """CPU seconds used during the run by the whole process, the bot's event-loop thread and
-    the fake server's thread; the rest is worker threads (encode, Chroma, SQLite) and torch."""
+    """CPU seconds used during the run by the bot's process and its event-loop thread; the
+    rest of the process is worker threads (encode, Chroma, SQLite). The fake server's own
+    process reports its CPU separately."""
 
-    def __init__(self, server: FakeBotApi) -> None:
-        thread = server._thread  # noqa: SLF001 - the bench owns the server
-        assert thread is not None and thread.ident is not None
-        self._server_clock = time.pthread_getcpuclockid(thread.ident)
+    def __init__(self) -> None:
         self._start = self._now()
 
-    def _now(self) -> tuple[float, float, float]:
-        return (time.process_time(), time.thread_time(),
-                time.clock_gettime(self._server_clock))
+    @staticmethod
+    def _now() -> tuple[float, float]:
+        return time.process_time(), time.thread_time()
 
     def split(self) -> dict[str, float]:
         end = self._now()
-        process, loop, server = (b - a for a, b in zip(self._start, end, strict=True))
-        return {"process": process, "bot event loop": loop, "fake server thread": server,
-                "workers+torch": process - loop - server}
+        process, loop = (b - a for a, b in zip(self._start, end, strict=True))
+        return {"bot process": process, "bot event loop": loop, "workers": process - loop}
 
 
 LOAD_BEFORE = os.getloadavg()
+
+
+# -- the fake Telegram, in its own process -------------------------------------------------------
+
+
+def _telegram_process(conn: Any, n_users: int) -> None:
+    """Telegram's side: the fake server and the simulated users, in a process of their own.
+
+    In production Telegram is another machine; in one process its Python would take turns
+    with the bot's on one interpreter lock and the bench would measure the fake as the bot.
+    Commands arrive on ``conn``; ``time.monotonic`` is the same clock in both processes.
+    """
+    server = FakeBotApi()
+    server.start_in_thread()
+    users = [server.user(f"user{i}", language_code="it" if i % 3 == 0 else "en")
+             for i in range(n_users)]
+    chats = [server.private_chat(u) for u in users]
+    conn.send((server.token, server.base_url))
+
+    def answered(base: int) -> int:
+        return sum(1 for c in server.calls[base:] if c.method == "sendMessage" and c.ok)
+
+    while True:
+        cmd, payload = conn.recv()
+        if cmd == "warmup":
+            base, want = len(server.calls), len(payload)
+            for i, text in enumerate(payload):
+                server.user_sends(chats[i % len(chats)], users[i % len(users)], text)
+            server.wait_for_sync(lambda: answered(base) >= want, 60)  # noqa: B023
+            time.sleep(0.5)
+            conn.send("ok")
+        elif cmd == "run":
+            qs, rate, timeout = payload
+            base = len(server.calls)
+            interval = 1.0 / rate if rate > 0 else 0.0
+            asked: dict[tuple[int, int], float] = {}
+            cpu0 = time.process_time()
+            t0 = time.monotonic()
+            for i, text in enumerate(qs):
+                if interval:
+                    delay = t0 + i * interval - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                user, chat = users[i % len(users)], chats[i % len(chats)]
+                update = server.user_sends(chat, user, text)
+                asked[(chat["id"], update["message"]["message_id"])] = time.monotonic()
+            deadline = t0 + timeout
+            while time.monotonic() < deadline and answered(base) < len(qs):
+                time.sleep(0.05)
+            time.sleep(1.0)  # late duplicates would show up here
+            replies = []
+            for c in server.calls[base:]:
+                if c.method != "sendMessage" or not c.ok:
+                    continue
+                target = (c.params.get("reply_parameters") or {}).get("message_id")
+                replies.append((c.params["chat_id"], target, c.time, str(c.params.get("text"))))
+            conn.send({"t0": t0, "asked": asked, "replies": replies,
+                       "violations": len(server.violations),
+                       "cpu": time.process_time() - cpu0})
+        else:
+            server.stop_thread()
+            conn.send("bye")
+            return
 
 
 # -- the run -----------------------------------------------------------------------------------
 
 
 async def run(args: argparse.Namespace) -> int:
+    import multiprocessing
+
     data_dir: Path = args.data_dir
-    server = FakeBotApi()
-    server.start_in_thread()
+    ctx = multiprocessing.get_context("spawn")
+    conn, child_conn = ctx.Pipe()
+    telegram = ctx.Process(target=_telegram_process, args=(child_conn, args.users),
+                           name="fake-telegram", daemon=True)
+    telegram.start()
+    token, base_url = await asyncio.to_thread(conn.recv)
     settings = BotSettings(
         _env_file=None,
         data_dir=data_dir,
         embedding_model=args.model,
-        telegram_bot_token=server.token,
-        telegram_api_url=server.base_url,
+        telegram_bot_token=token,
+        telegram_api_url=base_url,
         bot_state_file=data_dir.parent / f"bot-bench-state-{args.model}.sqlite3",
         user_rate_limit=0,
         telegram_max_rate=30.0 if args.flood_control else 0.0,
@@ -230,79 +297,50 @@ async def run(args: argparse.Namespace) -> int:
     app = build_application(settings, embedder=embedder)
     t_start = time.perf_counter()
     timings = Timings()
-    users = [server.user(f"user{i}", language_code="it" if i % 3 == 0 else "en")
-             for i in range(args.users)]
-    chats = [server.private_chat(u) for u in users]
-    asked: dict[tuple[int, int], float] = {}
     qs = questions(args.users * args.questions)
+
+    async def ask(cmd: str, payload: Any) -> Any:
+        conn.send((cmd, payload))
+        return await asyncio.to_thread(conn.recv)
 
     async with running(app, settings):
         services: BotServices = app.bot_data[KEY]
         counts = await services.index.store.counts()
         print(f"store: {counts['articles']} articles, {counts['chunks']} passages "
               f"(ready in {time.perf_counter() - t_start:.1f}s)")
-        # warm-up: every code path once, outside the measurement
-        for i in range(8):
-            server.user_sends(chats[i % len(chats)], users[i % len(users)], qs[-1 - i])
-        # wait_for (not wait_for_sync, which would block this loop, where the bot runs)
-        await server.wait_for(lambda: len(server.calls_to("sendMessage", ok=True)) >= 8, 60)
-        await asyncio.sleep(0.5)
-        base_calls = len(server.calls)
+        await ask("warmup", qs[-8:])  # every code path once, outside the measurement
         if args.profile:
             instrument(services, timings)
             instrument_http(app, timings)
 
         total = len(qs)
-        interval = 1.0 / args.rate if args.rate > 0 else 0.0
-
-        def inject() -> None:
-            t0 = time.monotonic()
-            for i, text in enumerate(qs):
-                if interval:
-                    delay = t0 + i * interval - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                user, chat = users[i % len(users)], chats[i % len(chats)]
-                update = server.user_sends(chat, user, text)
-                asked[(chat["id"], update["message"]["message_id"])] = time.monotonic()
-
-        cpu = CpuClock(server)
+        cpu = CpuClock()
         profiler = None
         if args.cprofile:
             import cProfile
 
             profiler = cProfile.Profile()
             profiler.enable()  # the event-loop thread only
-        t0 = time.monotonic()
-        injector = threading.Thread(target=inject, name="bench-injector")
-        injector.start()
-
-        def answered() -> int:
-            return sum(1 for c in server.calls[base_calls:]
-                       if c.method == "sendMessage" and c.ok)
-
-        deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-            if not injector.is_alive() and answered() >= total:
-                break
-        injector.join()
-        await asyncio.sleep(1.0)  # late duplicates would show up here
-        wall = time.monotonic() - t0
+        t_run = time.monotonic()
+        result = await ask("run", (qs, args.rate, args.timeout))
+        wall = time.monotonic() - t_run
         cpu_split = cpu.split()
+        cpu_split["fake telegram process"] = result["cpu"]
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.cprofile)
 
-    server.stop_thread()
+    await ask("stop", None)
+    telegram.join(10)
 
+    t0: float = result["t0"]
+    asked: dict[tuple[int, int], float] = result["asked"]
     replies: dict[tuple[int, int], list[float]] = defaultdict(list)
-    for call in server.calls[base_calls:]:
-        if call.method != "sendMessage" or not call.ok:
-            continue
-        target = (call.params.get("reply_parameters") or {}).get("message_id")
+    texts: list[str] = []
+    for chat_id, target, when, text in result["replies"]:
+        texts.append(text)
         if target is not None:
-            replies[(call.params["chat_id"], target)].append(call.time)
+            replies[(chat_id, target)].append(when)
     latencies = []
     lost = duplicated = 0
     last = t0
@@ -322,12 +360,8 @@ async def run(args: argparse.Namespace) -> int:
     def pct(q: float) -> float:
         return 1000 * latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))]
 
-    found = sum(1 for c in server.calls[base_calls:]
-                if c.method == "sendMessage" and c.ok and "Nothing relevant" not in
-                str(c.params.get("text")) and "Non ho trovato" not in str(c.params.get("text")))
-    errors = sum(1 for c in server.calls[base_calls:]
-                 if c.method == "sendMessage" and c.ok and ("went wrong" in str(c.params.get("text"))
-                                                            or "andato storto" in str(c.params.get("text"))))
+    found = sum(1 for t in texts if "Nothing relevant" not in t and "Non ho trovato" not in t)
+    errors = sum(1 for t in texts if "went wrong" in t or "andato storto" in t)
     mode = f"{args.rate:g}/s" if args.rate > 0 else "all at once"
     print(f"users {args.users} · questions {total} · injected {mode} · "
           f"concurrency {args.concurrency} · flood control "
@@ -337,7 +371,7 @@ async def run(args: argparse.Namespace) -> int:
         print(f"latency p50 {pct(50):.0f} ms · p95 {pct(95):.0f} ms · max "
               f"{1000 * latencies[-1]:.0f} ms · mean {1000 * statistics.mean(latencies):.0f} ms")
     print(f"lost {lost} · duplicated {duplicated} · errors {errors} · with passages "
-          f"{found}/{answered_n} · violations {len(server.violations)}")
+          f"{found}/{answered_n} · violations {result['violations']}")
     print("cpu seconds: " + " · ".join(f"{k} {v:.2f}" for k, v in cpu_split.items())
           + f" (wall {wall:.2f}s, 2 cores = {2 * wall:.2f} cpu-s; load average before "
           f"{LOAD_BEFORE[0]:.2f})")
@@ -345,7 +379,7 @@ async def run(args: argparse.Namespace) -> int:
         print()
         print(timings.report(wall))
         print(f"(wall {wall:.2f}s; stages overlap: threads and coroutines run concurrently)")
-    ok = lost == 0 and duplicated == 0 and errors == 0
+    ok = lost == 0 and duplicated == 0 and errors == 0 and result["violations"] == 0
     return 0 if ok else 1
 
 

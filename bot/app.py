@@ -85,7 +85,7 @@ def build_application(settings: BotSettings, *, embedder: Embedder | None = None
         Application.builder()
         .token(token)
         .concurrent_updates(max(1, settings.bot_concurrency))
-        .connection_pool_size(MAX_IN_FLIGHT + 4)
+        .connection_pool_size(MAX_IN_FLIGHT + 2)
         .rate_limiter(FloodControl(
             overall_max_rate=settings.telegram_max_rate,
             group_max_rate=settings.telegram_group_rate,

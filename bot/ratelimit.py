@@ -27,7 +27,7 @@ from telegram.ext import AIORateLimiter
 log = logging.getLogger(__name__)
 
 WINDOW = 60.0
-MAX_IN_FLIGHT = 16  # concurrent Bot API requests (30 msg/s × ~100 ms RTT needs ~3)
+MAX_IN_FLIGHT = 6  # concurrent Bot API requests (30 msg/s × ~100 ms RTT needs ~3)
 
 
 @dataclass(slots=True)
