@@ -292,8 +292,12 @@ async def run(args: argparse.Namespace) -> int:
         poll_timeout=5,
         sources={},
     )
-    embedder = make_embedder(settings)
-    embedder.embed_queries(["warm-up"])
+    # The product's own wiring: with ENCODER_PROCESS (the default) the bot starts its encoder
+    # process; otherwise the model is loaded here and encodes in the bot's process.
+    embedder = None
+    if args.in_process_encoder:
+        embedder = make_embedder(settings)
+        embedder.embed_queries(["warm-up"])
     app = build_application(settings, embedder=embedder)
     t_start = time.perf_counter()
     timings = Timings()
@@ -397,6 +401,8 @@ def main() -> int:
                          " bench/out/bot-sample-<model>)")
     ap.add_argument("--flood-control", action="store_true",
                     help="keep Telegram's 30 messages/s outgoing limit on")
+    ap.add_argument("--in-process-encoder", action="store_true",
+                    help="encode in the bot's process (ENCODER_PROCESS=false)")
     ap.add_argument("--profile", action="store_true", help="time each stage")
     ap.add_argument("--cprofile", type=Path, default=None,
                     help="write a cProfile of the bot's event-loop thread to this file")

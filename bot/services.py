@@ -6,6 +6,7 @@ Lives in ``application.bot_data["services"]`` (opened in ``post_init``, closed i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from bot.reindex import Reindexer
 from bot.settings import BotSettings
 from bot.state import BotState, Page, QuestionLog, new_page_id
 from index.embedding import Embedder
+from index.encoder_process import ProcessEmbedder
 from index.models import Answer
 from index.render import render_telegram_html
 from index.retrieval import Retriever
@@ -50,11 +52,17 @@ class BotServices:
     inline_limiter: UserRateLimiter
     reindexer: Reindexer
     tz: ZoneInfo
+    encoder: ProcessEmbedder | None = None  # the child process this object started
     _overview: tuple[float, dict[str, Any], dict[str, Any]] | None = field(default=None)
 
     @classmethod
     async def open(cls, settings: BotSettings, embedder: Embedder | None = None) -> BotServices:
         tz = ZoneInfo(settings.timezone)
+        child: ProcessEmbedder | None = None
+        if embedder is None and settings.encoder_process:
+            child = ProcessEmbedder(settings)
+            await asyncio.to_thread(child.start)  # the first question need not wait for it
+            embedder = child
         index = await open_services(settings, embedder=embedder)
         try:
             if await index.is_empty():
@@ -67,6 +75,8 @@ class BotServices:
             state = await BotState.open(settings.bot_state_path, tz)
         except BaseException:
             await index.close()
+            if child is not None:
+                child.close()
             raise
         self = cls(
             settings=settings,
@@ -79,6 +89,7 @@ class BotServices:
                                            if settings.user_rate_limit > 0 else 0),
             reindexer=Reindexer(settings, index.embedder),
             tz=tz,
+            encoder=child,
         )
         self.reindexer.on_done = self.after_reindex
         return self
@@ -87,6 +98,8 @@ class BotServices:
         await self.reindexer.close()
         await self.state.close()
         await self.index.close()
+        if self.encoder is not None:
+            self.encoder.close()
 
     # -- answers ----------------------------------------------------------------------------
 

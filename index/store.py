@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 
@@ -226,11 +226,16 @@ class Store:
     async def close(self) -> None:
         await self.db.close()
 
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one statement in one hop to the connection's thread (``async with
+        execute`` + ``fetchall`` takes three, each a wake-up of the event loop)."""
+        return cast(list[Any], await self.db.execute_fetchall(sql, params))
+
     # -- meta -----------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
-        async with self.db.execute("SELECT value FROM meta WHERE key=?", (key,)) as cur:
-            row = await cur.fetchone()
+        rows = await self._all("SELECT value FROM meta WHERE key=?", (key,))
+        row = rows[0] if rows else None
         return row[0] if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -244,8 +249,8 @@ class Store:
 
     async def begin_run(self) -> tuple[int, bool]:
         """Start a run; also say whether the previous one died before finishing."""
-        async with self.db.execute("SELECT status FROM runs ORDER BY id DESC LIMIT 1") as cur:
-            row = await cur.fetchone()
+        rows = await self._all("SELECT status FROM runs ORDER BY id DESC LIMIT 1")
+        row = rows[0] if rows else None
         interrupted = bool(row and row[0] == "running")
         if interrupted:
             await self.db.execute("UPDATE runs SET status='interrupted' WHERE status='running'")
@@ -262,11 +267,11 @@ class Store:
         )
 
     async def last_run(self) -> dict[str, Any] | None:
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT id, started_at, finished_at, status, stats FROM runs "
             "WHERE status != 'running' ORDER BY id DESC LIMIT 1"
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = rows[0] if rows else None
         if not row:
             return None
         return {
@@ -280,10 +285,9 @@ class Store:
     # -- indexing ---------------------------------------------------------------------------
 
     async def article_states(self) -> dict[str, StoredState]:
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT id, content_hash, raw_hash, dup_kind, embedded FROM articles"
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return {
             r[0]: StoredState(r[1], r[2], r[3], bool(r[4])) for r in rows
         }
@@ -295,23 +299,23 @@ class Store:
         for i in range(0, len(hs), 500):
             part = hs[i : i + 500]
             q = ",".join("?" * len(part))
-            async with self.db.execute(
+            rows = await self._all(
                 f"SELECT content_hash, id FROM articles WHERE dup_kind IS NOT 'exact' "
                 f"AND content_hash IN ({q}) ORDER BY indexed_ts",
                 part,
-            ) as cur:
-                for h, aid in await cur.fetchall():
-                    out.setdefault(h, aid)
+            )
+            for h, aid in rows:
+                out.setdefault(h, aid)
         return out
 
     async def articles_sharing_bands(self, keys: Sequence[int]) -> set[str]:
         if not keys:
             return set()
         q = ",".join("?" * len(keys))
-        async with self.db.execute(
+        rows = await self._all(
             f"SELECT DISTINCT article_id FROM article_bands WHERE band_key IN ({q})", list(keys)
-        ) as cur:
-            return {r[0] for r in await cur.fetchall()}
+        )
+        return {r[0] for r in rows}
 
     async def signatures(self, ids: Iterable[str]) -> dict[str, tuple[bytes, str | None]]:
         """MinHash signature and canonical link of each stored article."""
@@ -320,13 +324,13 @@ class Store:
         for i in range(0, len(lst), 500):
             part = lst[i : i + 500]
             q = ",".join("?" * len(part))
-            async with self.db.execute(
+            rows = await self._all(
                 f"SELECT id, minhash, canonical_id FROM articles WHERE minhash IS NOT NULL"
                 f" AND id IN ({q})",
                 part,
-            ) as cur:
-                for aid, sig, canon in await cur.fetchall():
-                    out[aid] = (sig, canon)
+            )
+            for aid, sig, canon in rows:
+                out[aid] = (sig, canon)
         return out
 
     async def write_articles(self, writes: Sequence[ArticleWrite], run_id: int) -> None:
@@ -425,8 +429,8 @@ class Store:
             )
 
     async def stale_vector_ids(self) -> list[str]:
-        async with self.db.execute("SELECT chunk_id FROM stale_vectors") as cur:
-            return [r[0] for r in await cur.fetchall()]
+        rows = await self._all("SELECT chunk_id FROM stale_vectors")
+        return [r[0] for r in rows]
 
     async def clear_stale(self, ids: Sequence[str]) -> None:
         await self.db.executemany(
@@ -434,8 +438,8 @@ class Store:
         )
 
     async def chunk_ids_with_articles(self) -> dict[str, str]:
-        async with self.db.execute("SELECT id, article_id FROM chunks") as cur:
-            return {r[0]: r[1] for r in await cur.fetchall()}
+        rows = await self._all("SELECT id, article_id FROM chunks")
+        return {r[0]: r[1] for r in rows}
 
     async def counts(self) -> dict[str, int]:
         out = {}
@@ -446,27 +450,27 @@ class Store:
             ("chunks", "SELECT count(*) FROM chunks"),
             ("sources", "SELECT count(DISTINCT source_key) FROM articles"),
         ):
-            async with self.db.execute(sql) as cur:
-                row = await cur.fetchone()
+            rows = await self._all(sql)
+            row = rows[0] if rows else None
             out[name] = int(row[0]) if row else 0
         return out
 
     async def corpus_overview(self) -> dict[str, Any]:
         """Languages, date range and top outlets: what /start and `status` tell a user."""
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT lang, count(*) FROM articles WHERE dup_kind IS NOT 'exact'"
             " GROUP BY lang ORDER BY count(*) DESC"
-        ) as cur:
-            langs = {(r[0] or "?"): r[1] for r in await cur.fetchall()}
-        async with self.db.execute(
+        )
+        langs = {(r[0] or "?"): r[1] for r in rows}
+        rows = await self._all(
             "SELECT min(published), max(published) FROM articles WHERE published IS NOT NULL"
-        ) as cur:
-            row = await cur.fetchone()
-        async with self.db.execute(
+        )
+        row = rows[0] if rows else None
+        rows = await self._all(
             "SELECT source, count(*) FROM articles WHERE source IS NOT NULL"
             " GROUP BY source_key ORDER BY count(*) DESC LIMIT 10"
-        ) as cur:
-            sources = {r[0]: r[1] for r in await cur.fetchall()}
+        )
+        sources = {r[0]: r[1] for r in rows}
         return {
             "languages": langs,
             "first_published": _parse_dt(row[0]) if row else None,
@@ -475,10 +479,10 @@ class Store:
         }
 
     async def source_keys(self) -> set[str]:
-        async with self.db.execute(
+        rows = await self._all(
             "SELECT DISTINCT source_key FROM articles WHERE source_key IS NOT NULL"
-        ) as cur:
-            return {r[0] for r in await cur.fetchall()}
+        )
+        return {r[0] for r in rows}
 
     # -- retrieval --------------------------------------------------------------------------
 
@@ -515,8 +519,8 @@ class Store:
         version = self._stamp[0]
         now = time.monotonic()
         if now - self._stamp_checked >= STATS_RECHECK_S:
-            async with self.db.execute("PRAGMA data_version") as cur:
-                row = await cur.fetchone()
+            rows = await self._all("PRAGMA data_version")
+            row = rows[0] if rows else None
             version = int(row[0]) if row else -1
             self._stamp_checked = now
         if (version, changes) != self._stamp:
@@ -529,8 +533,8 @@ class Store:
         """How many chunks are stored (cached until the next write)."""
         await self._fresh_stats()
         if self._chunk_count is None:
-            async with self.db.execute("SELECT count(*) FROM chunks") as cur:
-                row = await cur.fetchone()
+            rows = await self._all("SELECT count(*) FROM chunks")
+            row = rows[0] if rows else None
             self._chunk_count = int(row[0]) if row else 0
         return self._chunk_count
 
@@ -548,10 +552,10 @@ class Store:
             if len(self._doc_freq) > 100_000:
                 self._doc_freq.clear()
             q = ",".join("?" * len(missing))
-            async with self.db.execute(
+            rows = await self._all(
                 f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({q})", missing
-            ) as cur:
-                found = {r[0]: int(r[1]) for r in await cur.fetchall()}
+            )
+            found = {r[0]: int(r[1]) for r in rows}
             for t in missing:
                 self._doc_freq[t] = found.get(t, 0)
         return {t: self._doc_freq[t] for t in terms}
@@ -564,12 +568,12 @@ class Store:
         if hit is not None:
             return hit
         where, params = self._filter_sql(filters)
-        async with self.db.execute(
+        rows = await self._all(
             f"SELECT (SELECT count(*) FROM articles a WHERE {where}),"
             " (SELECT count(*) FROM articles WHERE dup_kind IS NOT 'exact')",
             params,
-        ) as cur:
-            row = await cur.fetchone()
+        )
+        row = rows[0] if rows else None
         passing, total = (int(row[0]), int(row[1])) if row else (0, 0)
         fraction = passing / total if total else 0.0
         if len(self._fractions) > 1000:
@@ -646,22 +650,22 @@ class Store:
             params.extend(fparams)
         params.append(limit)
         # bm25() is computed once per row that passes, then only the top rows are joined.
-        async with self.db.execute(
+        rows = await self._all(
             f"SELECT c.id, -s.r FROM ({inner} ORDER BY r LIMIT ?) s"
             " JOIN chunks c ON c.rowid = s.rowid ORDER BY s.r",
             params,
-        ) as cur:
-            return [(r[0], float(r[1])) for r in await cur.fetchall()]
+        )
+        return [(r[0], float(r[1])) for r in rows]
 
     async def filtered_chunk_ids(self, filters: Filters, limit: int) -> list[str] | None:
         """Chunk ids passing the filters, or None if more than ``limit`` do."""
         where, params = self._filter_sql(filters)
-        async with self.db.execute(
+        rows = await self._all(
             f"SELECT c.id FROM articles a CROSS JOIN chunks c ON c.article_id = a.id"
             f" WHERE {where} LIMIT ?",
             [*params, limit + 1],
-        ) as cur:
-            rows = list(await cur.fetchall())
+        )
+        rows = list(rows)
         if len(rows) > limit:
             return None
         return [r[0] for r in rows]
@@ -674,12 +678,12 @@ class Store:
         for i in range(0, len(ids), 2000):
             part = ids[i : i + 2000]
             q = ",".join("?" * len(part))
-            async with self.db.execute(
+            rows = await self._all(
                 f"SELECT c.id FROM chunks c CROSS JOIN articles a INDEXED BY articles_meta"
                 f" ON a.id = c.article_id WHERE c.id IN ({q}) AND {where}",
                 [*part, *params],
-            ) as cur:
-                out.update(r[0] for r in await cur.fetchall())
+            )
+            out.update(r[0] for r in rows)
         return out
 
     async def chunk_records(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRecord]:
@@ -688,20 +692,20 @@ class Store:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = ",".join("?" * len(part))
-            async with self.db.execute(
+            rows = await self._all(
                 "SELECT c.id, c.rowid, c.article_id, c.ord, c.start, c.end, c.text, a.title,"
                 " a.url, a.published, a.source, a.lang, a.canonical_id, a.dup_kind,"
                 " a.published_ts, a.indexed_ts, a.source_key FROM chunks c"
                 " CROSS JOIN articles a INDEXED BY articles_meta ON a.id = c.article_id"
                 f" WHERE c.id IN ({q})",
                 part,
-            ) as cur:
-                for r in await cur.fetchall():
-                    out[r[0]] = ChunkRecord(
-                        chunk_id=r[0], rowid=r[1], article_id=r[2], ord=r[3], start=r[4],
-                        end=r[5], text=r[6], title=r[7], url=r[8], published=_parse_dt(r[9]),
-                        source=r[10], lang=r[11], canonical_id=r[12],
-                    )
+            )
+            for r in rows:
+                out[r[0]] = ChunkRecord(
+                    chunk_id=r[0], rowid=r[1], article_id=r[2], ord=r[3], start=r[4],
+                    end=r[5], text=r[6], title=r[7], url=r[8], published=_parse_dt(r[9]),
+                    source=r[10], lang=r[11], canonical_id=r[12],
+                )
         return out
 
     async def article(self, article_id: str) -> ArticleRecord | None:
@@ -718,17 +722,17 @@ class Store:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = ",".join("?" * len(part))
-            async with self.db.execute(
+            rows = await self._all(
                 f"SELECT id, title, {text}, url, published, source, lang, canonical_id, dup_kind,"
                 f" indexed_at FROM articles WHERE id IN ({q})",
                 part,
-            ) as cur:
-                for r in await cur.fetchall():
-                    out[r[0]] = ArticleRecord(
-                        id=r[0], title=r[1], text=r[2], url=r[3], published=_parse_dt(r[4]),
-                        source=r[5], lang=r[6], canonical_id=r[7], dup_kind=r[8],
-                        indexed_at=datetime.fromisoformat(r[9]),
-                    )
+            )
+            for r in rows:
+                out[r[0]] = ArticleRecord(
+                    id=r[0], title=r[1], text=r[2], url=r[3], published=_parse_dt(r[4]),
+                    source=r[5], lang=r[6], canonical_id=r[7], dup_kind=r[8],
+                    indexed_at=datetime.fromisoformat(r[9]),
+                )
         return out
 
     async def duplicates_of(self, canonical_ids: Sequence[str]) -> dict[str, list[ArticleRecord]]:
@@ -741,19 +745,19 @@ class Store:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = ",".join("?" * len(part))
-            async with self.db.execute(
+            rows = await self._all(
                 "SELECT id, title, url, published, source, lang, canonical_id, dup_kind,"
                 f" indexed_at FROM articles WHERE canonical_id IN ({q})",
                 part,
-            ) as cur:
-                for r in await cur.fetchall():
-                    out.setdefault(r[6], []).append(
-                        ArticleRecord(
-                            id=r[0], title=r[1], text="", url=r[2], published=_parse_dt(r[3]),
-                            source=r[4], lang=r[5], canonical_id=r[6], dup_kind=r[7],
-                            indexed_at=datetime.fromisoformat(r[8]),
-                        )
+            )
+            for r in rows:
+                out.setdefault(r[6], []).append(
+                    ArticleRecord(
+                        id=r[0], title=r[1], text="", url=r[2], published=_parse_dt(r[3]),
+                        source=r[4], lang=r[5], canonical_id=r[6], dup_kind=r[7],
+                        indexed_at=datetime.fromisoformat(r[8]),
                     )
+                )
         for lst in out.values():
             lst.sort(key=lambda r: (r.published or r.indexed_at))
         return out
@@ -764,12 +768,12 @@ class Store:
         """Canonical articles published (or indexed, when undated) in [start, end)."""
         filters = Filters(date_from=start, date_to=end)
         where, params = self._filter_sql(filters)
-        async with self.db.execute(
+        rows = await self._all(
             f"SELECT a.id FROM articles a WHERE {where}"
             " ORDER BY coalesce(a.published_ts, a.indexed_ts) DESC LIMIT ?",
             [*params, limit],
-        ) as cur:
-            ids = [r[0] for r in await cur.fetchall()]
+        )
+        ids = [r[0] for r in rows]
         recs = await self.articles(ids)
         return [recs[i] for i in ids if i in recs]
 
@@ -779,11 +783,11 @@ class Store:
         for i in range(0, len(ids), 500):
             part = ids[i : i + 500]
             q = ",".join("?" * len(part))
-            async with self.db.execute(
+            rows = await self._all(
                 f"SELECT article_id, id FROM chunks WHERE article_id IN ({q}) ORDER BY ord", part
-            ) as cur:
-                for aid, cid in await cur.fetchall():
-                    out.setdefault(aid, []).append(cid)
+            )
+            for aid, cid in rows:
+                out.setdefault(aid, []).append(cid)
         return out
 
 

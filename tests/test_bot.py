@@ -96,6 +96,27 @@ async def test_private_question_is_answered_with_a_quote(
     assert labels[-2:] == ["👍", "👎"] and labels[0] == "More ▸"
 
 
+async def test_the_default_wiring_encodes_in_a_child_process(
+    fake_bot_api: FakeBotApi, settings_for: Any
+) -> None:
+    """No embedder handed in: the bot starts its own encoder process, answers through it and
+    stops it on shutdown."""
+    server = fake_bot_api
+    ada = server.user("Ada", language_code="en")
+    chat = server.private_chat(ada)
+    async with serving(settings_for(encoder_process=True), None) as app:
+        services = services_of(app)
+        child = services.encoder
+        assert child is not None and services.index.embedder is child
+        proc = child._proc
+        assert proc is not None and proc.is_alive()
+        server.user_sends(chat, ada, GM_EN)
+        (reply,) = await server.wait_for_messages(chat["id"], count=1, timeout=60)
+    assert "Mary Barra" in reply["text"]
+    proc.join(10)
+    assert not proc.is_alive()
+
+
 async def test_italian_user_gets_italian_texts_and_start_describes_the_corpus(
     fake_bot_api: FakeBotApi, settings_for: Any, bot_embedder: Any
 ) -> None:
