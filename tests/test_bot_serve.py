@@ -1,9 +1,15 @@
-"""Running the bot: webhook mode with its secret, and ``newsbot serve`` start-up failures."""
+"""Running the bot: webhook mode with its secret, ``newsbot serve`` end to end, and its
+start-up failures."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +111,50 @@ def test_serve_with_an_unreachable_api_is_a_one_line_error(
     lines = [line for line in err.splitlines() if line.startswith("newsbot serve:")]
     assert len(lines) == 1 and "cannot reach the Bot API" in lines[0]
     assert "Traceback" not in err + out and WRONG_TOKEN not in err + out
+
+
+def test_newsbot_serve_answers_through_its_encoder_process_and_stops_it(
+    tmp_path: Path,
+) -> None:
+    """The installed command, as an operator runs it: it answers, and on SIGTERM it exits
+    cleanly without leaving its encoder process behind."""
+    newsbot = Path(sys.executable).with_name("newsbot")
+    corpus = tmp_path / "gm.jsonl"
+    corpus.write_text(json.dumps({
+        "id": "gm-1", "title": "Mary Barra leads GM", "source": "example", "lang": "en",
+        "published": "2014-01-15",
+        "text": "Mary Barra became chief executive of General Motors in 2014.",
+    }) + "\n", encoding="utf-8")
+    data = tmp_path / "data"
+    env = {**os.environ, "EMBEDDING_MODEL": "hashing", "HF_HUB_OFFLINE": "1"}
+    for name in ("WEBHOOK_URL", "NEWSBOT_SOURCES", "ADMIN_IDS", "ENCODER_PROCESS"):
+        env.pop(name, None)
+    subprocess.run([str(newsbot), "index", str(corpus), "--data-dir", str(data)], env=env,
+                   check=True, capture_output=True, cwd=tmp_path, timeout=120)
+    server = FakeBotApi()
+    with server.running_in_thread():
+        env |= {"TELEGRAM_BOT_TOKEN": server.token, "TELEGRAM_API_URL": server.base_url,
+                "POLL_TIMEOUT": "1"}
+        proc = subprocess.Popen(
+            [str(newsbot), "serve", "--data-dir", str(data)], env=env, cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            ada = server.user("Ada")
+            chat = server.private_chat(ada)
+            server.user_sends(chat, ada, "Who leads General Motors?")
+            server.wait_for_sync(lambda: server.sent_texts(chat["id"]), 60)
+            children = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "spawn_main"],
+                                      capture_output=True, text=True).stdout.split()
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "Mary Barra became chief executive" in server.sent_texts(chat["id"])[0]
+    assert proc.returncode == 0, out
+    assert len(children) == 1  # the encoder process
+    still = subprocess.run(["ps", "-o", "stat=", "-p", children[0]],
+                           capture_output=True, text=True).stdout.strip()
+    assert still in ("", "Z"), f"encoder process left running: {still}"
+    assert server.token not in out
