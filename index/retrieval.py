@@ -94,6 +94,18 @@ RECORDS_AHEAD = 16  # passages loaded at a time, from the head of a ranking
 
 
 @dataclass(slots=True)
+class DensePlan:
+    """How the dense side of a filtered question will run (see Retriever._dense_plan)."""
+
+    kind: Literal["none", "all", "exact", "ids", "overfetch"]
+    n: int = 0  # neighbours to over-fetch
+    ids: list[str] | None = None  # for Chroma ids=
+    keys: list[str] | None = None  # rows of ``matrix``
+    matrix: np.ndarray | None = None  # unit vectors, for exact scoring
+    keep: set[str] | None = None  # the passing ids, when known
+
+
+@dataclass(slots=True)
 class Ranked:
     chunk_id: str
     score: float
@@ -202,6 +214,10 @@ class Retriever:
         # again): chunk ids are content-addressed, so a cached vector never goes stale.
         self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vector_lock = threading.Lock()
+        self._matrix_cache: OrderedDict[tuple[str, ...], tuple[list[str], np.ndarray]] = (
+            OrderedDict()
+        )
+        self._matrix_rows = 0
 
     async def known_sources(self) -> frozenset[str]:
         if self._known_sources is None:
@@ -213,6 +229,8 @@ class Retriever:
         self._known_sources = None
         with self._vector_lock:
             self._vector_cache.clear()
+            self._matrix_cache.clear()
+            self._matrix_rows = 0
 
     # -- public -----------------------------------------------------------------------------
 
@@ -278,8 +296,13 @@ class Retriever:
             if filters.is_empty():
                 _, found = await self.encoder.nearest(query, p.dense_candidates)
                 return found
-            vec = await self.encoder.encode(query)
-            return await self._dense(vec, filters)
+            plan = asyncio.ensure_future(self._dense_plan(filters))  # while encoding
+            try:
+                vec = await self.encoder.encode(query)
+            except BaseException:
+                plan.cancel()
+                raise
+            return await self._dense_run(vec, await plan, filters)
 
         async def run_bm25() -> list[tuple[str, float]]:
             return await self.store.fts_search(
@@ -331,14 +354,17 @@ class Retriever:
         which yields the exact top of the filtered ranking, possibly fewer than asked for.
         Fetched vectors stay in memory, so a filter asked again is scored exactly for ~1 ms.
         """
+        return await self._dense_run(vec, await self._dense_plan(filters), filters)
+
+    async def _dense_plan(self, filters: Filters) -> DensePlan:
+        """Everything the dense side can do before the question's vector exists (search()
+        runs it while the question is encoded): the SQL, and the matrix of passing vectors."""
         p = self.params
-        vecs = vec.reshape(1, -1)
         if filters.is_empty():
-            res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates)
-            return res[0]
+            return DensePlan("all")
         fraction = await self.store.filter_fraction(filters)
         if fraction <= 0.0:
-            return []
+            return DensePlan("none")
         total = await self.store.chunk_count()
         exact_limit = min(max(DENSE_EXACT_CHUNKS, p.dense_candidates), p.filtered_exact_limit)
         n = min(total, p.overfetch, max(p.dense_candidates, math.ceil(
@@ -350,22 +376,63 @@ class Retriever:
             ids = await self.store.filtered_chunk_ids(filters, id_limit)
             if ids is not None:
                 if not ids:
-                    return []
+                    return DensePlan("none")
                 cache = self._vector_cache
                 missing = sum(1 for i in ids if i not in cache)
                 if len(ids) <= exact_limit or missing * 10 <= len(ids):
                     if missing <= DENSE_FETCH_CHUNKS:
-                        return await asyncio.to_thread(self._score, vec, ids, p.dense_candidates)
-                    res = await asyncio.to_thread(self.vectors.query, vecs, p.dense_candidates, ids)
-                    return res[0]
+                        keys, matrix = await asyncio.to_thread(self._matrix, ids)
+                        return DensePlan("exact", keys=keys, matrix=matrix)
+                    return DensePlan("ids", ids=ids)
                 keep = set(ids)
-        res = await asyncio.to_thread(self.vectors.query, vecs, n)
+        return DensePlan("overfetch", n=n, keep=keep)
+
+    async def _dense_run(
+        self, vec: np.ndarray, plan: DensePlan, filters: Filters
+    ) -> list[tuple[str, float]]:
+        k = self.params.dense_candidates
+        vecs = vec.reshape(1, -1)
+        if plan.kind == "none":
+            return []
+        if plan.kind == "exact":
+            assert plan.keys is not None and plan.matrix is not None
+            if not plan.keys:
+                return []
+            sims = plan.matrix @ (vec.reshape(-1) / max(float(np.linalg.norm(vec)), 1e-12))
+            order = np.argsort(-sims, kind="stable")[:k]
+            return [(plan.keys[i], float(sims[i])) for i in order]
+        if plan.kind == "ids":
+            res = await asyncio.to_thread(self.vectors.query, vecs, k, plan.ids)
+            return res[0]
+        if plan.kind == "all":
+            res = await asyncio.to_thread(self.vectors.query, vecs, k)
+            return res[0]
+        res = await asyncio.to_thread(self.vectors.query, vecs, plan.n)
+        keep = plan.keep
         if keep is None:
             keep = await self.store.passing_chunk_ids([c for c, _ in res[0]], filters)
-        return [(c, s) for c, s in res[0] if c in keep][: p.dense_candidates]
+        return [(c, s) for c, s in res[0] if c in keep][:k]
 
     def _score(self, vec: np.ndarray, ids: Sequence[str], n: int) -> list[tuple[str, float]]:
         """Exact cosine of ``vec`` against the stored vectors of ``ids``: the best ``n``."""
+        keys, matrix = self._matrix(ids)
+        if not keys:
+            return []
+        sims = matrix @ (vec.reshape(-1) / max(float(np.linalg.norm(vec)), 1e-12))
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [(keys[i], float(sims[i])) for i in order]
+
+    def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The unit-length vectors of ``ids`` (those that have one) as rows of one matrix.
+
+        The same filter is asked again and again ("ieri", "last week"), so the stacked
+        matrix of an id list is kept too (building it costs more than scoring it)."""
+        key = tuple(ids)
+        with self._vector_lock:
+            hit = self._matrix_cache.get(key)
+            if hit is not None:
+                self._matrix_cache.move_to_end(key)
+                return hit
         cache = self._vector_cache
         with self._vector_lock:
             got = {i: cache[i] for i in ids if i in cache}
@@ -380,14 +447,19 @@ class Retriever:
                     cache.update(fetched)
                     while len(cache) > DENSE_CACHE_VECTORS:
                         cache.popitem(last=False)
-        if not got:
-            return []
         keys = list(got)
+        if not keys:
+            return [], np.zeros((0, 0), dtype=np.float32)
         mat = np.stack([got[k] for k in keys])
-        norms = np.linalg.norm(mat, axis=1) * max(float(np.linalg.norm(vec)), 1e-12)
-        sims = mat @ vec.reshape(-1) / np.maximum(norms, 1e-12)
-        order = np.argsort(-sims, kind="stable")[:n]
-        return [(keys[i], float(sims[i])) for i in order]
+        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+        out = (keys, mat)
+        with self._vector_lock:
+            self._matrix_cache[key] = out
+            self._matrix_rows += len(keys)
+            while self._matrix_rows > DENSE_CACHE_VECTORS or len(self._matrix_cache) > 32:
+                _, (old, _) = self._matrix_cache.popitem(last=False)
+                self._matrix_rows -= len(old)
+        return out
 
     async def _coverage(self, groups: list[set[str]]) -> float:
         """Fraction of question words that occur anywhere in the keyword index."""
