@@ -396,11 +396,7 @@ class Retriever:
             return []
         if plan.kind == "exact":
             assert plan.keys is not None and plan.matrix is not None
-            if not plan.keys:
-                return []
-            sims = plan.matrix @ (vec.reshape(-1) / max(float(np.linalg.norm(vec)), 1e-12))
-            order = np.argsort(-sims, kind="stable")[:k]
-            return [(plan.keys[i], float(sims[i])) for i in order]
+            return _top(plan.keys, plan.matrix, vec, k)
         if plan.kind == "ids":
             res = await asyncio.to_thread(self.vectors.query, vecs, k, plan.ids)
             return res[0]
@@ -416,11 +412,7 @@ class Retriever:
     def _score(self, vec: np.ndarray, ids: Sequence[str], n: int) -> list[tuple[str, float]]:
         """Exact cosine of ``vec`` against the stored vectors of ``ids``: the best ``n``."""
         keys, matrix = self._matrix(ids)
-        if not keys:
-            return []
-        sims = matrix @ (vec.reshape(-1) / max(float(np.linalg.norm(vec)), 1e-12))
-        order = np.argsort(-sims, kind="stable")[:n]
-        return [(keys[i], float(sims[i])) for i in order]
+        return _top(keys, matrix, vec, n)
 
     def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """The unit-length vectors of ``ids`` (those that have one) as rows of one matrix.
@@ -556,6 +548,17 @@ _DATE_OPERATOR = re.compile(
 def has_prose_dates(question: str, filters: Filters) -> bool:
     """A date restriction that came from words, not from an explicit ``after:`` operator."""
     return bool(filters.date_from or filters.date_to) and not _DATE_OPERATOR.search(question)
+
+
+def _top(
+    keys: Sequence[str], matrix: np.ndarray, vec: np.ndarray, n: int
+) -> list[tuple[str, float]]:
+    """The ``n`` rows (unit vectors) of ``matrix`` nearest to ``vec`` by cosine."""
+    if not keys:
+        return []
+    sims = matrix @ (vec.reshape(-1) / max(float(np.linalg.norm(vec)), 1e-12))
+    order = np.argsort(-sims, kind="stable")[:n]
+    return [(keys[i], float(sims[i])) for i in order]
 
 
 def _overlaps(a: ChunkRecord, b: ChunkRecord) -> bool:
