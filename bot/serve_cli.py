@@ -41,6 +41,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from bot.app import MissingToken, build_application
     from bot.cli import _settings
     from bot.runner import running
+    from index.encoder_process import EncoderError
 
     settings = _settings(args)
     try:
@@ -65,6 +66,8 @@ async def _serve(args: argparse.Namespace) -> int:
         return _fail(f"cannot reach the Bot API at {api}: {exc}")
     except TelegramError as exc:
         return _fail(f"the Bot API refused to start the bot: {exc}")
+    except EncoderError as exc:
+        return _fail(f"cannot load the embedding model {settings.embedding_model!r}: {exc}")
     except OSError as exc:  # e.g. the webhook port is taken
         return _fail(f"cannot serve: {exc}")
     finally:

@@ -26,7 +26,7 @@ from index.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ProcessEmbedder"]
+__all__ = ["EncoderError", "ProcessEmbedder"]
 
 _START_TIMEOUT_S = 300.0  # loading torch and a model on a slow disk
 
@@ -34,6 +34,10 @@ _START_TIMEOUT_S = 300.0  # loading torch and a model on a slow disk
 # The settings that choose and configure the model (see make_embedder); nothing else, and
 # never a secret, crosses to the child.
 MODEL_FIELDS = ("embedding_model", "query_prompt", "passage_prompt", "embed_batch_size")
+
+
+class EncoderError(RuntimeError):
+    """The encoder process could not load its model, or died, or failed on a batch."""
 
 
 def _serve(conn: Connection, fields: dict[str, Any]) -> None:
@@ -127,11 +131,11 @@ class ProcessEmbedder:
                 except (EOFError, OSError) as exc:
                     self._stop()
                     if attempt == 2:
-                        raise RuntimeError(f"the encoder process died twice: {exc}") from exc
+                        raise EncoderError(f"the encoder process died twice: {exc}") from exc
                     log.warning("the encoder process died; starting a new one")
                     continue
                 if status != "ok":
-                    raise RuntimeError(f"encoder process: {value}")
+                    raise EncoderError(f"encoder process: {value}")
                 return np.asarray(value, dtype=np.float32)
         raise AssertionError("unreachable")
 
@@ -150,15 +154,15 @@ class ProcessEmbedder:
         child.close()
         if not parent.poll(_START_TIMEOUT_S):
             proc.kill()
-            raise RuntimeError("the encoder process did not start")
+            raise EncoderError("the encoder process did not start")
         try:
             status, value = parent.recv()
         except EOFError as exc:
             proc.join(5)
-            raise RuntimeError(f"the encoder process exited (code {proc.exitcode})") from exc
+            raise EncoderError(f"the encoder process exited (code {proc.exitcode})") from exc
         if status != "ready":
             proc.join(5)
-            raise RuntimeError(f"encoder process: {value}")
+            raise EncoderError(f"encoder process: {value}")
         self._proc, self._conn = proc, parent
         log.info("encoder process started", extra={"kv": {"pid": proc.pid,
                                                           "model": self.model_id}})

@@ -158,3 +158,20 @@ def test_newsbot_serve_answers_through_its_encoder_process_and_stops_it(
                            capture_output=True, text=True).stdout.strip()
     assert still in ("", "Z"), f"encoder process left running: {still}"
     assert server.token not in out
+
+
+def test_serve_with_a_model_that_cannot_load_is_a_one_line_error(
+    cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = FakeBotApi()
+    with server.running_in_thread():
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", server.token)
+        monkeypatch.setenv("TELEGRAM_API_URL", server.base_url)
+        monkeypatch.setenv("EMBEDDING_MODEL", str(cli_env / "no-such-model"))
+        code = main(["serve", "--data-dir", str(cli_env / "data")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.startswith("newsbot serve:")]
+    assert len(lines) == 1 and "cannot load the embedding model" in lines[0]
+    assert "no-such-model" in lines[0]
+    assert "Traceback" not in err + out and server.token not in err + out

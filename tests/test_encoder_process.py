@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from index.embedding import make_embedder
-from index.encoder_process import ProcessEmbedder
+from index.encoder_process import EncoderError, ProcessEmbedder
 from index.settings import Settings
 
 TEXTS = ["Chi guida General Motors?", "Mary Barra became chief executive of GM.", "zebra"]
@@ -59,7 +59,7 @@ def test_a_model_that_cannot_load_is_a_clear_error(tmp_path) -> None:  # type: i
     child = ProcessEmbedder(settings, local=make_embedder(
         Settings(_env_file=None, embedding_model="hashing")  # type: ignore[call-arg]
     ))
-    with pytest.raises(RuntimeError, match="encoder process") as err:
+    with pytest.raises(EncoderError, match="encoder process") as err:
         child.start()
     assert "no-such-model" in str(err.value)
     child.close()
