@@ -231,6 +231,18 @@ class Store:
         execute`` + ``fetchall`` takes three, each a wake-up of the event loop)."""
         return cast(list[Any], await self.db.execute_fetchall(sql, params))
 
+    async def _all_in(
+        self, sql: str, ids: Sequence[Any], params: Sequence[Any] = (), size: int = 500
+    ) -> list[Any]:
+        """Every row of ``sql`` with its ``{ids}`` bound to ``ids``, in batches that stay within
+        SQLite's limit on bound parameters; ``params`` are bound after each batch."""
+        rows: list[Any] = []
+        for i in range(0, len(ids), size):
+            part = list(ids[i : i + size])
+            marks = ",".join("?" * len(part))
+            rows += await self._all(sql.replace("{ids}", marks), [*part, *params])
+        return rows
+
     # -- meta -----------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
@@ -295,17 +307,13 @@ class Store:
     async def ids_by_content_hash(self, hashes: Iterable[str]) -> dict[str, str]:
         """Map content hash → id of a stored canonical (non-exact-duplicate) article."""
         out: dict[str, str] = {}
-        hs = list(set(hashes))
-        for i in range(0, len(hs), 500):
-            part = hs[i : i + 500]
-            q = ",".join("?" * len(part))
-            rows = await self._all(
-                f"SELECT content_hash, id FROM articles WHERE dup_kind IS NOT 'exact' "
-                f"AND content_hash IN ({q}) ORDER BY indexed_ts",
-                part,
-            )
-            for h, aid in rows:
-                out.setdefault(h, aid)
+        rows = await self._all_in(
+            "SELECT content_hash, id FROM articles WHERE dup_kind IS NOT 'exact' "
+            "AND content_hash IN ({ids}) ORDER BY indexed_ts",
+            list(set(hashes)),
+        )
+        for h, aid in rows:
+            out.setdefault(h, aid)
         return out
 
     async def articles_sharing_bands(self, keys: Sequence[int]) -> set[str]:
@@ -319,19 +327,12 @@ class Store:
 
     async def signatures(self, ids: Iterable[str]) -> dict[str, tuple[bytes, str | None]]:
         """MinHash signature and canonical link of each stored article."""
-        out: dict[str, tuple[bytes, str | None]] = {}
-        lst = list(ids)
-        for i in range(0, len(lst), 500):
-            part = lst[i : i + 500]
-            q = ",".join("?" * len(part))
-            rows = await self._all(
-                f"SELECT id, minhash, canonical_id FROM articles WHERE minhash IS NOT NULL"
-                f" AND id IN ({q})",
-                part,
-            )
-            for aid, sig, canon in rows:
-                out[aid] = (sig, canon)
-        return out
+        rows = await self._all_in(
+            "SELECT id, minhash, canonical_id FROM articles WHERE minhash IS NOT NULL"
+            " AND id IN ({ids})",
+            list(ids),
+        )
+        return {aid: (sig, canon) for aid, sig, canon in rows}
 
     async def write_articles(self, writes: Sequence[ArticleWrite], run_id: int) -> None:
         """Replace each article's row and chunks in one transaction.
@@ -673,40 +674,29 @@ class Store:
     async def passing_chunk_ids(self, chunk_ids: Sequence[str], filters: Filters) -> set[str]:
         """Those of ``chunk_ids`` whose article passes ``filters``."""
         where, params = self._filter_sql(filters)
-        out: set[str] = set()
-        ids = list(chunk_ids)
-        for i in range(0, len(ids), 2000):
-            part = ids[i : i + 2000]
-            q = ",".join("?" * len(part))
-            rows = await self._all(
-                f"SELECT c.id FROM chunks c CROSS JOIN articles a INDEXED BY articles_meta"
-                f" ON a.id = c.article_id WHERE c.id IN ({q}) AND {where}",
-                [*part, *params],
-            )
-            out.update(r[0] for r in rows)
-        return out
+        rows = await self._all_in(
+            "SELECT c.id FROM chunks c CROSS JOIN articles a INDEXED BY articles_meta"
+            " ON a.id = c.article_id WHERE c.id IN ({ids}) AND " + where,
+            list(chunk_ids), params, size=2000,
+        )
+        return {r[0] for r in rows}
 
     async def chunk_records(self, chunk_ids: Sequence[str]) -> dict[str, ChunkRecord]:
-        out: dict[str, ChunkRecord] = {}
-        ids = list(chunk_ids)
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            q = ",".join("?" * len(part))
-            rows = await self._all(
-                "SELECT c.id, c.rowid, c.article_id, c.ord, c.start, c.end, c.text, a.title,"
-                " a.url, a.published, a.source, a.lang, a.canonical_id, a.dup_kind,"
-                " a.published_ts, a.indexed_ts, a.source_key FROM chunks c"
-                " CROSS JOIN articles a INDEXED BY articles_meta ON a.id = c.article_id"
-                f" WHERE c.id IN ({q})",
-                part,
+        rows = await self._all_in(
+            "SELECT c.id, c.rowid, c.article_id, c.ord, c.start, c.end, c.text, a.title,"
+            " a.url, a.published, a.source, a.lang, a.canonical_id FROM chunks c"
+            " CROSS JOIN articles a INDEXED BY articles_meta ON a.id = c.article_id"
+            " WHERE c.id IN ({ids})",
+            list(chunk_ids),
+        )
+        return {
+            r[0]: ChunkRecord(
+                chunk_id=r[0], rowid=r[1], article_id=r[2], ord=r[3], start=r[4], end=r[5],
+                text=r[6], title=r[7], url=r[8], published=_parse_dt(r[9]), source=r[10],
+                lang=r[11], canonical_id=r[12],
             )
-            for r in rows:
-                out[r[0]] = ChunkRecord(
-                    chunk_id=r[0], rowid=r[1], article_id=r[2], ord=r[3], start=r[4],
-                    end=r[5], text=r[6], title=r[7], url=r[8], published=_parse_dt(r[9]),
-                    source=r[10], lang=r[11], canonical_id=r[12],
-                )
-        return out
+            for r in rows
+        }
 
     async def article(self, article_id: str) -> ArticleRecord | None:
         arts = await self.articles([article_id])
@@ -716,24 +706,13 @@ class Store:
         self, ids: Sequence[str], *, with_text: bool = True
     ) -> dict[str, ArticleRecord]:
         """Article rows by id; ``with_text=False`` leaves ``text`` empty (outlet credits)."""
-        out: dict[str, ArticleRecord] = {}
-        ids = list(ids)
         text = "text" if with_text else "''"
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            q = ",".join("?" * len(part))
-            rows = await self._all(
-                f"SELECT id, title, {text}, url, published, source, lang, canonical_id, dup_kind,"
-                f" indexed_at FROM articles WHERE id IN ({q})",
-                part,
-            )
-            for r in rows:
-                out[r[0]] = ArticleRecord(
-                    id=r[0], title=r[1], text=r[2], url=r[3], published=_parse_dt(r[4]),
-                    source=r[5], lang=r[6], canonical_id=r[7], dup_kind=r[8],
-                    indexed_at=datetime.fromisoformat(r[9]),
-                )
-        return out
+        rows = await self._all_in(
+            f"SELECT id, title, {text}, url, published, source, lang, canonical_id, dup_kind,"
+            " indexed_at FROM articles WHERE id IN ({ids})",
+            list(ids),
+        )
+        return {r[0]: _article_record(r) for r in rows}
 
     async def duplicates_of(self, canonical_ids: Sequence[str]) -> dict[str, list[ArticleRecord]]:
         """Articles linked to each canonical (exact or near copies), for 'also reported by'.
@@ -741,23 +720,13 @@ class Store:
         Without their text (``""``): only who else reported the story is shown, and a reply
         would otherwise read every copy of every story in full."""
         out: dict[str, list[ArticleRecord]] = {}
-        ids = list(dict.fromkeys(canonical_ids))
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            q = ",".join("?" * len(part))
-            rows = await self._all(
-                "SELECT id, title, url, published, source, lang, canonical_id, dup_kind,"
-                f" indexed_at FROM articles WHERE canonical_id IN ({q})",
-                part,
-            )
-            for r in rows:
-                out.setdefault(r[6], []).append(
-                    ArticleRecord(
-                        id=r[0], title=r[1], text="", url=r[2], published=_parse_dt(r[3]),
-                        source=r[4], lang=r[5], canonical_id=r[6], dup_kind=r[7],
-                        indexed_at=datetime.fromisoformat(r[8]),
-                    )
-                )
+        rows = await self._all_in(
+            "SELECT id, title, '', url, published, source, lang, canonical_id, dup_kind,"
+            " indexed_at FROM articles WHERE canonical_id IN ({ids})",
+            list(dict.fromkeys(canonical_ids)),
+        )
+        for r in rows:
+            out.setdefault(r[7], []).append(_article_record(r))
         for lst in out.values():
             lst.sort(key=lambda r: (r.published or r.indexed_at))
         return out
@@ -779,16 +748,22 @@ class Store:
 
     async def article_chunk_ids(self, article_ids: Sequence[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        ids = list(article_ids)
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            q = ",".join("?" * len(part))
-            rows = await self._all(
-                f"SELECT article_id, id FROM chunks WHERE article_id IN ({q}) ORDER BY ord", part
-            )
-            for aid, cid in rows:
-                out.setdefault(aid, []).append(cid)
+        rows = await self._all_in(
+            "SELECT article_id, id FROM chunks WHERE article_id IN ({ids}) ORDER BY ord",
+            list(article_ids),
+        )
+        for aid, cid in rows:
+            out.setdefault(aid, []).append(cid)
         return out
+
+
+def _article_record(r: Sequence[Any]) -> ArticleRecord:
+    """An ``articles`` row selected as id, title, text, url, published, source, lang,
+    canonical_id, dup_kind, indexed_at."""
+    return ArticleRecord(
+        id=r[0], title=r[1], text=r[2], url=r[3], published=_parse_dt(r[4]), source=r[5],
+        lang=r[6], canonical_id=r[7], dup_kind=r[8], indexed_at=datetime.fromisoformat(r[9]),
+    )
 
 
 def _phrase(term: str) -> str:

