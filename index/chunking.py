@@ -132,13 +132,19 @@ def split_sentences(text: str) -> list[Span]:
         spans.append((start, seg_end))
     out: list[Span] = []
     for a, b in spans:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
+        a, b = trim_span(text, a, b)
         if a < b:
             out.append((a, b))
     return out
+
+
+def trim_span(text: str, a: int, b: int) -> Span:
+    """``(a, b)`` without the whitespace at either end (empty when it is all whitespace)."""
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b
 
 
 # -- chunks ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ __all__ = ["Quote", "make_hit_quote", "text_fragment_url"]
 
 # The chunker's splitter, so quotes and chunks agree on where sentences end.
 from index.chunking import split_sentences as _chunker_split
+from index.chunking import trim_span
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +54,7 @@ def _tidy(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     for s, e in spans:
         for line in _LINE.finditer(text, max(0, s), min(len(text), e)):
-            a, b = line.start(), line.end()
-            while a < b and text[a].isspace():
-                a += 1
-            while b > a and text[b - 1].isspace():
-                b -= 1
+            a, b = trim_span(text, line.start(), line.end())
             if a < b:
                 out.append((a, b))
     out.sort()
