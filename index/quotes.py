@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote as _percent
@@ -92,28 +92,24 @@ _query_variants = keywords.query_variants
 
 @dataclass(frozen=True, slots=True)
 class _Passage:
-    """Sentences of a stretch of an article and, per folded word, the sentences with it."""
+    """Sentences of a stretch of an article, the folded words of each, and all of them by
+    first character (Snowball stems keep it: see ``_Terms``)."""
 
     sents: list[tuple[int, int]]
-    words: dict[str, tuple[int, ...]]
-    # The words of ``words`` by first character: Snowball stems keep it (see ``_Terms``).
+    words: list[frozenset[str]]
     by_initial: dict[str, list[str]]
 
 
 @lru_cache(maxsize=1024)
 def _passage(text: str, start: int, end: int) -> _Passage:
     sents = _sentences(text, start, end)
-    where: dict[str, list[int]] = {}
-    for i, (s, e) in enumerate(sents):
-        words: set[str] = set()
-        for raw in set(_WORD.findall(text, s, e)):
-            words.update(_folded(raw))
-        for w in words:
-            where.setdefault(w, []).append(i)
+    # Folding a whole sentence at once keeps the per-word work in C: this is the costliest
+    # step of a reply (bench/query_bench.py).
+    words = [frozenset(keywords.tokens(text[s:e])) for s, e in sents]
     by_initial: dict[str, list[str]] = {}
-    for w in where:
+    for w in frozenset().union(*words):
         by_initial.setdefault(w[:1], []).append(w)
-    return _Passage(sents, {w: tuple(v) for w, v in where.items()}, by_initial)
+    return _Passage(sents, words, by_initial)
 
 
 class _Terms:
@@ -248,18 +244,21 @@ def make_hit_quote(
     terms = _Terms(question, stem)
     per_sentence: dict[int, set[int]] = {}
     if terms.groups:
-        if terms.initials is not None:
-            # Only words starting like a term can match it (the rest would hit nothing).
-            candidates: Iterable[str] = [
-                w for c in terms.initials for w in passage.by_initial.get(c, ())
-            ]
-        else:
-            candidates = passage.words
-        for word in candidates:
-            hit = terms.hits(word)
-            if hit:
-                for i in passage.words[word]:
-                    per_sentence.setdefault(i, set()).update(hit)
+        by_initial = passage.by_initial
+        # Only words starting like a term can match it (the rest would hit nothing).
+        initials = terms.initials if terms.initials is not None else by_initial
+        found: dict[str, frozenset[int]] = {}
+        for c in initials:
+            for word in by_initial.get(c, ()):
+                hit = terms.hits(word)
+                if hit:
+                    found[word] = hit
+        if found:
+            keys = found.keys()
+            for i, words in enumerate(passage.words):
+                common = keys & words
+                if common:
+                    per_sentence[i] = set().union(*(found[w] for w in common))
     matches = {i: per_sentence.get(i, set()) for i in inside}
     weights = _rarity(per_sentence, len(sents), len(terms.groups))
     best = inside[0]
