@@ -18,12 +18,15 @@ chunk that passes its filter. Measured, after a warm-up, for every question:
 - floor: the real packaged MiniLM's ``embed_queries([q])`` (on one core, as every lone
   question is encoded; the every-core encode is printed beside it) plus a bare unfiltered
   Chroma ``collection.query`` of that vector (the question without its filter words), back to back
-  with the full answer path: question → ``Retriever.answer`` → ``render_telegram_html``;
+  with the full answer path: question → ``Retriever.answer`` → ``render_telegram_html``, with
+  the chunk vectors and the keyword index in memory as ``newsbot serve`` keeps them (their
+  load time and size are printed);
 - pieces, one question at a time: the FTS5 keyword search (the old single query, the
   store's, and the store's scoring every match), the SQLite candidate ids of a filter (old
   and new SQL), and the dense side of a filter four ways: Chroma ``ids=``, Chroma metadata
   ``where=`` (what the retriever avoids), every passing vector fetched and scored in numpy,
-  and the retriever's choice (with no vectors in memory, then again).
+  and the retriever's choice without the in-memory copy (as one-shot commands run: the first
+  question with a filter, then again) and with it; BM25 in memory beside FTS5.
 
 Goals: answer/floor ≤ 1.3 unfiltered, ≤ 1.6 filtered, for the median and the p95. Results
 are printed and saved to ``bench/out/query-bench-<chunks>.json``.
@@ -63,7 +66,7 @@ from index.render import render_telegram_html  # noqa: E402
 from index.retrieval import Retriever  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.settings import Settings  # noqa: E402
-from index.store import ArticleWrite, Store  # noqa: E402
+from index.store import ArticleWrite, Store, or_terms  # noqa: E402
 from index.vectors import VectorStore  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -436,7 +439,15 @@ async def measure(
     import index.store as store_mod
 
     col = vectors.collection
+    # As `newsbot serve` runs it: every chunk vector and the keyword index in memory.
     retriever = Retriever(settings, store, embedder, vectors, tz=TZ)
+    t0 = time.perf_counter()
+    memory = await retriever.vectors_in_memory()
+    load_s = time.perf_counter() - t0
+    if memory is None:
+        raise SystemExit("the vectors could not be loaded into memory (DENSE_MATRIX_MAX_CHUNKS?)")
+    # As one-shot commands (`newsbot ask`, `newsbot eval`) run it: SQLite FTS5 and Chroma.
+    plain = Retriever(settings, store, embedder, vectors, tz=TZ)
     p = retriever.params
     sources = await store.source_keys()
     total_q = args.warmup + args.queries
@@ -508,6 +519,13 @@ async def measure(
             quality.setdefault(f"{kind}: fts overlap@10 with every match scored", []).append(
                 _overlap(got, exact, 10)
             )
+            terms = or_terms(match)
+            if terms is not None:
+                sel = None if filters.is_empty() else memory.select(filters)
+                mem = await ct.time(f"{kind}: keywords in memory", memory.keyword_top, terms, k, sel)
+                quality.setdefault(f"{kind}: keywords in memory = every match scored", []).append(
+                    float([c for c, _ in mem] == [c for c, _ in exact])
+                )
             quality.setdefault(f"{kind}: fts overlap@60 with every match scored", []).append(
                 _overlap(got, exact, 60)
             )
@@ -537,6 +555,7 @@ async def measure(
             ids = await ct.time(
                 f"{kind}: sql ids store", store.filtered_chunk_ids, filters, 1 << 30
             )
+            await ct.time(f"{kind}: dense in memory, chosen path", retriever._dense, vec, filters)
             assert ids is not None
             passing.setdefault(kind, []).append(len(ids))
             if not ids:
@@ -550,16 +569,16 @@ async def measure(
             )  # fmt: skip
             exact = ref[0]
             if len(ids) <= 3000:  # exact: every passing chunk's vector fetched and scored
-                retriever.invalidate()
+                plain.invalidate()
                 exact = await ct.time(
-                    f"{kind}: fetch all passing vectors + numpy", retriever._score, vec, ids, n
+                    f"{kind}: fetch all passing vectors + numpy", plain._score, vec, ids, n
                 )
-            retriever.invalidate()  # the first question with this filter: no vectors in memory
+            plain.invalidate()  # the first question with this filter: no vectors in memory
             await ct.time(
-                f"{kind}: retriever dense, chosen path, cold", retriever._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, cold", plain._dense, vec, filters
             )
             dense = await ct.time(
-                f"{kind}: retriever dense, chosen path, warm", retriever._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, warm", plain._dense, vec, filters
             )
             quality.setdefault(f"{kind}: dense overlap@10 with exact", []).append(
                 _overlap(dense, exact, 10)
@@ -574,6 +593,8 @@ async def measure(
         "warmup": args.warmup,
         "now": NOW.isoformat(),
         "floor": _summary(floors),
+        "memory": {"chunks": len(memory), "mb": round(memory.nbytes / 2**20),
+                   "load_s": round(load_s, 1)},  # fmt: skip
         "answers": {},
         "pieces": {k: _summary(v) for k, v in ct.runs.items()},
         "quality": {k: round(statistics.mean(v), 3) for k, v in quality.items()},
@@ -601,6 +622,9 @@ def report(result: dict[str, Any]) -> None:
           f"(+{result['warmup']} warm-up), now={result['now']}")  # fmt: skip
     print(f"floor (encode + unfiltered chroma query): median {f['median_ms']:.2f} ms, "
           f"p95 {f['p95_ms']:.2f} ms")  # fmt: skip
+    m = result["memory"]
+    print(f"in memory (as `newsbot serve`): {m['chunks']} chunks, {m['mb']} MB, loaded in"
+          f" {m['load_s']} s")  # fmt: skip
     pieces = result["pieces"]
     one, every = (pieces.get(f"none: encode, {k}") for k in ("one thread (as answered)",
                                                              "every core"))

@@ -92,9 +92,11 @@ class BotServices:
             encoder=child,
         )
         self.reindexer.on_done = self.after_reindex
+        retriever.keep_vectors_in_memory()  # in the background: answers go on meanwhile
         return self
 
     async def close(self) -> None:
+        await self.retriever.aclose()
         await self.reindexer.close()
         await self.state.close()
         await self.index.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from functools import lru_cache
 
 import Stemmer
@@ -57,13 +58,14 @@ def tokens(text: str) -> list[str]:
 
 
 @lru_cache(maxsize=16)
-def _stemmer(lang: str) -> Stemmer.Stemmer | None:
+def stemmer(lang: str) -> Stemmer.Stemmer | None:
+    """The Snowball stemmer of a language, if there is one."""
     name = SNOWBALL.get(lang)
     return Stemmer.Stemmer(name) if name else None
 
 
 def stem_words(words: list[str], lang: str | None) -> list[str]:
-    st = _stemmer(lang or "")
+    st = stemmer(lang or "")
     return list(st.stemWords(words)) if st else words
 
 
@@ -72,13 +74,37 @@ def analyze(text: str, lang: str | None) -> str:
     return " ".join(stem_words(tokens(text), lang))
 
 
-@lru_cache(maxsize=1 << 16)
+_VARIANTS: dict[str, frozenset[str]] = {}
+VARIANTS_CACHED = 1 << 17  # words; the cache starts over when full
+
+
 def query_variants(word: str) -> frozenset[str]:
     """A folded word and its Snowball stems in every query language."""
-    variants = {word}
-    for lang in QUERY_LANGS:
-        variants.update(stem_words([word], lang))
-    return frozenset(variants)
+    v = _VARIANTS.get(word)
+    return v if v is not None else variants_of([word])[word]
+
+
+def variants_of(words: Iterable[str]) -> dict[str, frozenset[str]]:
+    """:func:`query_variants` of many words: the new ones are stemmed in one call per
+    language (a passage brings ~100 words never seen; one call per word costs 5x more)."""
+    cache = _VARIANTS
+    out: dict[str, frozenset[str]] = {}
+    new: list[str] = []
+    for w in words:
+        v = cache.get(w)
+        if v is None:
+            new.append(w)
+        else:
+            out[w] = v
+    if new:
+        new = list(dict.fromkeys(new))
+        stems = [stem_words(new, lang) for lang in QUERY_LANGS]
+        if len(cache) + len(new) > VARIANTS_CACHED:
+            cache.clear()
+        for i, w in enumerate(new):
+            v = frozenset([w, *(s[i] for s in stems)])
+            cache[w] = out[w] = v
+    return out
 
 
 @lru_cache(maxsize=4096)

@@ -247,12 +247,14 @@ def make_hit_quote(
         by_initial = passage.by_initial
         # Only words starting like a term can match it (the rest would hit nothing).
         initials = terms.initials if terms.initials is not None else by_initial
+        candidates = [w for c in initials for w in by_initial.get(c, ())]
+        if terms.stem is None:
+            keywords.variants_of(candidates)  # stems the new words in one call per language
         found: dict[str, frozenset[int]] = {}
-        for c in initials:
-            for word in by_initial.get(c, ()):
-                hit = terms.hits(word)
-                if hit:
-                    found[word] = hit
+        for word in candidates:
+            hit = terms.hits(word)
+            if hit:
+                found[word] = hit
         if found:
             keys = found.keys()
             for i, words in enumerate(passage.words):

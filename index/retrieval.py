@@ -13,6 +13,7 @@ score, cosine by its spread), so a list with one clear winner pushes harder than
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import threading
@@ -27,13 +28,16 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from index import keywords
+from index.chunk_matrix import ChunkMatrix, Selection
 from index.embedding import Embedder
 from index.models import Answer, Filters, Hit, OutletRef
 from index.query_parse import parse_question
 from index.quotes import make_hit_quote
 from index.settings import Settings
-from index.store import ArticleRecord, ChunkRecord, Store
+from index.store import ArticleRecord, ChunkRecord, Store, or_terms
 from index.vectors import VectorStore
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "bm25"]
 Nearest = tuple[np.ndarray, list[tuple[str, float]]]
@@ -91,18 +95,26 @@ DENSE_FETCH_CHUNKS = 1500  # from their vectors when at most this many must be f
 DENSE_CACHE_VECTORS = 20000  # fetched chunk vectors kept in memory (~30 MB at 384 dims)
 DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
 RECORDS_AHEAD = 16  # passages loaded at a time, from the head of a ranking
+# With every vector in memory (index/chunk_matrix.py) a filter is scored exactly while that
+# costs less than over-fetching from Chroma, both counted in contiguous matrix rows
+# (bench/query_bench.py at 100k chunks: a Chroma query ~50k rows, each neighbour ~100 more).
+MATRIX_ROWS_PER_QUERY = 50_000
+MATRIX_ROWS_PER_NEIGHBOUR = 100
+MATRIX_THREAD_ROWS = 10_000  # larger products run off the event loop
 
 
 @dataclass(slots=True)
 class DensePlan:
     """How the dense side of a filtered question will run (see Retriever._dense_plan)."""
 
-    kind: Literal["none", "all", "exact", "ids", "overfetch"]
+    kind: Literal["none", "all", "exact", "ids", "overfetch", "matrix"]
     n: int = 0  # neighbours to over-fetch
     ids: list[str] | None = None  # for Chroma ids=
     keys: list[str] | None = None  # rows of ``matrix``
     matrix: np.ndarray | None = None  # unit vectors, for exact scoring
     keep: set[str] | None = None  # the passing ids, when known
+    chunk_matrix: ChunkMatrix | None = None  # every vector in memory, when loaded
+    selection: Selection | None = None  # its rows passing the filter
 
 
 @dataclass(slots=True)
@@ -218,6 +230,10 @@ class Retriever:
             OrderedDict()
         )
         self._matrix_rows = 0
+        self._chunk_matrix: ChunkMatrix | None = None
+        self._keep_matrix = False
+        self._matrix_task: asyncio.Task[None] | None = None
+        self._matrix_tried: object = None  # the corpus stamp of the last load started
 
     async def known_sources(self) -> frozenset[str]:
         if self._known_sources is None:
@@ -231,6 +247,91 @@ class Retriever:
             self._vector_cache.clear()
             self._matrix_cache.clear()
             self._matrix_rows = 0
+        self._chunk_matrix = None
+        self._matrix_tried = None
+
+    # -- vectors in memory ------------------------------------------------------------------
+
+    def keep_vectors_in_memory(self) -> None:
+        """Load every chunk vector into memory in the background and reload it whenever the
+        corpus changes, so filtered questions skip Chroma (index/chunk_matrix.py).
+
+        The keyword index is held there too (index/keyword_memory.py): BM25 in SQLite costs
+        more CPU than the question's encoding can spare on two cores.
+
+        For long-running processes (the bot): the load reads every vector and keyword body
+        (~10 s per 100k chunks); until it is done, and above ``dense_matrix_max_chunks``,
+        questions take the Chroma and SQLite paths."""
+        if self.settings.dense_matrix_max_chunks > 0:
+            self._keep_matrix = True
+            if self._chunk_matrix is None:
+                self._start_matrix_load()
+
+    async def vectors_in_memory(self) -> ChunkMatrix | None:
+        """:meth:`keep_vectors_in_memory`, waiting until the copy matches the corpus as it
+        is now (benchmarks, tests); None when it is off, too large or failed to load."""
+        self.keep_vectors_in_memory()
+        while self._keep_matrix:
+            if self._matrix_task is not None:
+                await asyncio.shield(self._matrix_task)
+            stamp = await self.store.corpus_stamp()
+            m = self._chunk_matrix
+            if m is not None and m.stamp == stamp:
+                return m
+            if self._matrix_tried == stamp and (
+                self._matrix_task is None or self._matrix_task.done()
+            ):
+                return None  # this corpus was tried: too large, or the load failed
+            self._start_matrix_load()  # the corpus changed while it loaded
+        return None
+
+    async def aclose(self) -> None:
+        task, self._matrix_task = self._matrix_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _start_matrix_load(self) -> None:
+        if self._matrix_task is None or self._matrix_task.done():
+            self._matrix_task = asyncio.get_running_loop().create_task(self._load_matrix())
+
+    async def _current_matrix(self) -> ChunkMatrix | None:
+        if not self._keep_matrix:
+            return None
+        stamp = await self.store.corpus_stamp()
+        m = self._chunk_matrix
+        if m is not None and m.stamp == stamp:
+            return m
+        if self._matrix_tried != stamp:
+            self._start_matrix_load()
+        return None
+
+    async def _load_matrix(self) -> None:
+        stamp = await self.store.corpus_stamp()
+        self._matrix_tried = stamp
+        limit = self.settings.dense_matrix_max_chunks
+        try:
+            total = await self.store.chunk_count()
+            if total > limit:
+                log.info("too many chunks to keep their vectors in memory",
+                         extra={"kv": {"chunks": total, "limit": limit}})  # fmt: skip
+                self._chunk_matrix = None
+                return
+            facets = await self.store.chunk_facets()
+            bodies = await self.store.fts_bodies()
+            found = await asyncio.to_thread(
+                self.vectors.get_vectors, [f.chunk_id for f in facets]
+            )
+            m = await asyncio.to_thread(ChunkMatrix, facets, found, bodies, stamp)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - filtered questions still have the Chroma paths
+            log.warning("could not load the chunk vectors into memory", exc_info=True)
+            return
+        if self._matrix_tried == stamp:  # else invalidated meanwhile
+            self._chunk_matrix = m
+            log.info("chunk vectors in memory",
+                     extra={"kv": {"chunks": len(m), "mb": round(m.nbytes / 2**20)}})  # fmt: skip
 
     # -- public -----------------------------------------------------------------------------
 
@@ -304,24 +405,40 @@ class Retriever:
                 raise
             return await self._dense_run(vec, await plan, filters)
 
-        async def run_bm25() -> list[tuple[str, float]]:
-            return await self.store.fts_search(
-                keywords.fts_match(query), p.bm25_candidates, filters
-            )
+        head = RECORDS_AHEAD
+        records: dict[str, ChunkRecord] = {}
+        match = keywords.fts_match(query)
+        memory = await self._current_matrix()
+        terms = or_terms(match) if memory is not None and memory.keywords else None
 
-        if mode == "hybrid":
-            dense, bm25 = await asyncio.gather(run_dense(), run_bm25())
-        elif mode == "dense":
-            dense = await run_dense()
+        async def run_bm25() -> list[tuple[str, float]]:
+            if memory is not None and terms is not None:
+                sel = None if filters.is_empty() else memory.select(filters)
+                return memory.keyword_top(terms, p.bm25_candidates, sel)
+            return await self.store.fts_search(match, p.bm25_candidates, filters)
+
+        async def bm25_then_passages() -> list[tuple[str, float]]:
+            found = await run_bm25()
+            # FTS5 is usually done first: the passages of its head meanwhile.
+            records.update(await self.store.chunk_records([c for c, _ in found[:head]]))
+            return found
+
+        if mode == "hybrid" and terms is None:
+            dense, bm25 = await asyncio.gather(run_dense(), bm25_then_passages())
         else:
-            bm25 = await run_bm25()
+            # In memory, BM25 costs ~0.5 ms: after the encoding rather than beside it, as
+            # on two cores anything running beside the encoder slows it by ~40%
+            # (bench/query_bench.py).
+            if mode != "bm25":
+                dense = await run_dense()
+            if mode != "dense":
+                bm25 = await run_bm25()
 
         # Passages of the heads of both lists only: the fused top comes from them, and
         # build_hits loads any other it reaches.
-        head = RECORDS_AHEAD
-        records = await self.store.chunk_records(
-            list(dict.fromkeys([c for c, _ in bm25[:head]] + [c for c, _ in dense[:head]]))
-        )
+        missing = [c for c, _ in [*bm25[:head], *dense[:head]] if c not in records]
+        if missing:
+            records.update(await self.store.chunk_records(list(dict.fromkeys(missing))))
         best_match = 0.0
         if groups:
             for cid, _ in bm25[:3]:
@@ -362,14 +479,21 @@ class Retriever:
         p = self.params
         if filters.is_empty():
             return DensePlan("all")
+        m = await self._current_matrix()
+        if m is not None:
+            sel = m.select(filters)
+            if sel.count == 0:
+                return DensePlan("none")
+            n = self._overfetch(sel.count / len(m), len(m))
+            if sel.cost <= MATRIX_ROWS_PER_QUERY + MATRIX_ROWS_PER_NEIGHBOUR * n:
+                return DensePlan("matrix", chunk_matrix=m, selection=sel)
+            return DensePlan("overfetch", n=n, chunk_matrix=m, selection=sel)
         fraction = await self.store.filter_fraction(filters)
         if fraction <= 0.0:
             return DensePlan("none")
         total = await self.store.chunk_count()
         exact_limit = min(max(DENSE_EXACT_CHUNKS, p.dense_candidates), p.filtered_exact_limit)
-        n = min(total, p.overfetch, max(p.dense_candidates, math.ceil(
-            DENSE_OVERFETCH_FACTOR * p.dense_candidates / fraction
-        )))  # fmt: skip
+        n = self._overfetch(fraction, total)
         keep: set[str] | None = None
         id_limit = max(exact_limit, 4 * n)
         if fraction * total <= id_limit:  # an estimate: the list below is exact
@@ -387,6 +511,13 @@ class Retriever:
                 keep = set(ids)
         return DensePlan("overfetch", n=n, keep=keep)
 
+    def _overfetch(self, fraction: float, total: int) -> int:
+        """Unfiltered neighbours to fetch so that about twice the candidates pass."""
+        p = self.params
+        return min(total, p.overfetch, max(p.dense_candidates, math.ceil(
+            DENSE_OVERFETCH_FACTOR * p.dense_candidates / fraction
+        )))  # fmt: skip
+
     async def _dense_run(
         self, vec: np.ndarray, plan: DensePlan, filters: Filters
     ) -> list[tuple[str, float]]:
@@ -397,6 +528,12 @@ class Retriever:
         if plan.kind == "exact":
             assert plan.keys is not None and plan.matrix is not None
             return _top(plan.keys, plan.matrix, vec, k)
+        m, sel = plan.chunk_matrix, plan.selection
+        if plan.kind == "matrix":
+            assert m is not None and sel is not None
+            if sel.cost > MATRIX_THREAD_ROWS:
+                return await asyncio.to_thread(m.top, vec, sel, k)
+            return m.top(vec, sel, k)
         if plan.kind == "ids":
             res = await asyncio.to_thread(self.vectors.query, vecs, k, plan.ids)
             return res[0]
@@ -404,6 +541,8 @@ class Retriever:
             res = await asyncio.to_thread(self.vectors.query, vecs, k)
             return res[0]
         res = await asyncio.to_thread(self.vectors.query, vecs, plan.n)
+        if m is not None and sel is not None:
+            return [(c, s) for c, s in res[0] if m.keeps(sel, c)][:k]
         keep = plan.keep
         if keep is None:
             keep = await self.store.passing_chunk_ids([c for c, _ in res[0]], filters)
@@ -578,22 +717,31 @@ def _outlets(records: Sequence[ArticleRecord], exclude: str | None) -> list[Outl
 
 
 def match_fraction(groups: list[set[str]], rec: ChunkRecord) -> float:
-    """Fraction of question words (any stem variant) found in a passage or its headline."""
+    """Fraction of question words (any stem variant) found in a passage or its headline:
+    a passage word matches by itself or its stems in its own and every query language."""
     if not groups:
         return 0.0
-    stems = _passage_stems(rec.title, rec.text, rec.lang or "")
-    return sum(1 for g in groups if not stems.isdisjoint(g)) / len(groups)
+    which: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        for v in g:
+            which.setdefault(v, []).append(i)
+    lang = rec.lang or ""
+    own = keywords.stemmer(lang) if lang not in keywords.QUERY_LANGS else None
+    found: set[int] = set()
+    for w, variants in keywords.variants_of(_passage_words(rec.title, rec.text)).items():
+        for v in variants:
+            if v in which:
+                found.update(which[v])
+        if own is not None:
+            found.update(which.get(own.stemWord(w), ()))
+    return len(found) / len(groups)
 
 
 @lru_cache(maxsize=4096)
-def _passage_stems(title: str, text: str, lang: str) -> frozenset[str]:
-    """The folded words of a passage and its headline, with their stems in its language and
-    every query language (the same top passages come back for many questions)."""
-    words = set(keywords.tokens(f"{title}\n{text}"))
-    stems = set(words)
-    for lg in {lang, *keywords.QUERY_LANGS}:
-        stems.update(keywords.stem_words(list(words), lg))
-    return frozenset(stems)
+def _passage_words(title: str, text: str) -> frozenset[str]:
+    """The folded words of a passage and its headline (the same top passages come back for
+    many questions)."""
+    return frozenset(keywords.tokens(f"{title}\n{text}"))
 
 
 def fuse(

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import aiosqlite
 
@@ -117,12 +117,23 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat() if dt else None
 
 
-def _ts(dt: datetime | None) -> int | None:
+def to_ts(dt: datetime | None) -> int | None:
+    """The integer epoch seconds that ``articles.published_ts``/``indexed_ts`` hold."""
     return int(dt.timestamp()) if dt else None
 
 
 def _parse_dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+class Facets(NamedTuple):
+    """A chunk's columns that filters read (see ``Store._filter_sql``)."""
+
+    chunk_id: str
+    rowid: int
+    ts: int  # coalesce(published_ts, indexed_ts)
+    source_key: str | None
+    lang: str | None
 
 
 @dataclass(slots=True)
@@ -352,11 +363,11 @@ class Store:
                     " similarity, minhash, embedded, indexed_at, indexed_ts, run_id)"
                     " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
-                        a.id, a.title, a.text, a.url, _iso(a.published), _ts(a.published),
+                        a.id, a.title, a.text, a.url, _iso(a.published), to_ts(a.published),
                         a.source, a.source.lower() if a.source else None, a.lang,
                         w.content_hash, w.raw_hash, a.origin, w.canonical_id, w.dup_kind,
                         w.similarity, w.signature, 1 if w.dup_kind != "exact" else 0,
-                        now.isoformat(), _ts(now), run_id,
+                        now.isoformat(), to_ts(now), run_id,
                     ),
                 )
                 for chunk, cid, body in zip(w.chunks, w.chunk_ids, w.fts_bodies, strict=True):
@@ -492,10 +503,10 @@ class Store:
         params: list[Any] = []
         if filters.date_from:
             clauses.append(f"coalesce({alias}.published_ts, {alias}.indexed_ts) >= ?")
-            params.append(_ts(filters.date_from))
+            params.append(to_ts(filters.date_from))
         if filters.date_to:
             clauses.append(f"coalesce({alias}.published_ts, {alias}.indexed_ts) < ?")
-            params.append(_ts(filters.date_to))
+            params.append(to_ts(filters.date_to))
         if filters.sources:
             ors = []
             for s in filters.sources:
@@ -510,7 +521,7 @@ class Store:
 
     def _filter_key(self, filters: Filters) -> tuple[Any, ...]:
         return (
-            _ts(filters.date_from), _ts(filters.date_to), tuple(filters.sources),
+            to_ts(filters.date_from), to_ts(filters.date_to), tuple(filters.sources),
             tuple(filters.langs),
         )
 
@@ -602,7 +613,7 @@ class Store:
         # gathered once into a set of rowids.
         per_row = filt is not None and fraction * await self.chunk_count() > FTS_FILTER_SET_ROWS
         candidates: str | None = None
-        terms = _or_terms(match)
+        terms = or_terms(match)
         if terms is not None:
             df = await self.doc_freqs(terms)
             terms = [t for t in terms if df[t] > 0]
@@ -657,6 +668,26 @@ class Store:
             params,
         )
         return [(r[0], float(r[1])) for r in rows]
+
+    async def corpus_stamp(self) -> tuple[int, int]:
+        """Changes whenever this or another connection has written (rechecked every
+        ``STATS_RECHECK_S``): what in-memory copies of the corpus compare against."""
+        await self._fresh_stats()
+        return self._stamp
+
+    async def chunk_facets(self) -> list[Facets]:
+        """What ``_filter_sql`` reads of every chunk, for filtering in memory
+        (index/chunk_matrix.py). Exact duplicates have no chunks."""
+        rows = await self._all(
+            "SELECT c.id, c.rowid, coalesce(a.published_ts, a.indexed_ts), a.source_key,"
+            " a.lang FROM articles a CROSS JOIN chunks c ON c.article_id = a.id"
+            " WHERE a.dup_kind IS NOT 'exact'"
+        )
+        return [Facets(r[0], r[1], int(r[2]), r[3], r[4]) for r in rows]
+
+    async def fts_bodies(self) -> dict[int, str]:
+        """The keyword index's body of every chunk, by chunk rowid."""
+        return {r[0]: r[1] for r in await self._all("SELECT rowid, body FROM chunks_fts")}
 
     async def filtered_chunk_ids(self, filters: Filters, limit: int) -> list[str] | None:
         """Chunk ids passing the filters, or None if more than ``limit`` do."""
@@ -770,7 +801,7 @@ def _phrase(term: str) -> str:
     return '"' + term.replace('"', '""') + '"'
 
 
-def _or_terms(match: str) -> list[str] | None:
+def or_terms(match: str) -> list[str] | None:
     """The terms of a MATCH expression that is an OR of single quoted tokens, else None."""
     terms: list[str] = []
     pos = 0

@@ -6,21 +6,25 @@ the candidate and over-fetch paths, meant for 100k chunks, run on a few hundred.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import index.chunk_matrix as chunk_matrix_mod
 import index.retrieval as retrieval_mod
 import index.store as store_mod
 from index import keywords
+from index.chunk_matrix import ChunkMatrix, Selection
 from index.embedding import HashingEmbedder
-from index.models import Article, Chunk, Filters
+from index.models import Answer, Article, Chunk, Filters
 from index.retrieval import Retriever
 from index.settings import Settings
-from index.store import ArticleWrite, Store, _candidate_match, _or_terms
+from index.store import ArticleWrite, Store, _candidate_match, or_terms
 from index.vectors import VectorStore
 
 WORDS = [
@@ -80,11 +84,11 @@ async def setup(tmp_path):
 
 
 def test_or_terms_parses_only_plain_or_expressions():
-    assert _or_terms('"a" OR "b""c"') is None  # a quote inside: not a plain token
-    assert _or_terms('"governo" OR "govern"') == ["governo", "govern"]
-    assert _or_terms('"a b"') is None
-    assert _or_terms('"a" AND "b"') is None
-    assert _or_terms("") is None
+    assert or_terms('"a" OR "b""c"') is None  # a quote inside: not a plain token
+    assert or_terms('"governo" OR "govern"') == ["governo", "govern"]
+    assert or_terms('"a b"') is None
+    assert or_terms('"a" AND "b"') is None
+    assert or_terms("") is None
 
 
 def test_candidate_match_pairs_common_words():
@@ -173,3 +177,497 @@ def test_vector_query_on_an_empty_collection(tmp_path):
     emb = HashingEmbedder(8)
     vs = VectorStore.open(_settings(tmp_path), emb.model_id, emb.dim)
     assert vs.query(np.ones((1, 8), dtype=np.float32), 5) == [[]]
+
+
+# -- every vector in memory (index/chunk_matrix.py, index/keyword_memory.py) ----------------
+
+NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
+
+
+def _art(
+    aid: str, title: str, days: float | None, source: str | None = "ansa", lang: str | None = "it"
+) -> Article:
+    """An article published ``days`` after START (None: undated); _add gives its text."""
+    when = None if days is None else START + timedelta(days=days)
+    return Article(id=aid, text="", title=title, published=when, source=source, lang=lang)
+
+
+async def _add(
+    r: Retriever,
+    arts: list[tuple[Article, list[str]]],
+    dup_kind: str | None = None,
+    canonical_id: str | None = None,
+) -> list[str]:
+    """Write articles (each with its chunk texts) as the fixture does, and their vectors."""
+    run_id, _ = await r.store.begin_run()
+    writes: list[ArticleWrite] = []
+    ids: list[str] = []
+    texts: list[str] = []
+    for art, sents in arts:
+        chunks: list[Chunk] = []
+        for o, sent in enumerate(sents):
+            start = sum(len(s) + 1 for s in sents[:o])
+            chunks.append(Chunk(art.id, o, start, start + len(sent), sent))
+        art.text = "\n".join(sents)
+        cids = [f"{art.id}::h::{c.ord}" for c in chunks]
+        bodies = [keywords.analyze(f"{art.title}\n{c.text}", art.lang) for c in chunks]
+        writes.append(
+            ArticleWrite(
+                art, f"h{art.id}", None, chunks, cids, bodies, [],
+                dup_kind=dup_kind, canonical_id=canonical_id,
+            )
+        )  # fmt: skip
+        ids.extend(cids)
+        texts.extend(sents)
+    await r.store.write_articles(writes, run_id)
+    if ids:
+        r.vectors.upsert(ids, r.embedder.embed_passages(texts))
+    return ids
+
+
+def _selected(m: ChunkMatrix, sel: Selection) -> set[str]:
+    rows = range(sel.lo, sel.hi)
+    return {m.ids[i] for i in rows if sel.mask is None or sel.mask[i - sel.lo]}
+
+
+def _filters() -> list[Filters]:
+    day = timedelta(days=1)
+    return [
+        Filters(),
+        Filters(date_from=START + 30 * day),
+        Filters(date_from=START + 30 * day + timedelta(seconds=1)),  # a30 itself is out
+        Filters(date_from=START + 30 * day - timedelta(seconds=1)),
+        Filters(date_to=START + 10 * day),  # exclusive: a0..a9
+        Filters(date_to=START + 10 * day + timedelta(seconds=1)),
+        Filters(date_to=START - day),
+        Filters(date_from=START + 20 * day, date_to=START + 50 * day),
+        Filters(date_from=START + 50 * day, date_to=START + 40 * day),  # reversed: nothing
+        Filters(date_from=START + 400 * day),  # after everything
+        Filters(date_from=START + 5 * day, date_to=START + 5 * day),  # empty range
+        Filters(sources=["ansa"]),
+        Filters(sources=["ANSA"]),
+        Filters(sources=["il_ost"]),  # "_": any one character
+        Filters(sources=["r%s"]),  # "%": any run
+        Filters(sources=["r_e"]),
+        Filters(sources=["l_p"]),
+        Filters(sources=["post.it"]),  # "." is no wildcard
+        Filters(sources=[".*"]),
+        Filters(sources=["città"]),
+        Filters(sources=["CITTÀ"]),
+        Filters(sources=[""]),  # any outlet, but not a missing one
+        Filters(sources=["nomatch"]),
+        Filters(sources=["ansa", "reuters"]),
+        Filters(sources=["nomatch", "CORRIERE"]),
+        Filters(langs=["it"]),
+        Filters(langs=["en"]),
+        Filters(langs=["IT"]),  # languages are compared exactly
+        Filters(langs=["it", "en"]),
+        Filters(langs=["de"]),
+        Filters(sources=["ansa"], langs=["it"]),
+        Filters(sources=["ansa"], langs=["en"]),
+        Filters(sources=["post"], langs=["en"]),
+        Filters(date_from=START + 3 * day, date_to=START + 80 * day, sources=["reuters"]),
+        Filters(date_from=START + 3 * day, date_to=START + 80 * day, langs=["it"]),
+        Filters(date_from=START + 3 * day, sources=["ansa"], langs=["it"]),
+        Filters(date_to=START + 6 * day, sources=["ansa"]),
+        Filters(date_from=NOW - timedelta(days=3650)),  # the undated article: indexed now
+    ]
+
+
+async def _extra_articles(r: Retriever) -> None:
+    """Articles at the edges of the filters: undated, no outlet, no language, another
+    language, outlets with "_", "." and non-ASCII letters, a near duplicate, an exact one."""
+    await _add(r, [
+        (_art("x0", "Senza data", None, None, None), ["Governo senza data né fonte."]),
+        (_art("x1", "Post", 5.5, "Il_Post.it", "en"), ["Government reform.", "Gas prices."]),
+        (_art("x2", "Città", 70, "Città News"), ["Riforma della scuola in città."]),
+        (_art("x3", "Eco", 5, "ANSA Europa"), ["Governo e riforma, vertice a Bruxelles."]),
+    ])  # fmt: skip
+    await _add(r, [(_art("x4", "Copia", 0), [])], dup_kind="exact", canonical_id="a0")
+    # A passage copied by an earlier article, written later: its keyword scores tie with the
+    # original's, and FTS5 orders ties by rowid, not by time.
+    rec = (await r.store.chunk_records(["a60::h::2"]))["a60::h::2"]
+    copy = _art("x5", rec.title, -2, "reuters")
+    await _add(r, [(copy, [rec.text])], dup_kind="near", canonical_id="a60")
+
+
+async def test_matrix_selects_what_sql_filters(setup):
+    r = setup
+    await _extra_articles(r)
+    m = await r.vectors_in_memory()
+    assert m is not None and len(m) == 120 * 4 + 6
+    assert list(m.ts) == sorted(m.ts)
+    everything = set(m.ids)
+    seen_sizes = set()
+    for f in _filters():
+        sel = m.select(f)
+        want = set(await r.store.filtered_chunk_ids(f, 10**9) or [])
+        got = _selected(m, sel)
+        assert got == want, f
+        assert sel.count == len(want), f
+        assert 0 <= sel.lo <= sel.hi <= len(m)
+        assert sel.mask is None or len(sel.mask) == sel.hi - sel.lo
+        assert [c for c in m.ids if m.keeps(sel, c)] == [c for c in m.ids if c in want], f
+        assert not m.keeps(sel, "no-such-chunk")
+        seen_sizes.add(len(want))
+        assert await r.store.filter_fraction(f) > 0 or not want
+    # The filters above are not all trivial: empty, partial and full selections.
+    assert 0 in seen_sizes and len(everything) in seen_sizes and len(seen_sizes) > 10
+
+
+def _brute_top(
+    vectors: dict[str, np.ndarray], ids: set[str], vec: np.ndarray, n: int
+) -> list[tuple[str, float]]:
+    q = vec / np.linalg.norm(vec)
+    scored = [(c, float(v @ q / np.linalg.norm(v))) for c, v in vectors.items() if c in ids]
+    return sorted(scored, key=lambda x: -x[1])[:n]
+
+
+def _assert_same_ranking(
+    got: list[tuple[str, float]], want: list[tuple[str, float]], full: list[tuple[str, float]]
+) -> None:
+    """The same scores, and at each rank the same chunk or one tied with it (equal texts
+    hash to equal vectors) anywhere in the ``full`` ranking."""
+    assert len(got) == len(want) and len({c for c, _ in got}) == len(got)
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-5)
+    for (c, _), (w, t) in zip(got, want, strict=True):
+        assert c == w or c in {x for x, u in full if abs(u - t) <= 1e-5}, (c, w)
+
+
+async def test_matrix_top_is_exact_cosine(setup, monkeypatch):
+    r = setup
+    await _extra_articles(r)
+    m = await r.vectors_in_memory()
+    assert m is not None and m.missing_vectors == 0
+    everything = r.vectors.get_vectors(m.ids)
+    rng = np.random.default_rng(5)
+    queries = [
+        *r.embedder.embed_queries(["governo riforma giustizia", "calcio campionato festival"]),
+        3.0 * rng.standard_normal(32).astype(np.float32),  # not unit length
+    ]
+    day = timedelta(days=1)
+    filters = [
+        Filters(),
+        Filters(sources=["ansa"]),
+        Filters(date_from=START + 10 * day, date_to=START + 40 * day),
+        Filters(date_from=START + 10 * day, sources=["reuters", "post"]),
+        Filters(langs=["en"]),
+        Filters(sources=["nomatch"]),
+    ]
+    for gather in (1, 100):  # rows picked out of the slice, or the slice scored and masked
+        monkeypatch.setattr(chunk_matrix_mod, "GATHER_COST", gather)
+        for f in filters:
+            sel = m.select(f)
+            ids = _selected(m, sel)
+            for vec in queries:
+                for n in (1, 10, 10**6):
+                    got = m.top(vec, sel, n)
+                    full = _brute_top(everything, ids, vec, len(ids))
+                    _assert_same_ranking(got, full[:n], full)
+    assert m.top(queries[0], m.select(Filters()), 0) == []
+
+    # Vectors of any length are scored by cosine.
+    scale = {c: float(x) for c, x in zip(m.ids, rng.uniform(0.1, 10.0, len(m)), strict=True)}
+    scaled_vectors = {c: v * scale[c] for c, v in everything.items()}
+    scaled = ChunkMatrix(await r.store.chunk_facets(), scaled_vectors)
+    for f in filters:
+        sel = scaled.select(f)
+        full = _brute_top(everything, _selected(scaled, sel), queries[2], 10**6)
+        _assert_same_ranking(scaled.top(queries[2], sel, 10), full[:10], full)
+
+
+def _exact_fts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite scores every match, as the in-memory index does (no candidate pruning)."""
+    monkeypatch.setattr(store_mod, "FTS_EXACT_ROWS", 10**12)
+
+
+QUESTIONS = [
+    "governo riforma",
+    "governo riforma giustizia sindaco treni",
+    "calcio",
+    "festival campionato neve alluvione",
+    "parlamento elezioni",
+    "borsa mercati inflazione energia gas",
+    "la riforma del governo",
+    "Titolo 7",
+    "zebra",
+]
+
+
+async def test_keywords_in_memory_score_as_fts5(setup, monkeypatch):
+    r = setup
+    await _extra_articles(r)
+    _exact_fts(monkeypatch)
+    m = await r.vectors_in_memory()
+    assert m is not None and m.keywords is not None
+    day = timedelta(days=1)
+    filters: list[Filters | None] = [
+        None,
+        Filters(date_from=START + 30 * day, date_to=START + 60 * day),
+        Filters(sources=["ansa"]),
+        Filters(date_to=START + 90 * day, sources=["reuters", "il_post"]),
+        Filters(langs=["en"]),
+        Filters(sources=["nomatch"]),
+    ]
+    compared = 0
+    # A term given twice counts twice, in FTS5 as in memory.
+    for match in [*map(keywords.fts_match, QUESTIONS), '"govern" OR "riform" OR "govern"']:
+        terms = or_terms(match)
+        assert terms is not None, match
+        for f in filters:
+            for n in (5, 20, 10**4):
+                want = await r.store.fts_search(match, n, f)
+                sel = None if f is None else m.select(f)
+                got = m.keyword_top(terms, n, sel)
+                assert [c for c, _ in got] == [c for c, _ in want], (match, f, n)
+                assert all(abs(a - b) <= 1e-9 for (_, a), (_, b) in zip(got, want, strict=True))
+                compared += len(want)
+    assert compared > 1000
+
+
+def _hits(answer: Answer) -> list[tuple[str, float]]:
+    return [(h.chunk_id, h.score) for h in answer.hits]
+
+
+ASKED = [
+    "governo riforma",
+    "source:ansa elezioni",
+    "after:2025-03-01 energia gas",
+    "before:2025-02-01 calcio campionato",
+    "source:reuters after:2025-02-01 before:2025-04-01 borsa mercati",
+    "lang:en governo",
+    "source:nessuno governo",
+    "scuola sindaco regione",
+]
+
+
+async def test_answers_are_the_same_with_vectors_in_memory(setup, monkeypatch):
+    r = setup
+    _exact_fts(monkeypatch)
+    plain = Retriever(r.settings, r.store, r.embedder, r.vectors)
+    before = [await r.answer(q, now=NOW) for q in ASKED]
+    assert await r.vectors_in_memory() is not None
+    with monkeypatch.context() as mp:  # with the matrix, neither SQLite BM25 nor Chroma's ids=
+        mp.setattr(r.store, "fts_search", None)
+        mp.setattr(r.store, "filtered_chunk_ids", None)
+        mp.setattr(r.store, "passing_chunk_ids", None)
+        after = [await r.answer(q, now=NOW) for q in ASKED]
+    again = [await plain.answer(q, now=NOW) for q in ASKED]
+    assert sum(bool(a.hits) for a in before) >= 5
+    assert sum(bool(a.hits) and not a.filters.is_empty() for a in before) >= 3
+    for q, b, a, p in zip(ASKED, before, after, again, strict=True):
+        assert a.filters == b.filters, q
+        assert [c for c, _ in _hits(a)] == [c for c, _ in _hits(b)], q
+        assert [s for _, s in _hits(a)] == pytest.approx([s for _, s in _hits(b)], abs=1e-6)
+        assert _hits(p) == _hits(b), q
+    await r.aclose()
+
+
+async def test_dense_plans_with_vectors_in_memory(setup, monkeypatch):
+    r = setup
+    m = await r.vectors_in_memory()
+    assert m is not None
+    vec = r.embedder.embed_queries(["governo riforma giustizia"])[0]
+    f = Filters(sources=["ansa"], date_from=START + timedelta(days=20))
+    passing = set(await r.store.filtered_chunk_ids(f, 10**6) or [])
+    plan = await r._dense_plan(f)
+    assert plan.kind == "matrix"
+    exact = await r._dense_run(vec, plan, f)
+    assert exact == m.top(vec, m.select(f), len(exact)) and len(exact) >= 10
+    assert (await r._dense_plan(Filters(sources=["nomatch"]))).kind == "none"
+    assert (await r._dense_plan(Filters())).kind == "all"
+
+    monkeypatch.setattr(retrieval_mod, "MATRIX_ROWS_PER_QUERY", 0)
+    monkeypatch.setattr(retrieval_mod, "MATRIX_ROWS_PER_NEIGHBOUR", 0)
+    plan = await r._dense_plan(f)
+    assert plan.kind == "overfetch" and plan.n > 0
+    calls: list[object] = []
+
+    async def no_sql(*args: object) -> set[str]:
+        calls.append(args)
+        return set()
+
+    monkeypatch.setattr(r.store, "passing_chunk_ids", no_sql)
+    over = await r._dense_run(vec, plan, f)  # filtered by the matrix, not SQLite
+    assert not calls
+    assert over and {c for c, _ in over} <= passing
+    assert [c for c, _ in over[:5]] == [c for c, _ in exact[:5]]
+    assert [s for _, s in over[:5]] == pytest.approx([s for _, s in exact[:5]], abs=1e-5)
+
+
+async def test_a_chunk_without_vector_is_found_by_keywords_only(setup, monkeypatch):
+    r = setup
+    _exact_fts(monkeypatch)
+    terms = or_terms(keywords.fts_match("governo riforma"))
+    assert terms is not None
+    lost = (await r.store.fts_search(keywords.fts_match("governo riforma"), 1))[0][0]
+    article = lost.split("::")[0]
+    other = next(f"a{a}" for a in range(120) if f"a{a}" != article)  # loses every vector
+    gone = [f"{other}::h::{o}" for o in range(4)]
+    r.vectors.delete([lost, *gone])
+    m = await r.vectors_in_memory()
+    assert m is not None and len(m) == 480 and m.missing_vectors == 5
+    assert lost in m.ids
+
+    assert m.keyword_top(terms, 1)[0][0] == lost
+    everything = m.select(Filters())
+    assert lost in dict(m.keyword_top(terms, 10**4, everything))
+    text = (await r.store.chunk_records([lost]))[lost].text
+    q = r.embedder.embed_passages([text])[0]  # its own vector would come first
+    ranked = m.top(q, everything, 10**6)
+    assert len(ranked) == 480 - 5 and lost not in dict(ranked)
+    assert not set(gone) & set(dict(ranked))
+    assert set(dict(ranked)) == set(m.ids) - {lost, *gone}
+
+    day = int(other[1:])
+    only = Filters(date_from=START + timedelta(days=day), date_to=START + timedelta(days=day + 1))
+    sel = m.select(only)
+    assert _selected(m, sel) == set(gone)
+    assert m.top(q, sel, 10) == []  # every passing row lacks its vector
+    assert m.keywords is not None
+    assert {c for c, _ in m.keyword_top(list(m.keywords.vocab), 10, sel)} == set(gone)
+
+    # The retriever: the dense side never names them, the keyword side still finds them.
+    plan = await r._dense_plan(only)
+    assert plan.kind == "matrix" and await r._dense_run(q, plan, only) == []
+    day = int(article[1:])
+    around = Filters(
+        date_from=START + timedelta(days=day - 3), date_to=START + timedelta(days=day + 3)
+    )
+    assert (await r._dense_plan(around)).kind == "matrix"
+    found = {x.chunk_id: x for x in (await r.search(text, around)).ranked}
+    assert found[lost].dense is None and found[lost].bm25 is not None
+    assert any(x.dense is not None for x in found.values())
+
+
+async def test_the_matrix_follows_writes(setup, monkeypatch):
+    r = setup
+    monkeypatch.setattr(store_mod, "STATS_RECHECK_S", 0.0)
+    m1 = await r.vectors_in_memory()
+    assert m1 is not None and m1.stamp == await r.store.corpus_stamp()
+    new = await _add(r, [(_art("z1", "Zebra", 0), ["Una zebra allo zoo."])])
+    assert await r.store.corpus_stamp() != m1.stamp
+    # Right after the write, the stale matrix is not used: SQLite finds the new chunk.
+    hit = await r.search("zebra", Filters(sources=["ansa"]))
+    assert [x.chunk_id for x in hit.ranked][:1] == new
+    m2 = await r.vectors_in_memory()
+    assert m2 is not None and m2 is not m1 and new[0] in m2.ids and new[0] not in m1.ids
+    assert m2.stamp == await r.store.corpus_stamp()
+    assert m2.keyword_top(["zebr"], 5)[0][0] == new[0]
+    assert m2.top(r.vectors.get_vectors(new)[new[0]], m2.select(Filters()), 1)[0][0] == new[0]
+
+    # A write by another connection (another process) is noticed too.
+    other = await Store.open(r.settings.sqlite_path)
+    try:
+        run_id, _ = await other.begin_run()
+        art = Article(id="z2", text="Un'altra zebra.", title="Zebra due", published=START,
+                      source="corriere", lang="it")  # fmt: skip
+        await other.write_articles([ArticleWrite(
+            art, "hz2", None, [Chunk("z2", 0, 0, len(art.text), art.text)], ["z2::h::0"],
+            [keywords.analyze(f"{art.title}\n{art.text}", "it")], [],
+        )], run_id)  # fmt: skip
+    finally:
+        await other.close()
+    r.vectors.upsert(["z2::h::0"], r.embedder.embed_passages([art.text]))
+    hit = await r.search("zebra", Filters(sources=["corriere"]))
+    assert [x.chunk_id for x in hit.ranked][:1] == ["z2::h::0"]
+    m3 = await r.vectors_in_memory()
+    assert m3 is not None and "z2::h::0" in m3.ids and m3.stamp == await r.store.corpus_stamp()
+    assert m3.stamp != m2.stamp
+    hit = await r.search("zebra", Filters(sources=["corriere"]))
+    assert [x.chunk_id for x in hit.ranked][:1] == ["z2::h::0"]
+
+    r.invalidate()
+    m4 = await r.vectors_in_memory()
+    assert m4 is not None and m4 is not m3 and m4.ids == m3.ids
+    await r.aclose()
+
+
+async def test_no_matrix_above_its_limit(setup, monkeypatch):
+    r = setup
+    _exact_fts(monkeypatch)
+    want = [_hits(await r.answer(q, now=NOW)) for q in ASKED]
+    for limit in (10, 0):
+        small = Retriever(r.settings.model_copy(update={"dense_matrix_max_chunks": limit}),
+                          r.store, r.embedder, r.vectors)  # fmt: skip
+        assert await small.vectors_in_memory() is None
+        assert [_hits(await small.answer(q, now=NOW)) for q in ASKED] == want
+        assert (await small._dense_plan(Filters(sources=["ansa"]))).kind != "matrix"
+        await small.aclose()
+
+
+async def test_aclose_cancels_a_load(setup, monkeypatch):
+    r = setup
+    started = threading.Event()
+    release = threading.Event()
+    fetch = r.vectors.get_vectors
+
+    def slow(ids: list[str]) -> dict[str, np.ndarray]:
+        started.set()
+        release.wait(10)
+        return fetch(ids)
+
+    monkeypatch.setattr(r.vectors, "get_vectors", slow)
+    r.keep_vectors_in_memory()
+    try:
+        for _ in range(500):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert started.is_set()
+        await r.aclose()  # mid-load: cancelled, nothing raised
+    finally:
+        release.set()
+    await asyncio.sleep(0.05)
+    assert r._chunk_matrix is None
+    assert await r.answer("governo riforma", now=NOW) is not None
+    await r.aclose()  # twice, and with nothing loading: fine
+
+    fresh = Retriever(r.settings, r.store, r.embedder, r.vectors)
+    fresh.keep_vectors_in_memory()
+    await fresh.aclose()  # before the load even started
+
+
+# -- differences found and fixed ----------------------------------------------------------
+
+
+async def test_styled_capitals_are_found_alike_in_memory(setup, monkeypatch):
+    """Folding leaves mathematical bold capitals upper case in the body; FTS5 lowercases
+    them, so the in-memory index must too."""
+    r = setup
+    _exact_fts(monkeypatch)
+    new = await _add(r, [(_art("b1", "Stile", 0), ["𝐈𝐋 𝐆𝐎𝐕𝐄𝐑𝐍𝐎 approva."])])
+    m = await r.vectors_in_memory()
+    assert m is not None
+    match = keywords.fts_match("governo")
+    want = await r.store.fts_search(match, 10**4)
+    assert new[0] in dict(want)  # FTS5 folds "GOVERNO" to "governo"
+    terms = or_terms(match)
+    assert terms is not None
+    assert m.keyword_top(terms, 10**4) == want
+
+
+async def test_a_write_during_a_load_is_in_the_matrix_waited_for(setup, monkeypatch):
+    """vectors_in_memory() must not hand back a matrix built before a write."""
+    r = setup
+    started, release = threading.Event(), threading.Event()
+    fetch = r.vectors.get_vectors
+
+    def slow(ids: list[str]) -> dict[str, np.ndarray]:
+        started.set()
+        release.wait(10)
+        return fetch(ids)
+
+    monkeypatch.setattr(r.vectors, "get_vectors", slow)
+    r.keep_vectors_in_memory()
+    try:
+        for _ in range(500):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        new = await _add(r, [(_art("z1", "Zebra", 0), ["Una zebra."])])
+    finally:
+        release.set()
+    m = await r.vectors_in_memory()
+    await r.aclose()
+    assert m is not None and m.stamp == await r.store.corpus_stamp() and new[0] in m.ids
