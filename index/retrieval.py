@@ -95,6 +95,7 @@ DENSE_FETCH_CHUNKS = 1500  # from their vectors when at most this many must be f
 DENSE_CACHE_VECTORS = 20000  # fetched chunk vectors kept in memory (~30 MB at 384 dims)
 DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
 RECORDS_AHEAD = 16  # passages loaded at a time, from the head of a ranking
+FIRST_RECORDS = 8  # passages loaded first from the head of each ranking (the fused top)
 # With every vector in memory (index/chunk_matrix.py) a filter is scored exactly while that
 # costs less than over-fetching from Chroma, both counted in contiguous matrix rows
 # (bench/query_bench.py at 100k chunks: a Chroma query ~50k rows, each neighbour ~100 more).
@@ -405,7 +406,7 @@ class Retriever:
                 raise
             return await self._dense_run(vec, await plan, filters)
 
-        head = RECORDS_AHEAD
+        head = FIRST_RECORDS
         records: dict[str, ChunkRecord] = {}
         match = keywords.fts_match(query)
         memory = await self._current_matrix()
@@ -444,6 +445,8 @@ class Retriever:
             for cid, _ in bm25[:3]:
                 if cid in records:  # else deleted by a re-index meanwhile
                     best_match = max(best_match, match_fraction(groups, records[cid]))
+                    if best_match >= 1.0:
+                        break
         if mode == "hybrid":
             ranked = fuse(dense, bm25, best_match, p)
         elif mode == "dense":
