@@ -596,10 +596,10 @@ async def test_no_matrix_above_its_limit(setup, monkeypatch):
         await small.aclose()
 
 
-async def test_aclose_cancels_a_load(setup, monkeypatch):
-    r = setup
-    started = threading.Event()
-    release = threading.Event()
+async def _load_held(r: Retriever, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Start the background load and hold it inside ``get_vectors`` until the returned event
+    is set."""
+    started, release = threading.Event(), threading.Event()
     fetch = r.vectors.get_vectors
 
     def slow(ids: list[str]) -> dict[str, np.ndarray]:
@@ -609,12 +609,18 @@ async def test_aclose_cancels_a_load(setup, monkeypatch):
 
     monkeypatch.setattr(r.vectors, "get_vectors", slow)
     r.keep_vectors_in_memory()
+    for _ in range(500):
+        if started.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert started.is_set()
+    return release
+
+
+async def test_aclose_cancels_a_load(setup, monkeypatch):
+    r = setup
+    release = await _load_held(r, monkeypatch)
     try:
-        for _ in range(500):
-            if started.is_set():
-                break
-            await asyncio.sleep(0.01)
-        assert started.is_set()
         await r.aclose()  # mid-load: cancelled, nothing raised
     finally:
         release.set()
@@ -650,21 +656,8 @@ async def test_styled_capitals_are_found_alike_in_memory(setup, monkeypatch):
 async def test_a_write_during_a_load_is_in_the_matrix_waited_for(setup, monkeypatch):
     """vectors_in_memory() must not hand back a matrix built before a write."""
     r = setup
-    started, release = threading.Event(), threading.Event()
-    fetch = r.vectors.get_vectors
-
-    def slow(ids: list[str]) -> dict[str, np.ndarray]:
-        started.set()
-        release.wait(10)
-        return fetch(ids)
-
-    monkeypatch.setattr(r.vectors, "get_vectors", slow)
-    r.keep_vectors_in_memory()
+    release = await _load_held(r, monkeypatch)
     try:
-        for _ in range(500):
-            if started.is_set():
-                break
-            await asyncio.sleep(0.01)
         new = await _add(r, [(_art("z1", "Zebra", 0), ["Una zebra."])])
     finally:
         release.set()
