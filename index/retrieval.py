@@ -13,10 +13,12 @@ score, cosine by its spread), so a list with one clear winner pushes harder than
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,6 +104,7 @@ FIRST_RECORDS = 8  # passages loaded first from the head of each ranking (the fu
 MATRIX_ROWS_PER_QUERY = 50_000
 MATRIX_ROWS_PER_NEIGHBOUR = 100
 MATRIX_THREAD_ROWS = 10_000  # larger products run off the event loop
+MATRIX_SETTLE_S = 5.0  # a changed corpus is copied again once it has not changed this long
 
 
 @dataclass(slots=True)
@@ -235,6 +238,8 @@ class Retriever:
         self._keep_matrix = False
         self._matrix_task: asyncio.Task[None] | None = None
         self._matrix_tried: object = None  # the corpus stamp of the last load started
+        self._seen_stamp: object = None  # the corpus stamp last seen changed, and when
+        self._seen_at = 0.0
 
     async def known_sources(self) -> frozenset[str]:
         if self._known_sources is None:
@@ -250,6 +255,9 @@ class Retriever:
             self._matrix_rows = 0
         self._chunk_matrix = None
         self._matrix_tried = None
+        if self._keep_matrix:  # the re-index is over: copy the new corpus now
+            with contextlib.suppress(RuntimeError):  # no event loop: the next question will
+                self._start_matrix_load()
 
     # -- vectors in memory ------------------------------------------------------------------
 
@@ -303,7 +311,12 @@ class Retriever:
         m = self._chunk_matrix
         if m is not None and m.stamp == stamp:
             return m
-        if self._matrix_tried != stamp:
+        # A corpus still being written (an index run in another process) is not copied
+        # again and again: only once it has kept still for MATRIX_SETTLE_S.
+        now = time.monotonic()
+        if stamp != self._seen_stamp:
+            self._seen_stamp, self._seen_at = stamp, now
+        elif self._matrix_tried != stamp and now - self._seen_at >= MATRIX_SETTLE_S:
             self._start_matrix_load()
         return None
 

@@ -583,6 +583,40 @@ async def test_the_matrix_follows_writes(setup, monkeypatch):
     await r.aclose()
 
 
+async def test_a_changing_corpus_is_copied_once_it_keeps_still(setup, monkeypatch):
+    """Questions during an index run in another process must not start a full copy after
+    every write: only once the corpus has not changed for MATRIX_SETTLE_S."""
+    r = setup
+    monkeypatch.setattr(store_mod, "STATS_RECHECK_S", 0.0)
+    monkeypatch.setattr(retrieval_mod, "MATRIX_SETTLE_S", 0.3)
+    m1 = await r.vectors_in_memory()
+    assert m1 is not None
+    loads = 0
+    load = r._load_matrix
+
+    async def counted() -> None:
+        nonlocal loads
+        loads += 1
+        await load()
+
+    monkeypatch.setattr(r, "_load_matrix", counted)
+    for i in range(3):  # writes and questions in quick succession
+        await _add(r, [(_art(f"w{i}", "Zebra", 0), [f"Zebra numero {i}."])])
+        await r.search("zebra", Filters(sources=["ansa"]))
+    assert loads == 0
+    await r.search("zebra", Filters(sources=["ansa"]))  # the corpus as it is now, seen
+    await asyncio.sleep(0.35)
+    await r.search("zebra", Filters(sources=["ansa"]))  # still now: copied
+    assert loads == 1
+    m2 = await r.vectors_in_memory()
+    assert loads == 1 and m2 is not None and m2.stamp == await r.store.corpus_stamp()
+    # After the bot's own re-index the copy starts at once.
+    r.invalidate()
+    assert r._matrix_task is not None and not r._matrix_task.done()
+    assert await r.vectors_in_memory() is not None and loads == 2
+    await r.aclose()
+
+
 async def test_no_matrix_above_its_limit(setup, monkeypatch):
     r = setup
     _exact_fts(monkeypatch)
