@@ -441,8 +441,8 @@ class Retriever:
             dense, bm25 = await asyncio.gather(run_dense(), bm25_then_passages())
         else:
             # In memory, BM25 costs ~0.5 ms: after the encoding rather than beside it, as
-            # on two cores anything running beside the encoder slows it by ~40%
-            # (bench/query_bench.py).
+            # on two cores anything running beside the encoder slows it by ~40% (README,
+            # query latency), and Python holding the interpreter lock far more.
             if mode != "bm25":
                 dense = await run_dense()
             if mode != "dense":
