@@ -13,12 +13,9 @@ score, cosine by its spread), so a list with one clear winner pushes harder than
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +28,7 @@ import numpy as np
 
 from index import keywords
 from index.chunk_matrix import ChunkMatrix, Selection
+from index.corpus_copy import CorpusCopy
 from index.embedding import Embedder
 from index.models import Answer, Filters, Hit, OutletRef
 from index.query_parse import parse_question
@@ -38,8 +36,6 @@ from index.quotes import make_hit_quote
 from index.settings import Settings
 from index.store import ArticleRecord, ChunkRecord, Store, or_terms
 from index.vectors import VectorStore
-
-log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "bm25"]
 Nearest = tuple[np.ndarray, list[tuple[str, float]]]
@@ -104,7 +100,6 @@ FIRST_RECORDS = 8  # passages loaded first from the head of each ranking (the fu
 MATRIX_ROWS_PER_QUERY = 50_000
 MATRIX_ROWS_PER_NEIGHBOUR = 100
 MATRIX_THREAD_ROWS = 10_000  # larger products run off the event loop
-MATRIX_SETTLE_S = 5.0  # a changed corpus is copied again once it has not changed this long
 
 
 @dataclass(slots=True)
@@ -234,12 +229,7 @@ class Retriever:
             OrderedDict()
         )
         self._matrix_rows = 0
-        self._chunk_matrix: ChunkMatrix | None = None
-        self._keep_matrix = False
-        self._matrix_task: asyncio.Task[None] | None = None
-        self._matrix_tried: object = None  # the corpus stamp of the last load started
-        self._seen_stamp: object = None  # the corpus stamp last seen changed, and when
-        self._seen_at = 0.0
+        self.memory = CorpusCopy(settings, store, vectors)
 
     async def known_sources(self) -> frozenset[str]:
         if self._known_sources is None:
@@ -253,99 +243,21 @@ class Retriever:
             self._vector_cache.clear()
             self._matrix_cache.clear()
             self._matrix_rows = 0
-        self._chunk_matrix = None
-        self._matrix_tried = None
-        if self._keep_matrix:  # the re-index is over: copy the new corpus now
-            with contextlib.suppress(RuntimeError):  # no event loop: the next question will
-                self._start_matrix_load()
+        self.memory.invalidate()
 
     # -- vectors in memory ------------------------------------------------------------------
 
     def keep_vectors_in_memory(self) -> None:
-        """Load every chunk vector into memory in the background and reload it whenever the
-        corpus changes, so filtered questions skip Chroma (index/chunk_matrix.py).
-
-        The keyword index is held there too (index/keyword_memory.py): BM25 in SQLite costs
-        more CPU than the question's encoding can spare on two cores.
-
-        For long-running processes (the bot): the load reads every vector and keyword body
-        (~10 s per 100k chunks); until it is done, and above ``dense_matrix_max_chunks``,
-        questions take the Chroma and SQLite paths."""
-        if self.settings.dense_matrix_max_chunks > 0:
-            self._keep_matrix = True
-            if self._chunk_matrix is None:
-                self._start_matrix_load()
+        """Keep the corpus in memory for filtered and keyword search (see
+        index/corpus_copy.py): for long-running processes, the bot."""
+        self.memory.keep()
 
     async def vectors_in_memory(self) -> ChunkMatrix | None:
-        """:meth:`keep_vectors_in_memory`, waiting until the copy matches the corpus as it
-        is now (benchmarks, tests); None when it is off, too large or failed to load."""
-        self.keep_vectors_in_memory()
-        while self._keep_matrix:
-            if self._matrix_task is not None:
-                await asyncio.shield(self._matrix_task)
-            stamp = await self.store.corpus_stamp()
-            m = self._chunk_matrix
-            if m is not None and m.stamp == stamp:
-                return m
-            if self._matrix_tried == stamp and (
-                self._matrix_task is None or self._matrix_task.done()
-            ):
-                return None  # this corpus was tried: too large, or the load failed
-            self._start_matrix_load()  # the corpus changed while it loaded
-        return None
+        """:meth:`keep_vectors_in_memory`, waiting for a copy of the corpus as it is now."""
+        return await self.memory.wait()
 
     async def aclose(self) -> None:
-        task, self._matrix_task = self._matrix_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    def _start_matrix_load(self) -> None:
-        if self._matrix_task is None or self._matrix_task.done():
-            self._matrix_task = asyncio.get_running_loop().create_task(self._load_matrix())
-
-    async def _current_matrix(self) -> ChunkMatrix | None:
-        if not self._keep_matrix:
-            return None
-        stamp = await self.store.corpus_stamp()
-        m = self._chunk_matrix
-        if m is not None and m.stamp == stamp:
-            return m
-        # A corpus still being written (an index run in another process) is not copied
-        # again and again: only once it has kept still for MATRIX_SETTLE_S.
-        now = time.monotonic()
-        if stamp != self._seen_stamp:
-            self._seen_stamp, self._seen_at = stamp, now
-        elif self._matrix_tried != stamp and now - self._seen_at >= MATRIX_SETTLE_S:
-            self._start_matrix_load()
-        return None
-
-    async def _load_matrix(self) -> None:
-        stamp = await self.store.corpus_stamp()
-        self._matrix_tried = stamp
-        limit = self.settings.dense_matrix_max_chunks
-        try:
-            total = await self.store.chunk_count()
-            if total > limit:
-                log.info("too many chunks to keep their vectors in memory",
-                         extra={"kv": {"chunks": total, "limit": limit}})  # fmt: skip
-                self._chunk_matrix = None
-                return
-            facets = await self.store.chunk_facets()
-            bodies = await self.store.fts_bodies()
-            found = await asyncio.to_thread(
-                self.vectors.get_vectors, [f.chunk_id for f in facets]
-            )
-            m = await asyncio.to_thread(ChunkMatrix, facets, found, bodies, stamp)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - filtered questions still have the Chroma paths
-            log.warning("could not load the chunk vectors into memory", exc_info=True)
-            return
-        if self._matrix_tried == stamp:  # else invalidated meanwhile
-            self._chunk_matrix = m
-            log.info("chunk vectors in memory",
-                     extra={"kv": {"chunks": len(m), "mb": round(m.nbytes / 2**20)}})  # fmt: skip
+        await self.memory.aclose()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -422,7 +334,7 @@ class Retriever:
         head = FIRST_RECORDS
         records: dict[str, ChunkRecord] = {}
         match = keywords.fts_match(query)
-        memory = await self._current_matrix()
+        memory = await self.memory.current()
         terms = or_terms(match) if memory is not None and memory.keywords else None
 
         async def run_bm25() -> list[tuple[str, float]]:
@@ -495,7 +407,7 @@ class Retriever:
         p = self.params
         if filters.is_empty():
             return DensePlan("all")
-        m = await self._current_matrix()
+        m = await self.memory.current()
         if m is not None:
             sel = m.select(filters)
             if sel.count == 0:

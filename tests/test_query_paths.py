@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import index.chunk_matrix as chunk_matrix_mod
+import index.corpus_copy as corpus_copy
 import index.retrieval as retrieval_mod
 import index.store as store_mod
 from index import keywords
@@ -585,21 +586,21 @@ async def test_the_matrix_follows_writes(setup, monkeypatch):
 
 async def test_a_changing_corpus_is_copied_once_it_keeps_still(setup, monkeypatch):
     """Questions during an index run in another process must not start a full copy after
-    every write: only once the corpus has not changed for MATRIX_SETTLE_S."""
+    every write: only once the corpus has not changed for SETTLE_S."""
     r = setup
     monkeypatch.setattr(store_mod, "STATS_RECHECK_S", 0.0)
-    monkeypatch.setattr(retrieval_mod, "MATRIX_SETTLE_S", 0.3)
+    monkeypatch.setattr(corpus_copy, "SETTLE_S", 0.3)
     m1 = await r.vectors_in_memory()
     assert m1 is not None
     loads = 0
-    load = r._load_matrix
+    load = r.memory._load
 
     async def counted() -> None:
         nonlocal loads
         loads += 1
         await load()
 
-    monkeypatch.setattr(r, "_load_matrix", counted)
+    monkeypatch.setattr(r.memory, "_load", counted)
     for i in range(3):  # writes and questions in quick succession
         await _add(r, [(_art(f"w{i}", "Zebra", 0), [f"Zebra numero {i}."])])
         await r.search("zebra", Filters(sources=["ansa"]))
@@ -612,7 +613,7 @@ async def test_a_changing_corpus_is_copied_once_it_keeps_still(setup, monkeypatc
     assert loads == 1 and m2 is not None and m2.stamp == await r.store.corpus_stamp()
     # After the bot's own re-index the copy starts at once.
     r.invalidate()
-    assert r._matrix_task is not None and not r._matrix_task.done()
+    assert r.memory.task is not None and not r.memory.task.done()
     assert await r.vectors_in_memory() is not None and loads == 2
     await r.aclose()
 
@@ -659,7 +660,7 @@ async def test_aclose_cancels_a_load(setup, monkeypatch):
     finally:
         release.set()
     await asyncio.sleep(0.05)
-    assert r._chunk_matrix is None
+    assert r.memory.matrix is None
     assert await r.answer("governo riforma", now=NOW) is not None
     await r.aclose()  # twice, and with nothing loading: fine
 
