@@ -48,7 +48,9 @@ import json as _bot_json  # noqa: E402
 from pathlib import Path as _BotPath  # noqa: E402
 from typing import Any as _BotAny  # noqa: E402
 
-BOT_SHARED = _BotPath(__file__).resolve().parents[1].parent / "shared"
+# The built-in sample (licences in index/sample/NOTICE) doubles as the tests' corpus.
+from index.sample import HERE as SAMPLE_DIR  # noqa: E402
+
 BOT_ADMIN_ID = 424242
 # An article written to break renderers: markup, entities, a stray ampersand, an unmatched
 # tag and a javascript: link in the metadata, a ~20 kB text.
@@ -69,13 +71,13 @@ def bot_articles(max_chars: int = 1500) -> list[dict[str, _BotAny]]:
 
     keep = ("id", "title", "url", "published", "source", "lang")
     out: list[dict[str, _BotAny]] = []
-    meantime = BOT_SHARED / "corpus" / "meantime-gm-stock-en-it.jsonl"
+    meantime = SAMPLE_DIR / "meantime-gm-stock-en-it.jsonl"
     wanted = {"meantime-1007169", "meantime-118147", "meantime-120554", "meantime-118175"}
     for line in meantime.open(encoding="utf-8"):
         row = _bot_json.loads(line)
         if row["parallel_id"] in wanted:
             out.append({k: row[k] for k in keep} | {"text": cut(row["text"])})
-    wikinews = BOT_SHARED / "corpus" / "wikinews-gum.jsonl"
+    wikinews = SAMPLE_DIR / "wikinews-gum.jsonl"
     for i, line in enumerate(wikinews.open(encoding="utf-8")):
         if i >= 6:
             break
@@ -177,7 +179,7 @@ DIGEST_NEAR_OF = "ce-2025-12-03-01633"
 def digest_articles() -> list[dict[str, _BotAny]]:
     """Three days of labelled current-events items, with times of day, two copies and a
     hostile article (markup and entities in every field)."""
-    path = BOT_SHARED / "corpus" / "current-events-2025q4.jsonl"
+    path = SAMPLE_DIR / "current-events-2025q4.jsonl"
     keep = ("id", "title", "text", "url", "source", "lang", "story")
     rows: list[dict[str, _BotAny]] = []
     per_day: dict[str, int] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BOT_ADMIN_ID, BOT_SHARED, bot_settings, write_articles
+from conftest import BOT_ADMIN_ID, SAMPLE_DIR, bot_settings, write_articles
 from fakebotapi import FakeBotApi
 from telegram.ext import Application
 
@@ -58,7 +58,7 @@ class SlowPassages:
 
 
 def wikinews(start: int, stop: int, max_chars: int = 1500) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (BOT_SHARED / "corpus" / "wikinews-gum.jsonl").open()]
+    rows = [json.loads(line) for line in (SAMPLE_DIR / "wikinews-gum.jsonl").open()]
     keep = ("id", "title", "url", "published", "source", "lang")
     return [
         {k: r[k] for k in keep} | {"text": r["text"][:max_chars].rsplit(".", 1)[0] + "."}
@@ -67,7 +67,7 @@ def wikinews(start: int, stop: int, max_chars: int = 1500) -> list[dict[str, Any
 
 
 def gm() -> list[dict[str, Any]]:
-    path = BOT_SHARED / "corpus" / "meantime-gm-stock-en-it.jsonl"
+    path = SAMPLE_DIR / "meantime-gm-stock-en-it.jsonl"
     rows = [json.loads(line) for line in path.open()]
     keep = ("id", "title", "url", "published", "source", "lang", "text")
     return [{k: r[k] for k in keep} for r in rows if r["parallel_id"] == "meantime-1007169"]

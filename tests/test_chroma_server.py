@@ -15,9 +15,8 @@ import pytest
 
 from index.embedding import make_embedder
 from index.runtime import open_services
+from index.sample import HERE as SAMPLE_DIR
 from index.settings import Settings
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def free_port() -> int:
@@ -60,7 +59,7 @@ async def test_index_into_chroma_server(tmp_path: Path, chroma_server: int, monk
     monkeypatch.setenv("CHROMA_PORT", str(chroma_server))
     settings = Settings(_env_file=None, data_dir=tmp_path / "data", embedding_model="minilm")
     assert settings.chroma_host == "127.0.0.1"
-    rows = [json.loads(line) for line in (SHARED / "corpus" / "wikinews-gum.jsonl").open()][:4]
+    rows = [json.loads(line) for line in (SAMPLE_DIR / "wikinews-gum.jsonl").open()][:4]
     corpus = tmp_path / "n.jsonl"
     corpus.write_text(
         "".join(json.dumps(dict(r, text=r["text"][:800])) + "\n" for r in rows), encoding="utf-8"

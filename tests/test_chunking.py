@@ -17,12 +17,12 @@ from index.embedding import (
     UseEmbedder,
 )
 from index.models import Chunk
+from index.sample import HERE as SAMPLE_DIR
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SEED = SHARED / "seed" / "000_a8b3790d3ac96f0c.txt"
-SQUAD_IT = SHARED / "eval" / "squad-it-dev" / "articles.jsonl"
+SEED = SAMPLE_DIR / "seed-it-000_a8b3790d3ac96f0c.txt"
+SQUAD_IT = Path(__file__).resolve().parent / "data" / "squad-it-articles-30.jsonl"
 
 PATHOLOGICAL = {
     "3000-word sentence": " ".join(f"parola{i % 97} numero{i}" for i in range(1500)),

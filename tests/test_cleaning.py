@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import pytest
 
 from index.cleaning import clean_article, derive_title, normalize_lang, normalize_text
 from index.loaders import iter_articles
 from index.models import Article, LoadError
+from index.sample import HERE as SAMPLE_DIR
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SEED = SHARED / "seed" / "000_a8b3790d3ac96f0c.txt"
+SEED = SAMPLE_DIR / "seed-it-000_a8b3790d3ac96f0c.txt"
 SEED_TITLE = "ISIS dichiara Guerra su Twitter e Facebook con Jack Dorsey e Mark Zuckerberg"
 ENGLISH_HEADLINE = "Twitter's Jack Dorsey: 'Hell no' to joining Facebook's Libra"
 
@@ -31,7 +30,7 @@ def cleaned(text: str, title: str = "", lang: str | None = "en") -> Article:
 
 
 def corpus_rows(name: str) -> list[dict]:
-    with (SHARED / "corpus" / name).open(encoding="utf-8") as fh:
+    with (SAMPLE_DIR / name).open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
 
 

@@ -15,14 +15,14 @@ import pytest
 from index import dedup
 from index.cleaning import clean_article
 from index.models import Article
+from index.sample import HERE as SAMPLE_DIR
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def wikinews() -> list[dict]:
-    with (SHARED / "corpus" / "wikinews-gum.jsonl").open(encoding="utf-8") as fh:
+    with (SAMPLE_DIR / "wikinews-gum.jsonl").open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh]
 
 

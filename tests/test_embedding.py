@@ -280,8 +280,8 @@ def test_use_fast_token_counts_match_the_package_tokenizer():
 
     from index.embedding import UseEmbedder
 
-    shared = Path(__file__).resolve().parents[1].parent / "shared"
-    rows = (shared / "eval" / "squad-it-dev" / "articles.jsonl").read_text().splitlines()[:30]
+    fixture = Path(__file__).resolve().parent / "data" / "squad-it-articles-30.jsonl"
+    rows = fixture.read_text().splitlines()
     texts = [json.loads(r)["text"] for r in rows] + ["Perché l'ANSA? «Così»", "   "]
     emb = UseEmbedder()
     own = emb._tok()

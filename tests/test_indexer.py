@@ -16,16 +16,16 @@ import pytest
 
 from index.embedding import make_embedder
 from index.runtime import open_services
+from index.sample import HERE as SAMPLE_DIR
 from index.settings import Settings
 from index.store import Store
 from index.vectors import VectorStore
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def wikinews(n: int, max_chars: int = 1200) -> list[dict]:
-    rows = [json.loads(line) for line in (SHARED / "corpus" / "wikinews-gum.jsonl").open()]
+    rows = [json.loads(line) for line in (SAMPLE_DIR / "wikinews-gum.jsonl").open()]
     out = []
     for r in rows[:n]:
         text = r["text"][:max_chars].rsplit(".", 1)[0] + "."

@@ -1,5 +1,5 @@
-"""The machine-readable Bot API description (``shared/telegram/bot-api-spec.json``) as a
-validator.
+"""The machine-readable Bot API description (``bot-api-spec.json`` beside this file, MIT;
+see ``NOTICE``) as a validator.
 
 The spec (ark0f/tg-bot-api, Bot API 8.1) may be older than the python-telegram-bot release
 under test, so anything it doesn't know (an argument or an object property) is a *warning*,
@@ -19,8 +19,8 @@ from .telegram_html import utf16_len
 
 __all__ = ["PARSED_TEXT_FIELDS", "SPEC_PATH", "ArgSpec", "BotApiSpec", "Issues", "MethodSpec", "load_spec"]
 
-#: ``<checkout>/../shared/telegram/bot-api-spec.json`` (CI and dev machines alike).
-SPEC_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "telegram" / "bot-api-spec.json"
+#: Vendored with its licence (``LICENSE-MIT.md``), so a clone alone runs the tests.
+SPEC_PATH = Path(__file__).resolve().parent / "bot-api-spec.json"
 
 TypeSpec = dict[str, Any]
 
@@ -321,7 +321,6 @@ def load_spec(path: str | Path | None = None) -> BotApiSpec:
     target = Path(path) if path is not None else SPEC_PATH
     if not target.is_file():
         raise FileNotFoundError(
-            f"Bot API spec not found at {target}; it lives in the shared material beside the "
-            "checkout (../shared/telegram/bot-api-spec.json)"
+            f"Bot API spec not found at {target}; it ships beside tests/fakebotapi/spec.py"
         )
     return _load(str(target.resolve()))
