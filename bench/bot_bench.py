@@ -53,7 +53,7 @@ from index.embedding import make_embedder  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.settings import Settings  # noqa: E402
 
-SHARED = ROOT.parent / "shared"
+DEV_SET = ROOT / "eval" / "squad-it-dev"
 
 
 # -- questions ---------------------------------------------------------------------------------
@@ -74,9 +74,8 @@ def questions(n: int, seed: int = 7) -> list[str]:
                 about.append(text)
     other: list[str] = []
     for name in ("questions-en.jsonl", "questions-it.jsonl"):
-        path = SHARED / "eval" / "squad-it-dev" / name
-        if path.exists():
-            other += [json.loads(line)["question"] for line in path.open(encoding="utf-8")]
+        path = DEV_SET / name
+        other += [json.loads(line)["question"] for line in path.open(encoding="utf-8")]
     pool_a = rng.sample(about, min(len(about), n))
     pool_b = rng.sample(other, min(len(other), n)) if other else pool_a
     mixed = [pool_a[i % len(pool_a)] if i % 2 == 0 else pool_b[i % len(pool_b)]

@@ -4,7 +4,7 @@
 
 For each model: index the dev articles in a fresh store with `newsbot index --json` (wall
 time, chunks/s and peak RSS of that process), then `newsbot eval --json` per mode on
-  - ../shared/eval/squad-it-dev (Italian and English questions about Italian articles),
+  - eval/squad-it-dev (Italian and English questions about Italian articles),
   - the English–Italian parallel Wikinews articles (MEANTIME): each article's headline asks
     for its translation (`lang:` of the other language), gold = the parallel article.
 Prints one markdown table (the README's) and writes bench/out/compare_models.json.
@@ -21,7 +21,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DEV_SET = ROOT / "eval" / "squad-it-dev"
+SAMPLE = ROOT / "index" / "sample"
 NEWSBOT = [sys.executable, "-m", "bot.cli"]
 
 
@@ -43,7 +44,7 @@ def run(args: list[str], env: dict[str, str]) -> tuple[str, float]:
 
 
 def parallel_set(folder: Path) -> Path:
-    rows = [json.loads(x) for x in (SHARED / "corpus" / "meantime-gm-stock-en-it.jsonl").open()]
+    rows = [json.loads(x) for x in (SAMPLE / "meantime-gm-stock-en-it.jsonl").open()]
     by_pair: dict[str, dict[str, dict]] = {}
     for r in rows:
         by_pair.setdefault(r["parallel_id"], {})[r["lang"]] = r
@@ -69,7 +70,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="newsbot-models-") as tmp:
         par = parallel_set(Path(tmp) / "parallel")
-        dev = SHARED / "eval" / "squad-it-dev"
+        dev = DEV_SET
         for model in args.models.split(","):
             env = dict(os.environ, EMBEDDING_MODEL=model, HF_HUB_OFFLINE="1")
             data = Path(tmp) / f"data-{model}"

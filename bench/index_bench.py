@@ -31,7 +31,7 @@ from index.pipeline import passage_text  # noqa: E402
 from index.runtime import open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
 
-DEFAULT = ROOT.parent / "shared" / "eval" / "squad-it-dev" / "articles.jsonl"
+DEFAULT = ROOT / "eval" / "squad-it-dev" / "articles.jsonl"
 
 
 async def bench(args: argparse.Namespace, model: str) -> dict:

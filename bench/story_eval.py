@@ -1,6 +1,6 @@
 """How well digests group articles into stories, on real labelled news.
 
-``../shared/corpus/current-events-2025q4.jsonl`` holds 1,993 dated items of Wikipedia's
+``index/sample/current-events-2025q4.jsonl`` (part of the built-in sample) holds 1,993 dated items of Wikipedia's
 current-events portal, each filed under a running story (194 stories with two or more
 items). The corpus is indexed with the real pipeline and model, cut into the 7-day windows a
 weekly digest would see, and each window is grouped by the digests' own code
@@ -56,7 +56,7 @@ from index.digest import (  # noqa: E402
 from index.runtime import open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "current-events-2025q4.jsonl"
+CORPUS = Path(__file__).resolve().parents[1] / "index" / "sample" / "current-events-2025q4.jsonl"
 THRESHOLDS = [round(0.15 + 0.025 * i, 3) for i in range(23)]  # 0.15 … 0.70
 SPLIT = datetime(2025, 11, 3, tzinfo=UTC)  # a Monday: Sep–Oct tune, Nov–Dec test
 
