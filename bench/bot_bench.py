@@ -49,7 +49,7 @@ from bot.app import build_application  # noqa: E402
 from bot.runner import running  # noqa: E402
 from bot.services import KEY, BotServices  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
-from index.embedding import make_embedder  # noqa: E402
+from index.embed import make_embedder  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.settings import Settings  # noqa: E402
 

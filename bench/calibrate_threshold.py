@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from index.embedding import make_embedder  # noqa: E402
+from index.embed import make_embedder  # noqa: E402
 from index.models import Filters  # noqa: E402
 from index.retrieval import Retriever  # noqa: E402
 from index.runtime import open_services  # noqa: E402

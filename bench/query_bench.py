@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from index import keywords  # noqa: E402
-from index.embedding import Embedder, make_embedder  # noqa: E402
+from index.embed import Embedder, make_embedder  # noqa: E402
 from index.models import Article, Chunk, Filters  # noqa: E402
 from index.query_parse import parse_question  # noqa: E402
 from index.render import render_telegram_html  # noqa: E402
@@ -433,8 +433,8 @@ async def measure(
     store: Store,
     vectors: VectorStore,
 ) -> dict[str, Any]:
-    import index.embedding as embedding_mod
     import index.store as store_mod
+    from index.embed.threads import single_thread_up_to
 
     col = vectors.collection
     # As `newsbot serve` runs it: every chunk vector and the keyword index in memory.
@@ -529,15 +529,11 @@ async def measure(
             )
             if filters.is_empty():
                 # A lone question is encoded on one core so that its keyword search runs on
-                # the other (index/embedding.py); what the encode alone costs on every core:
+                # the other (index/embed/threads.py); what the encode alone costs on every core:
                 await ct.time("none: encode, one thread (as answered)", embedder.embed_queries,
                               [query])  # fmt: skip
-                saved_threads = embedding_mod.SINGLE_THREAD_TEXTS
-                embedding_mod.SINGLE_THREAD_TEXTS = 0
-                try:
+                with single_thread_up_to(0):
                     await ct.time("none: encode, every core", embedder.embed_queries, [query])
-                finally:
-                    embedding_mod.SINGLE_THREAD_TEXTS = saved_threads
                 for n in (p.dense_candidates, p.overfetch):
                     await ct.time(
                         f"none: chroma unfiltered n={n}", col.query,

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from index import keywords  # noqa: E402
-from index.embedding import make_embedder  # noqa: E402
+from index.embed import make_embedder  # noqa: E402
 from index.models import Filters  # noqa: E402
 from index.retrieval import FusionParams, Retriever, fuse, match_fraction  # noqa: E402
 from index.runtime import open_services  # noqa: E402

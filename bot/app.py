@@ -34,7 +34,7 @@ from bot.logs import register_secret
 from bot.ratelimit import MAX_IN_FLIGHT, FloodControl
 from bot.services import KEY, BotServices
 from bot.settings import BotSettings
-from index.embedding import Embedder
+from index.embed import Embedder
 
 log = logging.getLogger(__name__)
 

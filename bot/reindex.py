@@ -26,7 +26,7 @@ from telegram.error import TelegramError
 from bot import texts
 from bot.logs import redact
 from bot.settings import BotSettings
-from index.embedding import Embedder
+from index.embed import Embedder
 from index.pipeline import IndexReport, Progress
 from index.runtime import NothingToIndex, Services, open_services
 from index.sample import paths as sample_paths

@@ -41,7 +41,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from bot.app import MissingToken, build_application
     from bot.cli import _settings
     from bot.runner import running
-    from index.encoder_process import EncoderError
+    from index.embed.process import EncoderError
 
     settings = _settings(args)
     try:

@@ -19,8 +19,8 @@ from bot.ratelimit import UserRateLimiter
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
 from bot.state import BotState, Page, QuestionLog, new_page_id
-from index.embedding import Embedder
-from index.encoder_process import ProcessEmbedder
+from index.embed import Embedder
+from index.embed.process import ProcessEmbedder
 from index.models import Answer
 from index.render import render_telegram_html
 from index.retrieval import Retriever

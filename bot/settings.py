@@ -57,7 +57,7 @@ class BotSettings(Settings):
     )  # retries after 429 retry_after, 5xx and dropped connections
     encoder_process: bool = Field(
         True, validation_alias=_env("ENCODER_PROCESS", "encoder_process")
-    )  # encode in a child process, off the bot's interpreter lock (index/encoder_process.py)
+    )  # encode in a child process, off the bot's interpreter lock (index/embed/process.py)
     poll_timeout: int = Field(10, validation_alias=_env("POLL_TIMEOUT", "poll_timeout"))
     inline_results: int = Field(10, validation_alias=_env("INLINE_RESULTS", "inline_results"))
     reindex_progress_seconds: float = Field(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.embedding import TokenCounter
+from index.embed import TokenCounter
 from index.models import Chunk
 
 __all__ = ["chunk_text", "split_sentences"]

@@ -26,7 +26,7 @@ import numpy as np
 from index import dedup
 from index.chunking import chunk_text
 from index.cleaning import clean_article
-from index.embedding import Embedder
+from index.embed import Embedder
 from index.keywords import analyze
 from index.loaders import iter_articles
 from index.models import Article, Chunk, LoadError

@@ -29,7 +29,7 @@ import numpy as np
 from index import keywords
 from index.chunk_matrix import ChunkMatrix, Selection
 from index.corpus_copy import CorpusCopy
-from index.embedding import Embedder
+from index.embed import Embedder
 from index.models import Answer, Filters, Hit, OutletRef
 from index.query_parse import parse_question
 from index.quotes import make_hit_quote

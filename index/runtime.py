@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.embedding import Embedder, make_embedder
+from index.embed import Embedder, make_embedder
 from index.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
 from index.sample import paths as sample_paths
 from index.settings import Settings

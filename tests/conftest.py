@@ -105,7 +105,7 @@ def write_articles(path: _BotPath, rows: list[dict[str, _BotAny]]) -> _BotPath:
 @pytest.fixture(scope="session")
 def bot_embedder() -> _BotAny:
     """The packaged MiniLM, loaded once for every bot test."""
-    from index.embedding import make_embedder
+    from index.embed import make_embedder
     from index.settings import Settings
 
     return make_embedder(Settings(_env_file=None, embedding_model="minilm"))

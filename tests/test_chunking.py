@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from index.chunking import chunk_text, split_sentences
-from index.embedding import (
+from index.embed import (
     E5Embedder,
     HashingEmbedder,
     SentenceTransformerEmbedder,

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from index.embedding import (
+from index.embed import (
     E5Embedder,
     Embedder,
     HashingEmbedder,
@@ -278,7 +278,7 @@ def test_use_fast_token_counts_match_the_package_tokenizer():
     import json
     from pathlib import Path
 
-    from index.embedding import UseEmbedder
+    from index.embed import UseEmbedder
 
     fixture = Path(__file__).resolve().parent / "data" / "squad-it-articles-30.jsonl"
     rows = fixture.read_text().splitlines()

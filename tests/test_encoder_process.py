@@ -9,8 +9,8 @@ import signal
 import numpy as np
 import pytest
 
-from index.embedding import make_embedder
-from index.encoder_process import EncoderError, ProcessEmbedder
+from index.embed import make_embedder
+from index.embed.process import EncoderError, ProcessEmbedder
 from index.settings import Settings
 
 TEXTS = ["Chi guida General Motors?", "Mary Barra became chief executive of GM.", "zebra"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from index.embedding import make_embedder
+from index.embed import make_embedder
 from index.runtime import open_services
 from index.sample import HERE as SAMPLE_DIR
 from index.settings import Settings

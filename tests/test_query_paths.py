@@ -21,7 +21,7 @@ import index.retrieval as retrieval_mod
 import index.store as store_mod
 from index import keywords
 from index.chunk_matrix import ChunkMatrix, Selection
-from index.embedding import HashingEmbedder
+from index.embed import HashingEmbedder
 from index.models import Answer, Article, Chunk, Filters
 from index.retrieval import Retriever
 from index.settings import Settings

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from index.embedding import make_embedder
+from index.embed import make_embedder
 from index.evaluation import summary_line
 from index.models import Filters
 from index.render import render_telegram_html, visible_length

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from index import embedding
-from index.embedding import Embedder, Span, make_embedder
+from index.embed.base import Embedder, Span
+from index.embed.factory import make_embedder
+from index.embed.threads import single_thread_up_to
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,8 @@ def _serve(conn: Connection, fields: dict[str, Any]) -> None:
             return
         try:
             if kind == "q":
-                saved, embedding.SINGLE_THREAD_TEXTS = embedding.SINGLE_THREAD_TEXTS, many
-                try:
+                with single_thread_up_to(many):
                     out = model.embed_queries(texts)
-                finally:
-                    embedding.SINGLE_THREAD_TEXTS = saved
             else:
                 out = model.embed_passages(texts)
             conn.send(("ok", out))
