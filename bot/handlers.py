@@ -382,11 +382,14 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     def ms(v: float | None) -> str:
         return f"{v:.0f} ms" if v is not None else none
 
-    await message.reply_text(texts.t(
+    body = texts.t(
         "stats", lang, articles=counts["articles"], chunks=counts["chunks"], last_run=last_run,
         today=st["questions_today"], up=st["up"], down=st["down"], ratio=ratio,
         p50=ms(st["p50_ms"]), p95=ms(st["p95_ms"]),
-    ))
+    )
+    memory = texts.memory_lines(services.retriever.memory.status(),
+                                services.retriever.vectors, lang)
+    await message.reply_text("\n".join([body, *memory]))
 
 
 # -- errors --------------------------------------------------------------------------------

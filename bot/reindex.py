@@ -1,9 +1,11 @@
 """``/reindex``: one background indexing run at a time, reported in one edited message.
 
-The run gets its *own* index Services (a second SQLite connection and Chroma handle) that
-share the already loaded embedder: the answering connection keeps reading the last committed
-data (SQLite WAL) while the run writes, so questions are answered throughout, from the old
-data until each batch is committed.
+The run gets its *own* index Services (a second SQLite connection) that share the already
+loaded embedder and the answering side's Chroma client: the answering connection keeps
+reading the last committed data (SQLite WAL) while the run writes, so questions are answered
+throughout, from the old data until each batch is committed. The run holds the data dir's
+write lock (index/write_lock.py): a ``newsbot index`` from cron waits for it, and it waits
+for one.
 
 Only names from ``settings.sources`` (or ``all``) are accepted: a chat message can never make
 the bot read an arbitrary path or URL.
@@ -30,6 +32,7 @@ from index.embed import Embedder
 from index.pipeline import IndexReport, Progress
 from index.runtime import NothingToIndex, Services, open_services
 from index.sample import paths as sample_paths
+from index.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,11 @@ class Reindexer:
         embedder: Embedder | None = None,
         *,
         opener: Callable[..., Awaitable[Services]] = open_services,
+        vectors: VectorStore | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.vectors = vectors  # the answering side's: one client, so answers see the run
         self.opener = opener
         self.on_done: Callable[[], Awaitable[None]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -165,7 +170,9 @@ class Reindexer:
         tick = asyncio.create_task(ticker())
         final: str
         try:
-            services = await self.opener(self.settings, embedder=self.embedder)
+            services = await self.opener(
+                self.settings, embedder=self.embedder, vectors=self.vectors
+            )
             try:
                 report = await self._index(services, name, on_progress)
             finally:

@@ -87,7 +87,7 @@ class BotServices:
             # Inline queries arrive while the user types: a looser budget of their own.
             inline_limiter=UserRateLimiter(max(30, settings.user_rate_limit * 3)
                                            if settings.user_rate_limit > 0 else 0),
-            reindexer=Reindexer(settings, index.embedder),
+            reindexer=Reindexer(settings, index.embedder, vectors=vectors),
             tz=tz,
             encoder=child,
         )

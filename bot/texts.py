@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from index.corpus_copy import CopyStatus
 from index.i18n import date_prepositions, format_date, normalize_lang
+from index.vectors import VectorStore
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -84,6 +86,15 @@ STRINGS: dict[str, dict[str, str]] = {
             "feedback: 👍 {up} · 👎 {down} ({ratio})\n"
             "answer latency today: p50 {p50} · p95 {p95}"
         ),
+        "stats_memory_ready": "in memory: {chunks} passages ({mb} MB)",
+        "stats_memory_loading": "in memory: loading (answers use Chroma and SQLite meanwhile)",
+        "stats_memory_off": "in memory: off",
+        "stats_memory_too_large": "in memory: off (more passages than DENSE_MATRIX_MAX_CHUNKS)",
+        "stats_memory_failed": (
+            "⚠️ in memory: loading failed (attempts: {failures}; {reason}); next try in {wait} s. "
+            "Answers use Chroma and SQLite meanwhile."
+        ),
+        "stats_vectors": "vector store: {store}; reopens: {reopens}, last error: {reason}",
         "stats_no_run": "never",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} failed",
         "none": "—",
@@ -178,6 +189,15 @@ STRINGS: dict[str, dict[str, str]] = {
             "valutazioni: 👍 {up} · 👎 {down} ({ratio})\n"
             "latenza delle risposte oggi: p50 {p50} · p95 {p95}"
         ),
+        "stats_memory_ready": "in memoria: {chunks} passaggi ({mb} MB)",
+        "stats_memory_loading": "in memoria: caricamento (intanto le risposte usano Chroma e SQLite)",
+        "stats_memory_off": "in memoria: disattivata",
+        "stats_memory_too_large": "in memoria: disattivata (più passaggi di DENSE_MATRIX_MAX_CHUNKS)",
+        "stats_memory_failed": (
+            "⚠️ in memoria: caricamento non riuscito (tentativi: {failures}; {reason}); nuovo "
+            "tentativo tra {wait} s. Intanto le risposte usano Chroma e SQLite."
+        ),
+        "stats_vectors": "archivio vettori: {store}; riaperture: {reopens}, ultimo errore: {reason}",
         "stats_no_run": "mai",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} falliti",
         "none": "—",
@@ -295,3 +315,20 @@ def duration(seconds: float | None) -> str:
     m, s = divmod(int(round(seconds)), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def memory_lines(copy: CopyStatus, vectors: VectorStore, lang: str) -> list[Html]:
+    """The in-memory copy and the vector store, for ``/stats``: an operator sees there why
+    answers are slower or keyword-only, not only in the log."""
+    if copy.state == "failed":
+        line = t("stats_memory_failed", lang, failures=copy.failures,
+                 reason=(copy.error or "?")[:160], wait=round(copy.retry_in or 0))
+    elif copy.state in ("ready", "stale"):
+        line = t("stats_memory_ready", lang, chunks=copy.chunks, mb=copy.mb)
+    else:
+        line = t(f"stats_memory_{copy.state}", lang)
+    lines = [line]
+    if vectors.last_error:
+        lines.append(t("stats_vectors", lang, store=vectors.description,
+                       reopens=vectors.reopens, reason=vectors.last_error[:160]))
+    return lines

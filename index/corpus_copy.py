@@ -5,6 +5,11 @@ The bot answers from a copy of every chunk vector and the keyword postings
 Loading it reads everything (~10 s per 100k chunks), so it happens in the background, and
 until a copy matching the store exists, questions take the Chroma and SQLite paths. One-shot
 commands (``newsbot ask``, ``newsbot eval``) never start one.
+
+A copy is served only while it matches the store it was read from (the corpus stamp), so a
+failed or stale load never answers: questions keep the Chroma and SQLite paths, the load is
+retried with a growing back-off, and :meth:`CorpusCopy.status` tells ``/stats`` why. After a
+write run of another process ends (index/write_lock.py), the copy is read again at once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 
 from index.chunk_matrix import ChunkMatrix
 from index.settings import Settings
@@ -21,9 +27,23 @@ from index.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SETTLE_S", "CorpusCopy"]
+__all__ = ["SETTLE_S", "CopyStatus", "CorpusCopy"]
 
 SETTLE_S = 5.0  # a changed corpus is copied again once it has not changed this long
+RETRY_FIRST_S = 5.0  # a failed load is tried again after this, doubling up to RETRY_MAX_S
+RETRY_MAX_S = 600.0
+
+
+@dataclass(slots=True)
+class CopyStatus:
+    """What ``/stats`` shows of the in-memory copy."""
+
+    state: str  # "off", "loading", "ready", "stale", "too_large", "failed"
+    chunks: int = 0
+    mb: float = 0.0
+    failures: int = 0  # consecutive failed loads
+    error: str | None = None
+    retry_in: float | None = None  # seconds until the next attempt, after a failure
 
 
 class CorpusCopy:
@@ -39,6 +59,11 @@ class CorpusCopy:
         self._tried: object = None  # the corpus stamp of the last load started
         self._seen_stamp: object = None  # the corpus stamp last seen changed, and when
         self._seen_at = 0.0
+        self._generation = -1  # vectors.generation the last load read
+        self._too_large = False
+        self.failures = 0
+        self.error: str | None = None
+        self._retry_at = 0.0
 
     def keep(self) -> None:
         """Load the copy in the background (unless ``dense_matrix_max_chunks`` is 0) and
@@ -72,19 +97,50 @@ class CorpusCopy:
         m = self.matrix
         if m is not None and m.stamp == stamp:
             return m
-        # A corpus still being written (an index run in another process) is not copied
-        # again and again: only once it has kept still for SETTLE_S.
         now = time.monotonic()
+        if self._tried == stamp:
+            if self.error is not None and now >= self._retry_at:
+                self._start()  # the last load of this corpus failed: its back-off is over
+            return None
+        if self.vectors.outside_writer() is not None:
+            return None  # another process is writing: copy the corpus once it is done
+        if self.vectors.lock is not None and self._outside_write_ended():
+            self._start()  # a write run just ended: the corpus is complete, copy it now
+            return None
+        # A corpus still being written by a process that takes no lock is not copied
+        # again and again: only once it has kept still for SETTLE_S.
         if stamp != self._seen_stamp:
             self._seen_stamp, self._seen_at = stamp, now
-        elif self._tried != stamp and now - self._seen_at >= SETTLE_S:
+        elif now - self._seen_at >= SETTLE_S:
             self._start()
         return None
+
+    def _outside_write_ended(self) -> bool:
+        self.vectors.follow_writes()  # reopens the client if another process wrote
+        return self.vectors.generation != self._generation
+
+    def status(self) -> CopyStatus:
+        if not self._wanted:
+            return CopyStatus("off")
+        m = self.matrix
+        loading = self.task is not None and not self.task.done()
+        if self.error is not None:
+            wait = max(0.0, self._retry_at - time.monotonic())
+            return CopyStatus("failed", failures=self.failures, error=self.error,
+                              retry_in=wait)  # fmt: skip
+        if m is not None:
+            state = "ready" if m.stamp == self.store.last_stamp() else "stale"
+            return CopyStatus("loading" if loading else state, len(m),
+                              round(m.nbytes / 2**20, 1))  # fmt: skip
+        if self._too_large:
+            return CopyStatus("too_large")
+        return CopyStatus("loading")
 
     def invalidate(self) -> None:
         """Drop the copy after a re-index, and copy the new corpus at once."""
         self.matrix = None
         self._tried = None
+        self._retry_at = 0.0
         if self._wanted:
             with contextlib.suppress(RuntimeError):  # no event loop: the next question will
                 self._start()
@@ -100,6 +156,7 @@ class CorpusCopy:
             self.task = asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
+        generation = self.vectors.generation
         stamp = await self.store.corpus_stamp()
         self._tried = stamp
         limit = self.settings.dense_matrix_max_chunks
@@ -109,6 +166,8 @@ class CorpusCopy:
                 log.info("too many chunks to keep their vectors in memory",
                          extra={"kv": {"chunks": total, "limit": limit}})  # fmt: skip
                 self.matrix = None
+                self._too_large = True
+                self._loaded(generation)
                 return
             facets = await self.store.chunk_facets()
             bodies = await self.store.fts_bodies()
@@ -118,10 +177,23 @@ class CorpusCopy:
             m = await asyncio.to_thread(ChunkMatrix, facets, found, bodies, stamp)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - questions still have the Chroma/SQLite paths
-            log.warning("could not load the chunk vectors into memory", exc_info=True)
+        except Exception as exc:  # noqa: BLE001 - questions still have the Chroma/SQLite paths
+            self.failures += 1
+            self.error = f"{type(exc).__name__}: {exc}"[:300]
+            delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (self.failures - 1))
+            self._retry_at = time.monotonic() + delay
+            log.warning("could not load the chunk vectors into memory; trying again later",
+                        exc_info=True, extra={"kv": {"failures": self.failures,
+                                                     "retry_in_s": delay}})  # fmt: skip
             return
         if self._tried == stamp:  # else invalidated meanwhile
             self.matrix = m
+            self._too_large = False
+            self._loaded(generation)
             log.info("chunk vectors in memory",
                      extra={"kv": {"chunks": len(m), "mb": round(m.nbytes / 2**20)}})  # fmt: skip
+
+    def _loaded(self, generation: int) -> None:
+        self._generation = generation
+        self.failures = 0
+        self.error = None

@@ -42,6 +42,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "filter_sources": "source: {sources}",
         "filter_langs": "language: {langs}",
         "quote_cut": "…",
+        "keyword_only_line": (
+            "Meaning search is unavailable right now: these passages match your words only."
+        ),
     },
     "it": {
         "header": "{n} passaggi per: {question}",
@@ -64,6 +67,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "filter_sources": "fonte: {sources}",
         "filter_langs": "lingua: {langs}",
         "quote_cut": "…",
+        "keyword_only_line": (
+            "La ricerca per significato non è disponibile ora: questi passaggi contengono"
+            " solo le tue parole."
+        ),
     },
 }
 

@@ -111,6 +111,9 @@ class Answer:
     # publication: when they exclude every relevant passage, the search is repeated without
     # them and the phrases that were set aside are kept here for the reply to mention.
     relaxed: Filters | None = None
+    # The vector store failed (and failed again after reopening): the passages were ranked
+    # by their words alone, and the reply says so.
+    keyword_only: bool = False
 
     @property
     def found(self) -> bool:

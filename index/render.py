@@ -177,6 +177,8 @@ def _not_found_lines(answer: Answer, lang: str, tz: tzinfo | None) -> list[str]:
     hint = _suggestion(answer, lang)
     if hint:
         lines.append(hint)
+    if answer.keyword_only:
+        lines.append(t("keyword_only_line", lang))
     return lines
 
 
@@ -412,6 +414,8 @@ def _header_html(answer: Answer, lang: str, start_index: int, tz: tzinfo | None,
     if answer.relaxed is not None:
         desc = describe_filters(answer.relaxed, lang, tz)
         lines.append(f"<i>{_esc(t('relaxed_line', lang, filters=desc))}</i>")
+    if answer.keyword_only:
+        lines.append(f"<i>{_esc(t('keyword_only_line', lang))}</i>")
     return "\n".join(lines)
 
 
@@ -489,6 +493,8 @@ def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) 
         lines.append(t("filters_line", lang, filters=describe_filters(answer.filters, lang, tz)))
     if answer.relaxed is not None:
         lines.append(t("relaxed_line", lang, filters=describe_filters(answer.relaxed, lang, tz)))
+    if answer.keyword_only:
+        lines.append(t("keyword_only_line", lang))
     indent = "    "
     for n, hit in enumerate(answer.hits, 1):
         lines.append("")

@@ -13,6 +13,7 @@ score, cosine by its spread), so a list with one clear winner pushes harder than
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import re
 import threading
@@ -35,7 +36,9 @@ from index.query_parse import parse_question
 from index.quotes import make_hit_quote
 from index.settings import Settings
 from index.store import ArticleRecord, ChunkRecord, Store, or_terms
-from index.vectors import VectorStore
+from index.vectors import VectorStore, VectorsUnavailable
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "bm25"]
 Nearest = tuple[np.ndarray, list[tuple[str, float]]]
@@ -133,6 +136,7 @@ class Search:
     best_match: float
     dense_gap: float
     records: dict[str, ChunkRecord] = field(default_factory=dict)
+    keyword_only: bool = False  # the vector store failed: only the keyword side ranked
 
 
 class QueryEncoder:
@@ -220,6 +224,7 @@ class Retriever:
         self.tz = tz or ZoneInfo("UTC")
         self.encoder = QueryEncoder(embedder, vectors)
         self._known_sources: frozenset[str] | None = None
+        self._sources_stamp: object = None
         self._vocab_ready = False
         # Chunk vectors fetched for exact filtered scoring ("last week" is asked again and
         # again): chunk ids are content-addressed, so a cached vector never goes stale.
@@ -232,8 +237,12 @@ class Retriever:
         self.memory = CorpusCopy(settings, store, vectors)
 
     async def known_sources(self) -> frozenset[str]:
-        if self._known_sources is None:
+        """The outlets a question may name, read again whenever the corpus changed (other
+        processes index too)."""
+        stamp = await self.store.corpus_stamp()
+        if self._known_sources is None or stamp != self._sources_stamp:
             self._known_sources = frozenset(await self.store.source_keys())
+            self._sources_stamp = stamp
         return self._known_sources
 
     def invalidate(self) -> None:
@@ -290,9 +299,11 @@ class Retriever:
                 relaxed = Filters(date_from=filters.date_from, date_to=filters.date_to)
                 search, query, filters, relevant = retry, question, soft, True
         if not relevant:
-            return Answer(question, query, filters, [], suggestion=self.suggestion(filters))
+            return Answer(question, query, filters, [], suggestion=self.suggestion(filters),
+                          keyword_only=search.keyword_only)
         hits = await self.build_hits(search, query, k + offset)
-        return Answer(question, query, filters, hits[offset : offset + k], relaxed=relaxed)
+        return Answer(question, query, filters, hits[offset : offset + k], relaxed=relaxed,
+                      keyword_only=search.keyword_only)
 
     def is_relevant(self, search: Search, mode: Mode) -> bool:
         if not search.ranked:
@@ -319,7 +330,19 @@ class Retriever:
         dense: list[tuple[str, float]] = []
         bm25: list[tuple[str, float]] = []
 
+        degraded = False
+
         async def run_dense() -> list[tuple[str, float]]:
+            nonlocal degraded
+            try:
+                return await dense_side()
+            except VectorsUnavailable as exc:
+                log.warning("answering from keywords only: the vector store failed",
+                            extra={"kv": {"error": str(exc)[:200]}})
+                degraded = True
+                return []
+
+        async def dense_side() -> list[tuple[str, float]]:
             if filters.is_empty():
                 _, found = await self.encoder.nearest(query, p.dense_candidates)
                 return found
@@ -380,7 +403,7 @@ class Retriever:
             ranked = [Ranked(c, v, bm25=v) for c, v in bm25]
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
-        return Search(ranked, best_dense, best_match, gap, records)
+        return Search(ranked, best_dense, best_match, gap, records, keyword_only=degraded)
 
     async def load_records(self, search: Search, chunk_ids: Sequence[str]) -> None:
         """Add the passages of ``chunk_ids`` to ``search.records`` (a chunk whose vector

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +13,8 @@ from index.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
 from index.sample import paths as sample_paths
 from index.settings import Settings
 from index.store import Store
-from index.vectors import VectorStore
+from index.vectors import VectorStore, forget_cached_client
+from index.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,23 @@ class Services:
         prune: bool = False,
         progress: ProgressFn | None = None,
     ) -> IndexReport:
-        targets = await self.resolve_targets(paths)
-        indexer = Indexer(self.settings, self.store, self.embedder, self._vectors, progress)
-        report = await indexer.run(targets, prune=prune)
-        self._vectors = await indexer.vectors()
-        return report
+        """One write run, holding the data dir's write lock (index/write_lock.py) so that
+        another process's run waits for it and long-running readers know to reopen."""
+        lock = WriteLock(self.settings.data_dir)
+        await lock.acquire_async(self.settings.write_lock_timeout)
+        try:
+            # Whatever this process read before may be stale: write through a fresh client.
+            if self._vectors is not None:
+                await asyncio.to_thread(self._vectors.reopen, "write run starting")
+            else:
+                forget_cached_client(self.settings)
+            targets = await self.resolve_targets(paths)
+            indexer = Indexer(self.settings, self.store, self.embedder, self._vectors, progress)
+            report = await indexer.run(targets, prune=prune)
+            self._vectors = await indexer.vectors()
+            return report
+        finally:
+            lock.release()
 
     async def resolve_targets(self, paths: Sequence[str | Path] | None) -> list[str | Path]:
         """What a bare ``newsbot index`` means: configured sources, else the sample."""
@@ -70,7 +84,11 @@ class Services:
         return (await self.store.counts())["articles"] == 0
 
 
-async def open_services(settings: Settings, embedder: Embedder | None = None) -> Services:
+async def open_services(
+    settings: Settings, embedder: Embedder | None = None, vectors: VectorStore | None = None
+) -> Services:
+    """``vectors``: a vector store this process already has open (the bot's), so that its
+    own write runs and its answers share one client."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = await Store.open(settings.sqlite_path)
-    return Services(settings, store, embedder or make_embedder(settings))
+    return Services(settings, store, embedder or make_embedder(settings), vectors)

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "newsbot_chunks", validation_alias=_env("CHROMA_COLLECTION", "chroma_collection")
     )
 
+    # A write run waits at most this long for another process's run to finish.
+    write_lock_timeout: float = Field(
+        3600.0, validation_alias=_env("WRITE_LOCK_TIMEOUT", "write_lock_timeout")
+    )
+
     # Loading
     max_file_mb: float = Field(20.0, validation_alias=_env("MAX_FILE_MB", "max_file_mb"))
     sources: Annotated[dict[str, str], NoDecode] = Field(

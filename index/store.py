@@ -669,6 +669,10 @@ class Store:
         )
         return [(r[0], float(r[1])) for r in rows]
 
+    def last_stamp(self) -> tuple[int, int]:
+        """:meth:`corpus_stamp` as last checked, without checking (for status lines)."""
+        return self._stamp
+
     async def corpus_stamp(self) -> tuple[int, int]:
         """Changes whenever this or another connection has written (rechecked every
         ``STATS_RECHECK_S``): what in-memory copies of the corpus compare against."""

@@ -299,3 +299,56 @@ async def digest_services(digest_store: _BotPath, bot_embedder: _BotAny) -> Asyn
 # ---------------------------------------------------------------------------------------------
 # END digests
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# BEGIN a real `chroma run` server (tests/test_chroma_server.py, tests/test_outside_writes.py)
+# -- fixture: chroma_server (its port)
+# ---------------------------------------------------------------------------------------------
+import os as _cs_os  # noqa: E402
+import socket as _cs_socket  # noqa: E402
+import subprocess as _cs_subprocess  # noqa: E402
+import sys as _cs_sys  # noqa: E402
+import time as _cs_time  # noqa: E402
+import urllib.request as _cs_urllib_request  # noqa: E402
+
+
+def _cs_free_port() -> int:
+    with _cs_socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> _BotAny:
+    """A `chroma run` on 127.0.0.1 for the session; tests use their own collections."""
+    port = _cs_free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    exe = _BotPath(_cs_sys.executable).with_name("chroma")
+    env = dict(_cs_os.environ, ANONYMIZED_TELEMETRY="False")
+    proc = _cs_subprocess.Popen(
+        [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=_cs_subprocess.DEVNULL, stderr=_cs_subprocess.DEVNULL, env=env,
+    )
+    deadline = _cs_time.monotonic() + 60
+    while True:
+        try:
+            url = f"http://127.0.0.1:{port}/api/v2/heartbeat"
+            with _cs_urllib_request.urlopen(url, timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or _cs_time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("chroma run did not start")
+            _cs_time.sleep(0.3)
+    yield port
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except _cs_subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# ---------------------------------------------------------------------------------------------
+# END chroma server
+# ---------------------------------------------------------------------------------------------
