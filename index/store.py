@@ -384,6 +384,11 @@ class Store:
                         "INSERT INTO article_bands(band_key, article_id) VALUES(?, ?)",
                         [(k, a.id) for k in w.band_keys],
                     )
+                # Chunk ids are content-addressed: a passage re-embedded unchanged (a repair,
+                # a new model) keeps its id, and its fresh vector must not go as stale.
+                await self.db.executemany(
+                    "DELETE FROM stale_vectors WHERE chunk_id=?", [(c,) for c in w.chunk_ids]
+                )
             await self.db.execute("COMMIT")
         except BaseException:
             await self.db.execute("ROLLBACK")

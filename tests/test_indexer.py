@@ -157,6 +157,26 @@ async def test_model_change_reembeds_without_mixing(tmp_path: Path, settings, mi
     assert sql_ids == chroma_ids
 
 
+async def test_lost_vectors_are_repaired_and_stay(tmp_path: Path, settings, minilm):
+    """Vectors lost from Chroma (an emptied collection, a new empty server) are re-embedded
+    under the same content-addressed ids, and the stale queue must not delete them again."""
+    corpus = write_jsonl(tmp_path / "n.jsonl", wikinews(4, max_chars=800))
+    services = await open_services(settings, minilm)
+    try:
+        await services.index([corpus])
+        vectors = await services.vectors()
+        vectors.delete(sorted(vectors.all_ids()))
+        assert vectors.count() == 0
+        repaired = await services.index([corpus])
+        assert repaired.reconciled > 0
+        again = await services.index([corpus])
+        assert again.chunks_embedded == 0  # nothing left to repair
+    finally:
+        await services.close()
+    sql_ids, chroma_ids, _ = await consistency(settings, minilm)
+    assert sql_ids and sql_ids == chroma_ids
+
+
 def _newsbot(*args: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=env,
