@@ -138,7 +138,7 @@ class Timings:
 def instrument(services: BotServices, timings: Timings) -> None:
     """Time each stage where it runs: threads for CPU work, coroutines for I/O."""
     import bot.services as bot_services
-    from index import retrieval
+    from index.search import retrieval
 
     r = services.retriever
     timings.wrap_sync(r.encoder.embedder, "embed_queries", "encode (thread, batch)",

@@ -58,16 +58,16 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from index import keywords  # noqa: E402
 from index.embed import Embedder, make_embedder  # noqa: E402
 from index.models import Article, Chunk, Filters  # noqa: E402
-from index.query_parse import parse_question  # noqa: E402
-from index.render import render_telegram_html  # noqa: E402
-from index.retrieval import Retriever  # noqa: E402
+from index.render.answers import render_telegram_html  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
+from index.search.query_parse import parse_question  # noqa: E402
+from index.search.retrieval import Retriever  # noqa: E402
 from index.settings import Settings  # noqa: E402
-from index.store import ArticleWrite, Store, or_terms  # noqa: E402
-from index.vectors import VectorStore  # noqa: E402
+from index.storage import keywords  # noqa: E402
+from index.storage.store import ArticleWrite, Store, or_terms  # noqa: E402
+from index.storage.vectors import VectorStore  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 # More Italian words than the sample alone has.
@@ -433,7 +433,7 @@ async def measure(
     store: Store,
     vectors: VectorStore,
 ) -> dict[str, Any]:
-    import index.store as store_mod
+    import index.storage.store as store_mod
     from index.embed.threads import single_thread_up_to
 
     col = vectors.collection

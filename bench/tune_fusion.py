@@ -24,12 +24,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from index import keywords  # noqa: E402
 from index.embed import make_embedder  # noqa: E402
 from index.models import Filters  # noqa: E402
-from index.retrieval import FusionParams, Retriever, fuse, match_fraction  # noqa: E402
 from index.runtime import open_services  # noqa: E402
+from index.search.retrieval import FusionParams, Retriever, fuse, match_fraction  # noqa: E402
 from index.settings import Settings  # noqa: E402
+from index.storage import keywords  # noqa: E402
 
 
 async def collect(data_dir: Path, eval_dir: Path, model: str) -> dict:

@@ -50,7 +50,7 @@ async def _index(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from index.pipeline import Progress as IndexProgress
+    from index.ingest.pipeline import Progress as IndexProgress
     from index.runtime import NothingToIndex, open_services
 
     settings = _settings(args)
@@ -123,7 +123,7 @@ async def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from index.store import Store
+    from index.storage.store import Store
 
     settings = _settings(args)
     if not settings.sqlite_path.exists():

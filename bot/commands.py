@@ -52,7 +52,7 @@ async def _open(args: argparse.Namespace) -> Any:
 async def _retriever(services: Any) -> Any:
     from zoneinfo import ZoneInfo
 
-    from index.retrieval import Retriever
+    from index.search.retrieval import Retriever
 
     vectors = await services.vectors()
     tz = ZoneInfo(getattr(services.settings, "timezone", "UTC"))
@@ -60,7 +60,7 @@ async def _retriever(services: Any) -> Any:
 
 
 async def _ask(args: argparse.Namespace) -> int:
-    from index.render import answer_to_json, render_plain
+    from index.render.answers import answer_to_json, render_plain
 
     services = await _open(args)
     try:

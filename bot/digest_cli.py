@@ -82,9 +82,9 @@ async def _digest(args: argparse.Namespace) -> int:
         settings.digest_max_stories = max(1, args.max)
 
     from bot.digests import DigestStore, build_subscription_digest
-    from index.digest import build_digest, render_digest_html, render_digest_plain
-    from index.retrieval import Retriever
+    from index.digest.stories import build_digest, render_digest_html, render_digest_plain
     from index.runtime import open_services
+    from index.search.retrieval import Retriever
 
     sub = None
     exclude: set[str] = set()

@@ -70,9 +70,9 @@ from telegram.ext import (
     filters,
 )
 
-from index.digest import Digest, DigestMessage, build_digest, render_digest_html
-from index.i18n import format_date, normalize_lang
-from index.store import connect_sqlite
+from index.digest.stories import Digest, DigestMessage, build_digest, render_digest_html
+from index.render.i18n import format_date, normalize_lang
+from index.storage.store import connect_sqlite
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.services import BotServices, Reply, services_of
 from bot.state import Page
-from index import i18n
 from index.models import Answer
-from index.render import render_telegram_html
+from index.render import i18n
+from index.render.answers import render_telegram_html
 
 log = logging.getLogger(__name__)
 

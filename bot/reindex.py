@@ -4,7 +4,7 @@ The run gets its *own* index Services (a second SQLite connection) that share th
 loaded embedder and the answering side's Chroma client: the answering connection keeps
 reading the last committed data (SQLite WAL) while the run writes, so questions are answered
 throughout, from the old data until each batch is committed. The run holds the data dir's
-write lock (index/write_lock.py): a ``newsbot index`` from cron waits for it, and it waits
+write lock (index/storage/write_lock.py): a ``newsbot index`` from cron waits for it, and it waits
 for one.
 
 Only names from ``settings.sources`` (or ``all``) are accepted: a chat message can never make
@@ -29,10 +29,10 @@ from bot import texts
 from bot.logs import redact
 from bot.settings import BotSettings
 from index.embed import Embedder
-from index.pipeline import IndexReport, Progress
+from index.ingest.pipeline import IndexReport, Progress
 from index.runtime import NothingToIndex, Services, open_services
 from index.sample import paths as sample_paths
-from index.vectors import VectorStore
+from index.storage.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from bot.state import BotState, Page, QuestionLog, new_page_id
 from index.embed import Embedder
 from index.embed.process import ProcessEmbedder
 from index.models import Answer
-from index.render import render_telegram_html
-from index.retrieval import Retriever
+from index.render.answers import render_telegram_html
 from index.runtime import Services, open_services
+from index.search.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from index.store import connect_sqlite
+from index.storage.store import connect_sqlite
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The bot's own words, in Italian and English, as Telegram HTML.
 
 Templates may hold markup; every value put into them is escaped here, so a handler can never
-forget to. Answers themselves are rendered by :mod:`index.render`, not here.
+forget to. Answers themselves are rendered by :mod:`index.render.answers`, not here.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from index.corpus_copy import CopyStatus
-from index.i18n import date_prepositions, format_date, normalize_lang
-from index.vectors import VectorStore
+from index.render.i18n import date_prepositions, format_date, normalize_lang
+from index.search.corpus_copy import CopyStatus
+from index.storage.vectors import VectorStore
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from index.models import Answer
-from index.retrieval import Mode, Retriever
+from index.search.retrieval import Mode, Retriever
 
 _WS = re.compile(r"\s+")
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index.embed import Embedder, make_embedder
-from index.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
+from index.ingest.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
 from index.sample import paths as sample_paths
 from index.settings import Settings
-from index.store import Store
-from index.vectors import VectorStore, forget_cached_client
-from index.write_lock import WriteLock
+from index.storage.store import Store
+from index.storage.vectors import VectorStore, forget_cached_client
+from index.storage.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Services:
         prune: bool = False,
         progress: ProgressFn | None = None,
     ) -> IndexReport:
-        """One write run, holding the data dir's write lock (index/write_lock.py) so that
+        """One write run, holding the data dir's write lock (index/storage/write_lock.py) so that
         another process's run waits for it and long-running readers know to reopen."""
         lock = WriteLock(self.settings.data_dir)
         await lock.acquire_async(self.settings.write_lock_timeout)

@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         2, validation_alias=_env("MAX_PASSAGES_PER_ARTICLE", "max_passages_per_article")
     )
     # A long-running process (the bot) keeps every chunk vector in memory, time-sorted, to
-    # answer date/outlet-filtered questions fast (index/chunk_matrix.py); dim * 4 bytes a
+    # answer date/outlet-filtered questions fast (index/search/chunk_matrix.py); dim * 4 bytes a
     # chunk. Above this many chunks, or at 0, filtered questions go to Chroma.
     dense_matrix_max_chunks: int = Field(
         500_000, validation_alias=_env("DENSE_MATRIX_MAX_CHUNKS", "dense_matrix_max_chunks")

@@ -283,8 +283,8 @@ def digest_store(tmp_path_factory: pytest.TempPathFactory, bot_embedder: _BotAny
 @pytest.fixture
 async def digest_services(digest_store: _BotPath, bot_embedder: _BotAny) -> AsyncIterator[_BotAny]:
     """(services, retriever) over :func:`digest_store`, opened in this test's loop."""
-    from index.retrieval import Retriever
     from index.runtime import open_services
+    from index.search.retrieval import Retriever
     from index.settings import Settings
 
     settings = Settings(_env_file=None, data_dir=digest_store, embedding_model="minilm")

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from index.chunking import chunk_text, split_sentences
 from index.embed import (
     E5Embedder,
     HashingEmbedder,
     SentenceTransformerEmbedder,
     UseEmbedder,
 )
+from index.ingest.chunking import chunk_text, split_sentences
 from index.models import Chunk
 from index.sample import HERE as SAMPLE_DIR
 

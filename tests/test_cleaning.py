@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from index.cleaning import clean_article, derive_title, normalize_lang, normalize_text
-from index.loaders import iter_articles
+from index.ingest.cleaning import clean_article, derive_title, normalize_lang, normalize_text
+from index.ingest.loaders import iter_articles
 from index.models import Article, LoadError
 from index.sample import HERE as SAMPLE_DIR
 

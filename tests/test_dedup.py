@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import dedup
-from index.cleaning import clean_article
+from index.ingest import dedup
+from index.ingest.cleaning import clean_article
 from index.models import Article
 from index.sample import HERE as SAMPLE_DIR
 
@@ -125,7 +125,7 @@ def test_band_keys_fit_sqlite_and_are_stable_across_processes(wikinews: list[dic
     assert len(keys) == dedup.BANDS == 32 and len(set(keys)) == 32
     assert all(-(2**63) <= k < 2**63 for k in keys)
     script = (
-        "import sys, json; from index import dedup; "
+        "import sys, json; from index.ingest import dedup; "
         "print(json.dumps(dedup.band_keys(dedup.minhash(sys.stdin.read()))))"
     )
     out = subprocess.run(

@@ -17,7 +17,7 @@ import pytest
 from conftest import DIGEST_EXACT_OF, DIGEST_NEAR_OF, digest_articles
 from fakebotapi import parse_html, utf16_len
 
-from index.digest import (
+from index.digest.stories import (
     Digest,
     Story,
     article_names,
@@ -28,7 +28,7 @@ from index.digest import (
     render_digest_html,
     render_digest_plain,
 )
-from index.store import ArticleRecord
+from index.storage.store import ArticleRecord
 
 ROME = ZoneInfo("Europe/Rome")
 DEC1 = datetime(2025, 12, 1, tzinfo=UTC)
@@ -181,7 +181,7 @@ def synthetic_digest(n: int) -> Digest:
         )
         others = [ArticleRecord(f"o{i}-{k}", "t", "x", f"https://other{k}.example/{i}", now,
                                 f"Other {k}", "en", None, None, now) for k in range(8)]
-        from index.digest import _outlets
+        from index.digest.stories import _outlets
 
         stories.append(Story(
             id=f"s{i:03d}", lead=art, quote=text, quote_start=0, quote_end=len(text),

@@ -18,8 +18,8 @@ from index.embed import make_embedder
 from index.runtime import open_services
 from index.sample import HERE as SAMPLE_DIR
 from index.settings import Settings
-from index.store import Store
-from index.vectors import VectorStore
+from index.storage.store import Store
+from index.storage.vectors import VectorStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

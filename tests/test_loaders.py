@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from index.loaders import canonical_url, html_to_text, iter_articles, parse_published
+from index.ingest.loaders import canonical_url, html_to_text, iter_articles, parse_published
 from index.models import Article, LoadError
 
 

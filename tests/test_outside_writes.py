@@ -21,7 +21,7 @@ from bot.runner import running
 from bot.services import KEY
 from index.runtime import open_services
 from index.settings import Settings
-from index.write_lock import LockBusy, WriteLock
+from index.storage.write_lock import LockBusy, WriteLock
 
 pytestmark = pytest.mark.slow
 
@@ -176,7 +176,7 @@ def test_a_second_writer_waits_for_the_first_and_names_it(tmp_path: Path) -> Non
     first.acquire()
     try:
         code = (
-            "import sys; from pathlib import Path; from index.write_lock import WriteLock\n"
+            "import sys; from pathlib import Path; from index.storage.write_lock import WriteLock\n"
             "lock = WriteLock(Path(sys.argv[1]))\n"
             "try:\n    lock.acquire(timeout=0.5)\nexcept TimeoutError as exc:\n"
             "    print(exc); sys.exit(3)\n"

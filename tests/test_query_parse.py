@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from index.query_parse import parse_question
+from index.search.query_parse import parse_question
 
 ROME = ZoneInfo("Europe/Rome")
 # Wednesday 3 April 2024, 10:00 in Rome: CEST began on Sunday 31 March, so "last week"

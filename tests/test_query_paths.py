@@ -15,18 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import index.chunk_matrix as chunk_matrix_mod
-import index.corpus_copy as corpus_copy
-import index.retrieval as retrieval_mod
-import index.store as store_mod
-from index import keywords
-from index.chunk_matrix import ChunkMatrix, Selection
+import index.search.chunk_matrix as chunk_matrix_mod
+import index.search.corpus_copy as corpus_copy
+import index.search.retrieval as retrieval_mod
+import index.storage.store as store_mod
 from index.embed import HashingEmbedder
 from index.models import Answer, Article, Chunk, Filters
-from index.retrieval import Retriever
+from index.search.chunk_matrix import ChunkMatrix, Selection
+from index.search.retrieval import Retriever
 from index.settings import Settings
-from index.store import ArticleWrite, Store, _candidate_match, or_terms
-from index.vectors import VectorStore
+from index.storage import keywords
+from index.storage.store import ArticleWrite, Store, _candidate_match, or_terms
+from index.storage.vectors import VectorStore
 
 WORDS = [
     "governo", "riforma", "giustizia", "parlamento", "elezioni", "mercati", "borsa",
@@ -180,7 +180,7 @@ def test_vector_query_on_an_empty_collection(tmp_path):
     assert vs.query(np.ones((1, 8), dtype=np.float32), 5) == [[]]
 
 
-# -- every vector in memory (index/chunk_matrix.py, index/keyword_memory.py) ----------------
+# -- every vector in memory (index/search/chunk_matrix.py, index/search/keyword_memory.py) ----------------
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 

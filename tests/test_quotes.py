@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from index.quotes import Quote, _sentences, make_hit_quote, text_fragment_url
+from index.search.quotes import Quote, _sentences, make_hit_quote, text_fragment_url
 
 ARTICLE = (
     "Roma, 5 marzo 2024.\n\n"

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from index.models import Answer, Filters, Hit, OutletRef
-from index.render import (
+from index.render.answers import (
     RAW_LIMIT,
     answer_to_json,
     describe_filters,

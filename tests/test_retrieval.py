@@ -16,9 +16,9 @@ import pytest
 from index.embed import make_embedder
 from index.evaluation import summary_line
 from index.models import Filters
-from index.render import render_telegram_html, visible_length
-from index.retrieval import FusionParams, Retriever, fuse
+from index.render.answers import render_telegram_html, visible_length
 from index.runtime import open_services
+from index.search.retrieval import FusionParams, Retriever, fuse
 from index.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,11 +17,11 @@ from fakebotapi import FakeBotApi
 from bot.app import build_application
 from bot.runner import running
 from bot.services import KEY
-from index import corpus_copy
-from index import vectors as vectors_module
 from index.runtime import open_services
+from index.search import corpus_copy
 from index.settings import Settings
-from index.vectors import VectorStore, _system_of
+from index.storage import vectors as vectors_module
+from index.storage.vectors import VectorStore, _system_of
 
 pytestmark = pytest.mark.slow
 

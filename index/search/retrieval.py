@@ -27,16 +27,16 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from index import keywords
-from index.chunk_matrix import ChunkMatrix, Selection
-from index.corpus_copy import CorpusCopy
 from index.embed import Embedder
 from index.models import Answer, Filters, Hit, OutletRef
-from index.query_parse import parse_question
-from index.quotes import make_hit_quote
+from index.search.chunk_matrix import ChunkMatrix, Selection
+from index.search.corpus_copy import CorpusCopy
+from index.search.query_parse import parse_question
+from index.search.quotes import make_hit_quote
 from index.settings import Settings
-from index.store import ArticleRecord, ChunkRecord, Store, or_terms
-from index.vectors import VectorStore, VectorsUnavailable
+from index.storage import keywords
+from index.storage.store import ArticleRecord, ChunkRecord, Store, or_terms
+from index.storage.vectors import VectorStore, VectorsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ DENSE_CACHE_VECTORS = 20000  # fetched chunk vectors kept in memory (~30 MB at 3
 DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
 RECORDS_AHEAD = 16  # passages loaded at a time, from the head of a ranking
 FIRST_RECORDS = 8  # passages loaded first from the head of each ranking (the fused top)
-# With every vector in memory (index/chunk_matrix.py) a filter is scored exactly while that
+# With every vector in memory (index/search/chunk_matrix.py) a filter is scored exactly while that
 # costs less than over-fetching from Chroma, both counted in contiguous matrix rows
 # (bench/query_bench.py at 100k chunks: a Chroma query ~50k rows, each neighbour ~100 more).
 MATRIX_ROWS_PER_QUERY = 50_000
@@ -258,7 +258,7 @@ class Retriever:
 
     def keep_vectors_in_memory(self) -> None:
         """Keep the corpus in memory for filtered and keyword search (see
-        index/corpus_copy.py): for long-running processes, the bot."""
+        index/search/corpus_copy.py): for long-running processes, the bot."""
         self.memory.keep()
 
     async def vectors_in_memory(self) -> ChunkMatrix | None:

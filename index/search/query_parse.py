@@ -52,8 +52,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from index import keywords
 from index.models import Filters
+from index.storage import keywords
 
 __all__ = ["parse_question"]
 

@@ -5,7 +5,7 @@ which fails offline. Calls are blocking; async callers run them in a thread.
 
 Every call goes through one seam (:meth:`VectorStore._call`) because the client can go
 stale under a long-running process: another process writing to the embedded store leaves
-this process's copy of the index behind (index/write_lock.py), and a server can restart.
+this process's copy of the index behind (index/storage/write_lock.py), and a server can restart.
 So before a call the write stamp is compared, and the client is reopened once a write by
 another process has ended; a failing call reopens the client and is tried once more, and
 then raises :class:`VectorsUnavailable`, which the answer path turns into keyword-only
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from index.settings import Settings
-from index.write_lock import WriteLock, WriteStamp
+from index.storage.write_lock import WriteLock, WriteStamp
 
 log = logging.getLogger(__name__)
 

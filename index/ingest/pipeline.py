@@ -23,16 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from index import dedup
-from index.chunking import chunk_text
-from index.cleaning import clean_article
 from index.embed import Embedder
-from index.keywords import analyze
-from index.loaders import iter_articles
+from index.ingest import dedup
+from index.ingest.chunking import chunk_text
+from index.ingest.cleaning import clean_article
+from index.ingest.loaders import iter_articles
 from index.models import Article, Chunk, LoadError
 from index.settings import Settings
-from index.store import ArticleWrite, Store, StoredState
-from index.vectors import VectorStore
+from index.storage.keywords import analyze
+from index.storage.store import ArticleWrite, Store, StoredState
+from index.storage.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -496,7 +496,7 @@ async def open_vectors_checked(
     Vectors of two models are never mixed: a different model id or dimension drops the
     collection and queues every article for re-embedding, and says so.
     """
-    from index.vectors import EmbeddingMismatch
+    from index.storage.vectors import EmbeddingMismatch
 
     wanted = f"{embedder.model_id}|{embedder.dim}"
     stored = await store.get_meta("embedding_model")

@@ -686,7 +686,7 @@ class Store:
 
     async def chunk_facets(self) -> list[Facets]:
         """What ``_filter_sql`` reads of every chunk, for filtering in memory
-        (index/chunk_matrix.py). Exact duplicates have no chunks."""
+        (index/search/chunk_matrix.py). Exact duplicates have no chunks."""
         rows = await self._all(
             "SELECT c.id, c.rowid, coalesce(a.published_ts, a.indexed_ts), a.source_key,"
             " a.lang FROM articles a CROSS JOIN chunks c ON c.article_id = a.id"

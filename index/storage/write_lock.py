@@ -6,7 +6,7 @@ Chroma's own docs say it is not multi-process safe: a bot that opened the store 
 So every write run holds ``write.lock`` in the data dir (an ``flock``, released by the
 kernel even when the writer is killed), and stamps ``write.gen`` when it starts and ends.
 A long-running reader compares that stamp before touching Chroma and reopens its client
-once a write by someone else has finished (index/vectors.py).
+once a write by someone else has finished (index/storage/vectors.py).
 """
 
 from __future__ import annotations

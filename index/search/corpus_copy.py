@@ -1,7 +1,7 @@
 """The corpus held in memory by a long-running process, kept in step with the store.
 
 The bot answers from a copy of every chunk vector and the keyword postings
-(index/chunk_matrix.py): filtered questions skip Chroma's slow filters and BM25 skips FTS5.
+(index/search/chunk_matrix.py): filtered questions skip Chroma's slow filters and BM25 skips FTS5.
 Loading it reads everything (~10 s per 100k chunks), so it happens in the background, and
 until a copy matching the store exists, questions take the Chroma and SQLite paths. One-shot
 commands (``newsbot ask``, ``newsbot eval``) never start one.
@@ -9,7 +9,7 @@ commands (``newsbot ask``, ``newsbot eval``) never start one.
 A copy is served only while it matches the store it was read from (the corpus stamp), so a
 failed or stale load never answers: questions keep the Chroma and SQLite paths, the load is
 retried with a growing back-off, and :meth:`CorpusCopy.status` tells ``/stats`` why. After a
-write run of another process ends (index/write_lock.py), the copy is read again at once.
+write run of another process ends (index/storage/write_lock.py), the copy is read again at once.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from index.chunk_matrix import ChunkMatrix
+from index.search.chunk_matrix import ChunkMatrix
 from index.settings import Settings
-from index.store import Store
-from index.vectors import VectorStore
+from index.storage.store import Store
+from index.storage.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 

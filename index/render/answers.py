@@ -17,9 +17,9 @@ from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
-from index.i18n import date_prepositions, format_date, normalize_lang, t
 from index.models import Answer, Filters, Hit, OutletRef
-from index.quotes import text_fragment_url
+from index.render.i18n import date_prepositions, format_date, normalize_lang, t
+from index.search.quotes import text_fragment_url
 
 __all__ = [
     "RAW_LIMIT",

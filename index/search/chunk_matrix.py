@@ -21,9 +21,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from index.keyword_memory import KeywordIndex
 from index.models import Filters
-from index.store import Facets, to_ts
+from index.search.keyword_memory import KeywordIndex
+from index.storage.store import Facets, to_ts
 
 __all__ = ["GATHER_COST", "ChunkMatrix", "Selection"]
 
@@ -169,7 +169,7 @@ class ChunkMatrix:
     def keyword_top(
         self, terms: Sequence[str], n: int, selection: Selection | None = None
     ) -> list[tuple[str, float]]:
-        """BM25's best ``n`` rows for an OR of ``terms`` (see index/keyword_memory.py)."""
+        """BM25's best ``n`` rows for an OR of ``terms`` (see index/search/keyword_memory.py)."""
         assert self.keywords is not None
         if selection is None:
             rows, scores = self.keywords.top(terms, n)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote as _percent
 
-from index import keywords
+from index.storage import keywords
 
 __all__ = ["Quote", "make_hit_quote", "text_fragment_url"]
 
 # The chunker's splitter, so quotes and chunks agree on where sentences end.
-from index.chunking import split_sentences as _chunker_split
-from index.chunking import trim_span
+from index.ingest.chunking import split_sentences as _chunker_split
+from index.ingest.chunking import trim_span
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from index import keywords
-from index.chunking import split_sentences
-from index.i18n import STRINGS, format_date, normalize_lang, t
+from index.ingest.chunking import split_sentences
 from index.models import Filters
-from index.render import (
+from index.render.answers import (
     _CONTROL,
     RAW_LIMIT,
     TELEGRAM_LIMIT,
@@ -42,7 +40,9 @@ from index.render import (
     safe_url,
     visible_length,
 )
-from index.store import ArticleRecord, Store
+from index.render.i18n import STRINGS, format_date, normalize_lang, t
+from index.storage import keywords
+from index.storage.store import ArticleRecord, Store
 
 __all__ = [
     "Digest",
@@ -551,7 +551,7 @@ async def topic_scores(
 ) -> tuple[dict[str, TopicScore], float]:
     """Every article of the period that the topic's search reaches, with its scores, and the
     retrieval's own keyword bar (``min_match``)."""
-    from index.retrieval import Retriever
+    from index.search.retrieval import Retriever
 
     base: Retriever = retriever
     wide = max(base.params.dense_candidates, min(n_chunks, base.params.filtered_exact_limit))
@@ -839,7 +839,7 @@ def _day_text(dt: datetime, lang: str, tz: tzinfo | None) -> str:
 
 
 def _prep(day_text: str) -> dict[str, str]:
-    from index.i18n import date_prepositions
+    from index.render.i18n import date_prepositions
 
     return date_prepositions(day_text)
 

@@ -1,0 +1,1 @@
+"""News digests: the period's articles grouped into stories, ranked, rendered."""

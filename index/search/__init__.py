@@ -1,0 +1,1 @@
+"""Questions out: parsing, hybrid retrieval and fusion, the in-memory copy, quotes."""
