@@ -1,4 +1,11 @@
-"""``newsbot eval``: article hit@k and answer@3 over question files, through the real ask path."""
+"""``newsbot eval``: article hit@k, answer@3 and highlight@1 over question files, through the
+real ask path.
+
+News questions are asked at a moment in time and several outlets report one fact, so a
+question may carry ``question_date`` (it is answered *as of* then: "this week", "oggi" and
+recency resolve against it; later articles stay searchable) and ``article_ids`` (any of
+them counts), besides the Wikipedia-style single ``article_id``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from index.models import Answer
 from index.search.retrieval import Mode, Retriever
@@ -26,6 +35,7 @@ class FileResult:
     n: int = 0
     hits: dict[int, int] = field(default_factory=dict)
     answer3: int = 0
+    highlight1: int = 0  # the first passage's highlighted sentence holds an accepted answer
     not_found: int = 0
 
     def rate(self, count: int) -> float:
@@ -36,30 +46,66 @@ class FileResult:
         for k in ks:
             out[f"hit@{k}"] = round(self.rate(self.hits.get(k, 0)), 4)
         out["answer@3"] = round(self.rate(self.answer3), 4)
+        out["highlight@1"] = round(self.rate(self.highlight1), 4)
         out["not_found"] = round(self.rate(self.not_found), 4)
         return out
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
+    """Questions with ``gold`` (a set of article ids) and ``asked`` (a datetime or None)
+    added; a bad line is an error naming the file, the line and the reason."""
     out = []
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):
             line = line.strip()
             if not line:
                 continue
+            where = f"{path}:{line_no}"
             try:
                 q = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{line_no}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(q, dict) or "question" not in q or "article_id" not in q:
-                raise ValueError(f"{path}:{line_no}: needs 'question' and 'article_id'")
+                raise ValueError(f"{where}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(q, dict) or not isinstance(q.get("question"), str):
+                raise ValueError(f"{where}: needs 'question' and 'article_id' or 'article_ids'")
+            gold = gold_ids(q)
+            if not gold:
+                raise ValueError(f"{where}: needs 'question' and 'article_id' or 'article_ids'")
+            q["gold"] = gold
+            q["asked"] = parse_question_date(q.get("question_date"), where)
             out.append(q)
     return out
 
 
+def gold_ids(q: dict[str, Any]) -> set[str]:
+    ids = q.get("article_ids") or []
+    if isinstance(ids, str):
+        ids = [ids]
+    single = q.get("article_id")
+    return {str(i) for i in [*ids, *([single] if single else [])] if i}
+
+
+def parse_question_date(value: Any, where: str) -> datetime | None:
+    """ISO date or datetime; a bare date means noon of that day in the retriever's zone."""
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: question_date must be an ISO date, not {value!r}")
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(12))
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{where}: question_date {value!r} is not an ISO date") from exc
+
+
 def score_answer(
-    answer: Answer, gold: str, accepted: Sequence[str], ks: Sequence[int], result: FileResult
+    answer: Answer,
+    gold: str | set[str],
+    accepted: Sequence[str],
+    ks: Sequence[int],
+    result: FileResult,
 ) -> None:
+    golds = {gold} if isinstance(gold, str) else gold
     result.n += 1
     if not answer.hits:
         result.not_found += 1
@@ -73,12 +119,16 @@ def score_answer(
     }
     for k in ks:
         top = distinct[:k]
-        if any(a == gold or gold in folded.get(a, set()) for a in top):
+        if any(a in golds or golds & folded.get(a, set()) for a in top):
             result.hits[k] = result.hits.get(k, 0) + 1
     wanted = [_norm(a) for a in accepted if _norm(a)]
     quotes = [_norm(h.quote) for h in answer.hits[:3]]
     if any(w in q for w in wanted for q in quotes):
         result.answer3 += 1
+    if answer.hits:
+        highlight = _norm(answer.hits[0].highlight)
+        if any(w in highlight for w in wanted):
+            result.highlight1 += 1
 
 
 async def evaluate_files(
@@ -98,14 +148,21 @@ async def evaluate_files(
         for i in range(0, len(questions), concurrency):
             part = questions[i : i + concurrency]
             answers = await asyncio.gather(
-                *(retriever.answer(q["question"], k=passages, mode=mode) for q in part)
+                *(retriever.answer(q["question"], k=passages, mode=mode,
+                                   now=_as_of(q["asked"], retriever.tz)) for q in part)
             )
             for q, ans in zip(part, answers, strict=True):
-                score_answer(ans, q["article_id"], q.get("answers", []), ks, result)
+                score_answer(ans, q["gold"], q.get("answers", []), ks, result)
             if progress:
                 progress(path.name, min(i + concurrency, len(questions)), len(questions))
         results.append(result)
     return results
+
+
+def _as_of(asked: datetime | None, tz: ZoneInfo) -> datetime | None:
+    if asked is None:
+        return None
+    return asked.replace(tzinfo=tz) if asked.tzinfo is None else asked
 
 
 def summary_line(results: Sequence[FileResult], ks: Sequence[int]) -> str:
@@ -113,4 +170,5 @@ def summary_line(results: Sequence[FileResult], ks: Sequence[int]) -> str:
     k = 3 if 3 in ks else ks[0]
     hit = sum(r.hits.get(k, 0) for r in results) / n if n else 0.0
     ans = sum(r.answer3 for r in results) / n if n else 0.0
-    return f"eval: hit@{k}={hit:.3f} answer@3={ans:.3f} n={n}"
+    hl = sum(r.highlight1 for r in results) / n if n else 0.0
+    return f"eval: hit@{k}={hit:.3f} answer@3={ans:.3f} highlight@1={hl:.3f} n={n}"

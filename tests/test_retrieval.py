@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from index.embed import make_embedder
-from index.evaluation import summary_line
+from index.evaluation import evaluate_files, load_questions, summary_line
 from index.models import Filters
 from index.render.answers import render_telegram_html, visible_length
 from index.runtime import open_services
@@ -224,8 +224,47 @@ def test_eval_cli_prints_metrics(tmp_path):
     res = _newsbot("eval", str(folder), "--k", "1,3", data=tmp_path / "unused")
     assert res.returncode == 0, res.stderr
     last = res.stdout.strip().splitlines()[-1]
-    assert last == "eval: hit@3=1.000 answer@3=1.000 n=1"
-    assert summary_line([], [3]) == "eval: hit@3=0.000 answer@3=0.000 n=0"
+    assert last == "eval: hit@3=1.000 answer@3=1.000 highlight@1=1.000 n=1"
+    assert summary_line([], [3]) == "eval: hit@3=0.000 answer@3=0.000 highlight@1=0.000 n=0"
+
+
+async def test_eval_scores_any_of_several_gold_articles_as_of_the_question_date(
+    retriever, tmp_path
+):
+    questions = tmp_path / "questions-news.jsonl"
+    rows = [
+        # Several outlets report one fact: any listed article counts.
+        {"question": "Who asked the army for help after the floods?",
+         "article_ids": ["en-chess", "en-floods"], "answers": ["regional government"]},
+        # Asked on 22 January 2025: "this week" is the week of 20 January 2025.
+        {"question": "What happened this week in Valencia?", "article_ids": ["en-floods"],
+         "question_date": "2025-01-22", "answers": ["floods"]},
+        # The highlight is the sentence that answers, or highlight@1 does not count it.
+        {"question": "How many residents were evacuated from their homes?",
+         "article_id": "en-floods", "answers": ["two thousand"]},
+    ]
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (result,) = await evaluate_files(retriever, [questions], ks=(1, 3))
+    assert result.n == 3
+    assert result.hits[1] == 3
+    assert result.highlight1 == 3
+    asked = load_questions(questions)[1]["asked"]
+    answer = await retriever.answer(rows[1]["question"], now=asked.replace(tzinfo=ROME))
+    assert answer.filters.date_from is not None
+    assert answer.filters.date_from.astimezone(ROME).date().isoformat() == "2025-01-20"
+
+
+def test_eval_rejects_bad_question_lines_naming_the_line(tmp_path):
+    path = tmp_path / "questions-bad.jsonl"
+    path.write_text(
+        json.dumps({"question": "q", "article_id": "a"}) + "\n"
+        + json.dumps({"question": "q", "article_ids": []}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"questions-bad.jsonl:2: needs"):
+        load_questions(path)
+    path.write_text(json.dumps({"question": "q", "article_id": "a",
+                                "question_date": "22/01/2025"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r":1: question_date '22/01/2025' is not an ISO date"):
+        load_questions(path)
 
 
 
