@@ -181,17 +181,28 @@ async def _status(args: argparse.Namespace) -> int:
 # -- parser --------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--data-dir", help="where the store lives (default ./data, or NEWSBOT_DATA_DIR)"
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--data-dir", default=default,
+        help="where the store lives (default ./data, or NEWSBOT_DATA_DIR)",
     )
-    common.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-level", default=default, help="DEBUG, INFO, WARNING (default INFO)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # The global options are accepted before and after the subcommand (`newsbot --data-dir X
+    # status` and `newsbot status --data-dir X`); SUPPRESS keeps a subcommand that was not
+    # given the option from resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, default=argparse.SUPPRESS)
 
     parser = argparse.ArgumentParser(
         prog="newsbot",
         description="Answer questions about a news corpus with quoted, sourced passages.",
     )
+    _global_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
+from bot.cli import main
 from bot.settings import BotSettings
+from index.storage.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,3 +50,22 @@ def test_bad_admin_ids_name_the_variable(monkeypatch):
     monkeypatch.setenv("ADMIN_IDS", "alice")
     with pytest.raises(ValueError, match="ADMIN_IDS"):
         BotSettings(_env_file=None)
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_data_dir_is_read_before_or_after_the_subcommand(before, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+    monkeypatch.delenv("NEWSBOT_DATA_DIR", raising=False)
+    data = tmp_path / "elsewhere"
+    data.mkdir()
+
+    async def make() -> None:
+        await (await Store.open(data / "newsbot.sqlite3")).close()
+
+    asyncio.run(make())
+    args = (["--data-dir", str(data), "status", "--json"] if before
+            else ["status", "--data-dir", str(data), "--json"])
+    assert main(args) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["data_dir"] == str(data)
+    assert info["articles"] == 0
