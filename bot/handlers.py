@@ -28,6 +28,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
 from bot import texts
+from bot.delivery_failures import failing_deliveries, failures_html
 from bot.services import BotServices, Reply, services_of
 from bot.state import Page
 from index import i18n
@@ -382,11 +383,12 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     def ms(v: float | None) -> str:
         return f"{v:.0f} ms" if v is not None else none
 
+    failing = await failing_deliveries(context.application)
     await message.reply_text(texts.t(
         "stats", lang, articles=counts["articles"], chunks=counts["chunks"], last_run=last_run,
         today=st["questions_today"], up=st["up"], down=st["down"], ratio=ratio,
         p50=ms(st["p50_ms"]), p95=ms(st["p95_ms"]),
-    ))
+    ) + "\n" + failures_html(failing, lang, services.tz))
 
 
 # -- errors --------------------------------------------------------------------------------

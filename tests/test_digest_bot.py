@@ -89,6 +89,7 @@ async def crash(app: Application, svc: DigestService) -> None:
     assert svc.store is not None
     await svc.store.close()
     svc.store = None
+    await svc.failures.release()
     assert app.updater is not None
     await app.updater.stop()
     await app.stop()
