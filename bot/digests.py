@@ -29,6 +29,11 @@ Scheduling is one JobQueue job that ticks every ``tick_seconds`` and asks, with 
 injectable clock, which subscriptions have a slot (HH:MM in their time zone, daily or on one
 weekday) later than the one last taken. A bot that was down at 08:00 therefore sends the
 missed digest at start-up, once, and a restart never sends one twice.
+
+A digest that keeps failing (a rejected or unreachable send, a build that raises) is
+retried as above and counted in :mod:`bot.delivery_failures`, which tells the bot's admins
+once per failure streak and feeds ``/stats``; a delivered digest ends the streak. A chat
+that removed the bot is not a failure: it is unsubscribed.
 """
 
 from __future__ import annotations
@@ -1067,6 +1072,9 @@ class DigestService:
                                 topic=topics[lang]) for lang in _TEXTS},
                 error=error, now=self.clock.now(),
             )
+            if await self._db().subscription(chat_id) is None:
+                # Unsubscribed while this was written: remove() forgot it too early.
+                await self.failures.forget(FAILURE_KIND, chat_id)
         except Exception:
             log.exception("could not record a failed digest", extra={"kv": {"chat": chat_id}})
 
