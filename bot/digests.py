@@ -29,6 +29,11 @@ Scheduling is one JobQueue job that ticks every ``tick_seconds`` and asks, with 
 injectable clock, which subscriptions have a slot (HH:MM in their time zone, daily or on one
 weekday) later than the one last taken. A bot that was down at 08:00 therefore sends the
 missed digest at start-up, once, and a restart never sends one twice.
+
+A digest that keeps failing (a rejected or unreachable send, a build that raises) is
+retried as above and counted in :mod:`bot.delivery_failures`, which tells the bot's admins
+once per failure streak and feeds ``/stats``; a delivered digest ends the streak. A chat
+that removed the bot is not a failure: it is unsubscribed.
 """
 
 from __future__ import annotations
@@ -70,7 +75,13 @@ from telegram.ext import (
     filters,
 )
 
-from index.digest.stories import Digest, DigestMessage, build_digest, render_digest_html
+from bot.delivery_failures import DeliveryFailures, delivery_failures
+from index.digest.stories import (
+    Digest,
+    DigestMessage,
+    build_digest,
+    render_digest_html,
+)
 from index.render.i18n import format_date, normalize_lang
 from index.storage.store import connect_sqlite
 
@@ -84,6 +95,7 @@ SENT_ARTICLES_TTL = timedelta(days=30)
 MAX_TOPIC = 200
 MAX_NETWORK_RETRIES = 5
 RETRY_BACKOFF_MAX = timedelta(hours=1)
+FAILURE_KIND = "digest"  # this module's deliveries in bot.delivery_failures
 
 DIGEST_COMMANDS = {
     "en": {
@@ -135,6 +147,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "list_item": "• {chat}: {schedule}{topic}; next {next}{last}",
         "list_last": "; last sent {last}",
         "nothing_new": "Nothing new since the last digest.",
+        "failure_what": "digest {schedule}{topic}",
         "preview_failed": "I could not build the digest right now, sorry. Please try later.",
         "error": "Sorry, something went wrong with the digest settings. Please try again.",
         "usage": (
@@ -176,6 +189,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "list_item": "• {chat}: {schedule}{topic}; prossima {next}{last}",
         "list_last": "; ultima inviata {last}",
         "nothing_new": "Nessuna novità dall'ultima rassegna.",
+        "failure_what": "rassegna {schedule}{topic}",
         "preview_failed": "Non riesco a preparare la rassegna adesso, scusa. Riprova più tardi.",
         "error": "Scusa, qualcosa è andato storto con la rassegna. Riprova.",
         "usage": (
@@ -779,12 +793,14 @@ class DigestService:
         self._pacers: dict[int, _ChatPacer] = {}
         self._stopping = asyncio.Event()
         self._job: Any = None
+        self.failures: DeliveryFailures = delivery_failures(application, settings)
 
     # lifecycle
 
     async def start(self) -> None:
         if self.store is None:
             self.store = await DigestStore.open(Path(self.settings.bot_state_path))
+            await self.failures.acquire()
         self._stopping.clear()
         jq = self.application.job_queue
         if jq is None:
@@ -818,6 +834,7 @@ class DigestService:
             if self.store is not None:
                 await self.store.close()
                 self.store = None
+                await self.failures.release()
 
     async def _tick_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.run_due()
@@ -881,15 +898,18 @@ class DigestService:
                 plan = await db.open_plan(chat_id)
                 if plan is None:
                     sub = await db.subscription(chat_id)
-                    if sub is None:
+                    if sub is None or sub.due_slot(self.clock.now()) is None:
                         return
                     plan = await self._plan(sub)
-                if plan is not None:
-                    await self._send_plan(plan)
+                    if plan is None:  # built, and nothing to send: the slot is done
+                        await self._succeeded(chat_id)
+                        return
+                await self._send_plan(plan)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception("digest delivery failed", extra={"kv": {"chat": chat_id}})
+                await self._failed(chat_id, exc)
 
     async def build(
         self, sub: Subscription, now: datetime, *, since: datetime | None = None
@@ -988,10 +1008,11 @@ class DigestService:
                     log.info("group became a supergroup", extra={"kv": {
                         "chat": chat_id, "new_chat": exc.new_chat_id}})
                     await db.migrate(chat_id, exc.new_chat_id)
+                    await self.failures.migrate(chat_id, exc.new_chat_id)
                     chat_id = exc.new_chat_id
                     continue
                 except Forbidden as exc:
-                    await db.remove(chat_id)
+                    await self.remove(chat_id)
                     log.warning("bot removed from chat: digest unsubscribed", extra={"kv": {
                         "chat": chat_id, "error": str(exc)}})
                     return
@@ -1003,18 +1024,18 @@ class DigestService:
                         "stories": ",".join(msg.story_ids), "error": str(exc)}})
                     break
                 except BadRequest as exc:
-                    await self._postpone(plan, f"rejected: {exc}")
+                    await self._postpone(plan, chat_id, f"rejected: {exc}", exc)
                     return
                 except NetworkError as exc:
                     network_failures += 1
                     if network_failures > MAX_NETWORK_RETRIES:
-                        await self._postpone(plan, f"network: {exc}")
+                        await self._postpone(plan, chat_id, f"network: {exc}", exc)
                         return
                     if not await self._sleep(min(60.0, 2.0 ** network_failures)):
                         return
                     continue
                 except TelegramError as exc:
-                    await self._postpone(plan, f"error: {exc}")
+                    await self._postpone(plan, chat_id, f"error: {exc}", exc)
                     return
                 now = self.clock.now()
                 self._pacers.setdefault(chat_id, _ChatPacer()).sent.append(now)
@@ -1024,15 +1045,55 @@ class DigestService:
         if refreshed is not None and refreshed.status == "sending":
             await db.finish(refreshed, self.clock.now())
             log.info("digest delivered", extra={"kv": {"chat": chat_id, "plan": plan.id}})
+            await self._succeeded(chat_id)
 
-    async def _postpone(self, plan: Plan, reason: str) -> None:
+    async def _postpone(
+        self, plan: Plan, chat_id: int, reason: str, error: TelegramError
+    ) -> None:
         """Leave the plan open and try again later, backing off up to an hour."""
         attempts = plan.attempts + 1
         delay = min(RETRY_BACKOFF_MAX, timedelta(minutes=2 ** min(attempts, 6)))
         await self._db().postpone(plan.id, attempts, self.clock.now() + delay)
         log.error("digest not delivered; will retry", extra={"kv": {
-            "chat": plan.chat_id, "plan": plan.id, "attempt": attempts,
+            "chat": chat_id, "plan": plan.id, "attempt": attempts,
             "retry_in_s": int(delay.total_seconds()), "reason": reason}})
+        await self._failed(chat_id, error)
+
+    # failures and removal
+
+    async def _failed(self, chat_id: int, error: BaseException) -> None:
+        """Count a failed pass for the admins (told once per streak, listed by /stats).
+
+        Never raises: the bookkeeping of a failure must not become a second one."""
+        try:
+            sub = await self._db().subscription(chat_id)
+            if sub is None:
+                return
+            topics = {lang: _tx("topic", lang, topic=sub.topic) if sub.topic else ""
+                      for lang in _TEXTS}
+            await self.failures.failed(
+                FAILURE_KIND, chat_id, chat_title=_sub_name(sub),
+                what={lang: _tx("failure_what", lang, schedule=_schedule(sub, lang),
+                                topic=topics[lang]) for lang in _TEXTS},
+                error=error, now=self.clock.now(),
+            )
+            if await self._db().subscription(chat_id) is None:
+                # Unsubscribed while this was written: remove() forgot it too early.
+                await self.failures.forget(FAILURE_KIND, chat_id)
+        except Exception:
+            log.exception("could not record a failed digest", extra={"kv": {"chat": chat_id}})
+
+    async def _succeeded(self, chat_id: int) -> None:
+        try:
+            await self.failures.succeeded(FAILURE_KIND, chat_id)
+        except Exception:
+            log.exception("could not clear a failed digest", extra={"kv": {"chat": chat_id}})
+
+    async def remove(self, chat_id: int) -> bool:
+        """Unsubscribe ``chat_id``; a failure its digest had is no longer anyone's concern."""
+        removed = await self._db().remove(chat_id)
+        await self.failures.forget(FAILURE_KIND, chat_id)
+        return removed
 
 
 def _seconds(exc: RetryAfter) -> float:
@@ -1228,7 +1289,7 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     if target is None:
         return
     chat_id, _, name = target
-    removed = await svc._db().remove(chat_id)
+    removed = await svc.remove(chat_id)
     if removed:
         log.info("digest unsubscribed", extra={"kv": {"chat": chat_id}})
     await _reply(update, _tx("unsubscribed" if removed else "not_subscribed", lang, chat=name))
@@ -1309,7 +1370,7 @@ async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     if change.new_chat_member.status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
         svc = service_of(context.application)
-        if svc.store is not None and await svc._db().remove(change.chat.id):
+        if svc.store is not None and await svc.remove(change.chat.id):
             log.warning("bot removed from chat: digest unsubscribed", extra={"kv": {
                 "chat": change.chat.id, "status": change.new_chat_member.status}})
 

@@ -41,6 +41,10 @@ class BotSettings(Settings):
     digest_default_time: str = Field(
         "08:00", validation_alias=_env("DIGEST_DEFAULT_TIME", "digest_default_time")
     )
+    delivery_failure_notice_after: int = Field(
+        3, ge=1, validation_alias=_env(
+            "DELIVERY_FAILURE_NOTICE_AFTER", "delivery_failure_notice_after")
+    )  # consecutive failed passes of a digest before the admins are told (once per streak)
 
     # Serving (newsbot serve)
     bot_concurrency: int = Field(

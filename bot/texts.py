@@ -97,6 +97,22 @@ STRINGS: dict[str, dict[str, str]] = {
         "stats_vectors": "vector store: {store}; reopens: {reopens}, last error: {reason}",
         "stats_no_run": "never",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} failed",
+        "stats_failing_none": "failing deliveries: none",
+        "stats_failing_header": "<b>Failing deliveries</b> ({n}):",
+        "stats_failing_item": (
+            "• {chat}: {what}; failing since {since}, {attempts} attempts; last reason: "
+            "<code>{reason}</code>"
+        ),
+        "stats_failing_more": "… and {n} more",
+        "delivery_failing_notice": (
+            "⚠️ <b>A delivery keeps failing</b>\n"
+            "What: {what}\n"
+            "Chat: {chat}\n"
+            "Failed attempts: {attempts}, since {since}\n"
+            "Last reason: <code>{reason}</code>\n"
+            "I keep retrying and will not write again about this failure; /stats lists the "
+            "deliveries still failing."
+        ),
         "none": "—",
         "cmd_start": "What I know and how to ask",
         "cmd_help": "How to ask, with filters",
@@ -200,6 +216,22 @@ STRINGS: dict[str, dict[str, str]] = {
         "stats_vectors": "archivio vettori: {store}; riaperture: {reopens}, ultimo errore: {reason}",
         "stats_no_run": "mai",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} falliti",
+        "stats_failing_none": "consegne che falliscono: nessuna",
+        "stats_failing_header": "<b>Consegne che falliscono</b> ({n}):",
+        "stats_failing_item": (
+            "• {chat}: {what}; fallisce dal {since}, {attempts} tentativi; ultimo motivo: "
+            "<code>{reason}</code>"
+        ),
+        "stats_failing_more": "… e altre {n}",
+        "delivery_failing_notice": (
+            "⚠️ <b>Una consegna continua a fallire</b>\n"
+            "Cosa: {what}\n"
+            "Chat: {chat}\n"
+            "Tentativi falliti: {attempts}, dal {since}\n"
+            "Ultimo motivo: <code>{reason}</code>\n"
+            "Continuo a riprovare e non ne scriverò più per questo errore; /stats elenca le "
+            "consegne che falliscono ancora."
+        ),
         "none": "—",
         "cmd_start": "Cosa so e come chiedere",
         "cmd_help": "Come chiedere, con i filtri",

@@ -8,10 +8,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from fakebotapi import parse_html
+from fakebotapi import parse_html, visible_length
 from telegram import Bot, Message
 
 from bot import texts
+from bot.delivery_failures import DeliveryFailure, describe_error, failures_html, notice_html
 from bot.handlers import addressed_question, command_argument
 from bot.logs import redact, register_secret
 from bot.ratelimit import UserRateLimiter
@@ -152,3 +153,34 @@ def test_redaction_reaches_every_record(caplog: pytest.LogCaptureFixture) -> Non
     assert "<redacted>" in caplog.records[0].getMessage()
     assert "RuntimeError" in caplog.text  # the traceback survives, without the secret
     assert redact(f"x{SECRET_TOKEN}y") == "x<redacted>y"
+
+
+def test_failure_notices_are_safe_html_without_secrets_and_short_enough() -> None:
+    """Whatever a chat is called and whatever an exception says, the admins' notice and the
+    /stats lines parse as Telegram HTML, carry no token and fit in one message."""
+    register_secret(SECRET_TOKEN)
+    error = RuntimeError(f"POST /bot{SECRET_TOKEN}/sendMessage <b>&</b>\n" + "x" * 5000)
+    reason = describe_error(error)
+    assert reason.startswith("RuntimeError: POST /bot<redacted>/sendMessage <b>&</b> xxx")
+    assert SECRET_TOKEN not in reason and "\n" not in reason and len(reason) <= 300
+    assert describe_error(TimeoutError()) == "TimeoutError"
+    since = datetime(2025, 12, 2, 7, 0, 30, tzinfo=UTC)
+    hostile = DeliveryFailure(
+        kind="digest", chat_id=-100123, ref="", chat_title="<script>&" * 40,
+        what={"en": "digest <i>" + "topic " * 100, "it": "rassegna & " * 100},
+        since=since, last_at=since, attempts=7, reason=reason, reported_at=None,
+    )
+    tz = ZoneInfo("Europe/Rome")
+    notice = notice_html(hostile, tz)
+    assert parse_html(notice).text.count("Failed attempts: 7, since 2 December 2025 08:00") == 1
+    assert "Tentativi falliti: 7, dal 2 dicembre 2025 08:00" in parse_html(notice).text
+    assert SECRET_TOKEN not in notice and visible_length(notice) <= 4096
+    for lang in ("en", "it"):
+        listed = failures_html([hostile] * 40, lang, tz)
+        assert visible_length(listed) < 3200
+        lines = parse_html(listed).text.splitlines()
+        shown = sum(line.startswith("• ") for line in lines)
+        assert 0 < shown < 40
+        assert lines[-1] in (f"… and {40 - shown} more", f"… e altre {40 - shown}")
+        assert failures_html([], lang, tz) in (
+            "failing deliveries: none", "consegne che falliscono: nessuna")

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,12 +49,16 @@ async def _fallback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @asynccontextmanager
 async def digest_bot(
-    server: FakeBotApi, settings: Any, retriever: Any, clock: DigestClock, **kwargs: Any
+    server: FakeBotApi, settings: Any, retriever: Any, clock: DigestClock, *,
+    provider: Callable[[], Any] | None = None, **kwargs: Any,
 ) -> AsyncIterator[tuple[Application, DigestService]]:
+    """The digest side in a bare Application; ``provider`` (instead of ``retriever``) lets a
+    test swap the retriever under a running bot, as a reopened archive would."""
     app = server.application_builder().build()
     app.add_handler(MessageHandler(filters.COMMAND, _fallback))  # the bot's "unknown command"
     svc = register_digest_handlers(
-        app, settings, retriever=lambda: retriever, clock=clock, tick_seconds=TICK, **kwargs
+        app, settings, retriever=provider or (lambda: retriever), clock=clock,
+        tick_seconds=TICK, **kwargs,
     )
     await app.initialize()
     await app.start()
@@ -89,6 +93,7 @@ async def crash(app: Application, svc: DigestService) -> None:
     assert svc.store is not None
     await svc.store.close()
     svc.store = None
+    await svc.failures.release()
     assert app.updater is not None
     await app.updater.stop()
     await app.stop()
@@ -498,3 +503,170 @@ async def test_wired_into_the_bots_application(
         await settle()
     assert len(server.sent_texts(dm["id"])) == 1  # the bot's help never answered too
     assert len(digest_texts(server, group["id"])) == 1
+
+
+# -- failures reach a person --------------------------------------------------------------------
+
+
+def _notices(server: FakeBotApi, chat_id: int) -> list[str]:
+    return [t for t in server.sent_texts(chat_id) if t.startswith("⚠️")]
+
+
+def _failed_sends(server: FakeBotApi, chat_id: int) -> list[Any]:
+    return [c for c in server.calls_to("sendMessage", ok=False) if c.params["chat_id"] == chat_id]
+
+
+@pytest.mark.slow
+async def test_a_digest_that_keeps_failing_is_told_once_and_listed_by_stats(
+    fake_bot_api: FakeBotApi, digest_store: Path, tmp_path: Path, bot_embedder: Any
+) -> None:
+    """The channel takes the bot's right to post away: every retry is refused (400), the
+    admin hears of it once, with the reason, and /stats lists it until a digest goes out."""
+    from conftest import bot_settings
+
+    from bot.app import build_application
+    from bot.runner import running
+
+    server = fake_bot_api
+    settings = bot_settings(digest_store, server, tmp_path, admin_ids=[DIGEST_ADMIN_ID])
+    assert settings.delivery_failure_notice_after == 3
+    app = build_application(settings, embedder=bot_embedder)
+    svc: DigestService = app.bot_data["digests"]
+    clock = DigestClock(BEFORE)
+    svc.clock, svc.tick_seconds = clock, TICK
+    admin = server.user("Operator", user_id=DIGEST_ADMIN_ID)
+    dm = server.private_chat(admin)
+    channel = server.channel("Wire", username="wirefeed")
+
+    async def stats(n: int) -> str:
+        server.user_sends(dm, admin, "/stats")
+        return str((await server.wait_for_messages(dm["id"], n, timeout=20))[-1]["text"])
+
+    async with running(app, settings):
+        server.user_sends(dm, admin, "/subscribe @wirefeed 08:00")
+        (reply,) = await server.wait_for_messages(dm["id"], 1)
+        assert reply["text"].startswith("✅ Digest set up for @wirefeed")
+        assert (await stats(2)).endswith("\nfailing deliveries: none")
+        server.set_chat_admins(channel, bot_can_post_messages=False)
+        clock.set(AT_8)
+        for attempt in range(1, 6):
+            if attempt > 1:
+                clock.advance(minutes=20)  # past the back-off (2, 4, 8, 16 min)
+            await server.wait_for(lambda n=attempt: len(_failed_sends(server, channel["id"])) == n,
+                                  what=f"failed attempt {attempt}")
+            await svc.wait_idle()  # this attempt's bookkeeping (and notice) is done
+        # The fifth attempt postponed the digest by 32 minutes: nothing runs meanwhile.
+
+        (notice,) = _notices(server, dm["id"])  # one notice for five failed attempts
+        english, italian = notice.split("\n\n")
+        assert english.splitlines() == [
+            "⚠️ A delivery keeps failing",
+            "What: digest every day at 08:00 (Europe/Rome)",
+            f"Chat: @wirefeed ({channel['id']})",
+            "Failed attempts: 3, since 2 December 2025 08:00",
+            "Last reason: BadRequest: Need administrator rights in the channel chat",
+            "I keep retrying and will not write again about this failure; /stats lists the "
+            "deliveries still failing.",
+        ]
+        assert italian.startswith("⚠️ Una consegna continua a fallire\nCosa: rassegna ogni "
+                                  "giorno alle 08:00 (Europe/Rome)")
+        assert server.token not in notice
+
+        listed = await stats(4)
+        assert listed.endswith(
+            "Failing deliveries (1):\n"
+            f"• @wirefeed ({channel['id']}): digest every day at 08:00 (Europe/Rome); failing "
+            "since 2 December 2025 08:00, 5 attempts; last reason: BadRequest: Need "
+            "administrator rights in the channel chat"
+        )
+
+        server.set_chat_admins(channel, bot_can_post_messages=True)
+        clock.advance(minutes=40)
+        await server.wait_for(lambda: db_rows(
+            svc.settings, "SELECT 1 FROM digest_plans WHERE status='done'"), what="cured digest")
+        await svc.wait_idle()
+        assert (await stats(5)).endswith("\nfailing deliveries: none")
+    assert len(digest_texts(server, channel["id"])) >= 1
+    assert len(_notices(server, dm["id"])) == 1  # recovering is not news
+
+
+async def test_a_failing_build_is_told_once_per_streak_across_a_restart(
+    fake_bot_api: FakeBotApi, digest_store: Path, tmp_path: Path, digest_services: Any,
+    bot_embedder: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The archive goes away under the bot (its store is closed): every tick's build fails.
+    One notice per streak, kept across a restart; a blocked admin is tried once per streak
+    and breaks nothing; a success ends the streak and the next failure is news again."""
+    from index.search.retrieval import Retriever
+    from index.runtime import open_services
+    from index.settings import Settings
+
+    server = fake_bot_api
+    _, good = digest_services
+    index_settings = Settings(_env_file=None, data_dir=digest_store, embedding_model="minilm")
+    gone = await open_services(index_settings, embedder=bot_embedder)
+    broken = Retriever(index_settings, gone.store, gone.embedder, await gone.vectors())
+    await gone.close()
+    current = {"retriever": broken}
+    blocked_id = DIGEST_ADMIN_ID + 1
+    settings = digest_settings(digest_store, tmp_path / "state.sqlite3",
+                               admin_ids=[DIGEST_ADMIN_ID, blocked_id],
+                               delivery_failure_notice_after=2)
+    admin = server.user("Operator", user_id=DIGEST_ADMIN_ID)
+    dm = server.private_chat(admin)
+    blocked_dm = server.private_chat(server.user("Away", user_id=blocked_id))
+    server.kick_bot(blocked_dm)
+    owner = server.user("Owner")
+    group = server.group("Desk", owner=owner)
+    caplog.set_level(logging.WARNING, logger="bot.delivery_failures")
+
+    def attempts() -> int:
+        rows = db_rows(settings, "SELECT attempts FROM delivery_failures WHERE chat_id=?",
+                       group["id"])
+        return int(rows[0][0]) if rows else 0
+
+    def provider() -> Any:
+        return current["retriever"]
+
+    first = DigestClock(BEFORE)
+    async with digest_bot(server, settings, None, first, provider=provider) as (_, svc):
+        server.user_sends(group, owner, "/subscribe 08:00")
+        await server.wait_for_messages(group["id"], 1)
+        first.set(AT_8)
+        await server.wait_for(lambda: attempts() >= 3, what="three failed builds")
+        await svc.wait_idle()
+    assert len(_notices(server, dm["id"])) == 1
+    assert len(_failed_sends(server, blocked_dm["id"])) == 1  # 403, logged, not retried
+    assert [r.kv["admin"] for r in caplog.records  # type: ignore[attr-defined]
+            if r.getMessage() == "could not tell an admin about a failing delivery"] == [
+        blocked_id]
+    (notice,) = _notices(server, dm["id"])
+    assert "Chat: Desk" in notice and "Failed attempts: 2" in notice
+    assert "Last reason: ValueError: Connection closed" in notice
+
+    before_restart = attempts()
+    clock = DigestClock(AT_8 + timedelta(minutes=5))
+    async with digest_bot(server, settings, None, clock, provider=provider) as (_, svc):
+        await server.wait_for(lambda: attempts() >= before_restart + 3,
+                              what="failures after the restart")
+        await svc.wait_idle()
+        assert len(_notices(server, dm["id"])) == 1  # the same streak: not told again
+
+        current["retriever"] = good  # the archive is back
+        await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 1,
+                              what="the digest, at last")
+        await svc.wait_idle()
+        assert db_rows(settings, "SELECT * FROM delivery_failures") == []
+
+        current["retriever"] = broken  # and gone again, for the next day's digest
+        clock.set(AT_8 + timedelta(days=1))
+        await server.wait_for(lambda: len(_notices(server, dm["id"])) == 2,
+                              what="a new streak told")
+        await svc.wait_idle()
+        assert len(_failed_sends(server, blocked_dm["id"])) == 2  # once per streak
+
+        server.user_sends(group, owner, "/unsubscribe")
+        await server.wait_for_messages(group["id"], 3)
+        await svc.wait_idle()
+        assert db_rows(settings, "SELECT * FROM delivery_failures") == []  # nothing to list
+    assert len(_notices(server, dm["id"])) == 2
