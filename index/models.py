@@ -111,6 +111,12 @@ class Answer:
     # publication: when they exclude every relevant passage, the search is repeated without
     # them and the phrases that were set aside are kept here for the reply to mention.
     relaxed: Filters | None = None
+    # The date filter's period holds no article at all (counted in the store, whatever the
+    # question): only then may a reply say "nothing published".
+    period_empty: bool = False
+    # The question asked only for a period ("cosa è successo oggi?"): the hits are that
+    # period's top stories, picked as a digest picks them (index/digest.py).
+    top_stories: bool = False
 
     @property
     def found(self) -> bool:
