@@ -55,7 +55,7 @@ async def _retriever(services: Any) -> Any:
     from index.search.retrieval import Retriever
 
     vectors = await services.vectors()
-    tz = ZoneInfo(getattr(services.settings, "timezone", "UTC"))
+    tz = ZoneInfo(services.settings.timezone)  # as the bot: "oggi" is the same day
     return Retriever(services.settings, services.store, services.embedder, vectors, tz=tz)
 
 
@@ -74,7 +74,7 @@ async def _ask(args: argparse.Namespace) -> int:
             print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
         else:
             lang = args.lang or _guess_lang(question)
-            print(render_plain(answer, lang=lang))
+            print(render_plain(answer, lang=lang, tz=retriever.tz))
         return 0
     finally:
         await services.close()

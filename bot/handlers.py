@@ -312,8 +312,8 @@ def inline_result(
     html_text = render_telegram_html(single, lang=lang, tz=services.tz)[0]
     title = " ".join((hit.title or i18n.t("untitled", lang)).split())[:120] or "…"
     snippet = " ".join((hit.highlight or hit.quote).split())
-    meta = " · ".join(x for x in (hit.source or "", hit.published.date().isoformat()
-                                  if hit.published else "") if x)
+    day = hit.published.astimezone(services.tz).date().isoformat() if hit.published else ""
+    meta = " · ".join(x for x in (hit.source or "", day) if x)
     description = (f"{meta} — " if meta else "") + snippet
     return InlineQueryResultArticle(
         id=f"{offset + i}",

@@ -34,7 +34,7 @@ class BotSettings(Settings):
     user_rate_limit: int = Field(
         10, validation_alias=_env("USER_RATE_LIMIT", "user_rate_limit")
     )  # questions per user per minute
-    timezone: str = Field("Europe/Rome", validation_alias=_env("NEWSBOT_TIMEZONE", "timezone"))
+    # timezone (NEWSBOT_TIMEZONE) is the indexer's: index/settings.py
     digest_max_stories: int = Field(
         8, validation_alias=_env("DIGEST_MAX_STORIES", "digest_max_stories")
     )

@@ -114,6 +114,12 @@ class Answer:
     # The vector store failed (and failed again after reopening): the passages were ranked
     # by their words alone, and the reply says so.
     keyword_only: bool = False
+    # The date filter's period holds no article at all (counted in the store, whatever the
+    # question): only then may a reply say "nothing published".
+    period_empty: bool = False
+    # The question asked only for a period ("cosa è successo oggi?"): the hits are that
+    # period's top stories, picked as a digest picks them (index/digest/stories.py).
+    top_stories: bool = False
 
     @property
     def found(self) -> bool:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     max_passages_per_article: int = Field(
         2, validation_alias=_env("MAX_PASSAGES_PER_ARTICLE", "max_passages_per_article")
     )
+    # Time zone of relative dates ("oggi", "yesterday", "last week"): every entry point that
+    # answers questions (newsbot ask/eval, the bot) resolves them in this one zone.
+    timezone: str = Field("Europe/Rome", validation_alias=_env("NEWSBOT_TIMEZONE", "timezone"))
     # A long-running process (the bot) keeps every chunk vector in memory, time-sorted, to
     # answer date/outlet-filtered questions fast (index/search/chunk_matrix.py); dim * 4 bytes a
     # chunk. Above this many chunks, or at 0, filtered questions go to Chroma.

@@ -171,8 +171,13 @@ def _suggestion(answer: Answer, lang: str) -> str | None:
 
 
 def _not_found_lines(answer: Answer, lang: str, tz: tzinfo | None) -> list[str]:
-    lines = [t("not_found", lang, question=_clip(_one_line(answer.question), MAX_QUESTION))]
-    if not answer.filters.is_empty():
+    if answer.period_empty:
+        # Counted: the period holds no article at all, so no search could have found one.
+        desc = describe_filters(answer.filters, lang, tz)
+        lines = [t("nothing_published", lang, filters=desc)]
+    else:
+        lines = [t("not_found", lang, question=_clip(_one_line(answer.question), MAX_QUESTION))]
+    if not answer.filters.is_empty() and not answer.period_empty:
         lines.append(t("filters_active", lang, filters=describe_filters(answer.filters, lang, tz)))
     hint = _suggestion(answer, lang)
     if hint:
@@ -411,12 +416,23 @@ def _header_html(answer: Answer, lang: str, start_index: int, tz: tzinfo | None,
     if not answer.filters.is_empty():
         desc = describe_filters(answer.filters, lang, tz)
         lines.append(f"<i>{_esc(t('filters_line', lang, filters=desc))}</i>")
-    if answer.relaxed is not None:
-        desc = describe_filters(answer.relaxed, lang, tz)
-        lines.append(f"<i>{_esc(t('relaxed_line', lang, filters=desc))}</i>")
-    if answer.keyword_only:
-        lines.append(f"<i>{_esc(t('keyword_only_line', lang))}</i>")
+    for line in _notes(answer, lang, tz):
+        lines.append(f"<i>{_esc(line)}</i>")
     return "\n".join(lines)
+
+
+def _notes(answer: Answer, lang: str, tz: tzinfo | None) -> list[str]:
+    """What the header says about how the hits were chosen (plain text, unescaped)."""
+    out = []
+    if answer.top_stories:
+        out.append(t("top_stories_line", lang))
+    if answer.relaxed is not None:
+        # "Nothing published" only when the period was counted empty.
+        key = "relaxed_line" if answer.period_empty else "relaxed_line_some"
+        out.append(t(key, lang, filters=describe_filters(answer.relaxed, lang, tz)))
+    if answer.keyword_only:
+        out.append(t("keyword_only_line", lang))
+    return out
 
 
 def render_telegram_html(
@@ -491,10 +507,7 @@ def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) 
         lines = [t("header", lang, n=len(answer.hits), question=question)]
     if not answer.filters.is_empty():
         lines.append(t("filters_line", lang, filters=describe_filters(answer.filters, lang, tz)))
-    if answer.relaxed is not None:
-        lines.append(t("relaxed_line", lang, filters=describe_filters(answer.relaxed, lang, tz)))
-    if answer.keyword_only:
-        lines.append(t("keyword_only_line", lang))
+    lines.extend(_notes(answer, lang, tz))
     indent = "    "
     for n, hit in enumerate(answer.hits, 1):
         lines.append("")

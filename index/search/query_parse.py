@@ -55,7 +55,8 @@ from zoneinfo import ZoneInfo
 from index.models import Filters
 from index.storage import keywords
 
-__all__ = ["parse_question"]
+__all__ = ["ParsedQuestion", "is_filler", "parse_question", "parse_question_full",
+           "strip_relative_dates"]
 
 # -- vocabulary -----------------------------------------------------------------------------
 
@@ -383,6 +384,11 @@ class _State:
     text: str
     now_local: datetime
     spans: list[tuple[int, int]] = field(default_factory=list)
+    # What each taken span was: "relative" (a date resolved against now: "oggi", "last
+    # week", "ultimi 3 giorni"), "absolute" (a date in prose: "in March 2024"), "operator"
+    # (``after:``...), "" (an outlet or a language). Set by a handler before it says yes.
+    kinds: list[str] = field(default_factory=list)
+    kind: str = ""
     date_from: date | None = None
     date_to: date | None = None
     sources: list[str] = field(default_factory=list)
@@ -397,6 +403,7 @@ class _State:
 
     def take(self, start: int, end: int) -> None:
         self.spans.append((start, end))
+        self.kinds.append(self.kind)
 
     def since(self, d: date) -> None:
         self.date_from = d if self.date_from is None else max(self.date_from, d)
@@ -429,6 +436,7 @@ def _scan(state: _State, rx: re.Pattern[str], handle: Callable[[re.Match[str]], 
         m = rx.search(text, pos)
         if m is None:
             return
+        state.kind = ""
         if m.end() > m.start() and state.free(m.start(), m.end()) and handle(m):
             state.take(m.start(), m.end())
             pos = m.end()
@@ -488,6 +496,7 @@ def _handle_operator(state: _State, m: re.Match[str]) -> bool:
         span = _operator_date(value, state)
         if span is None:
             return False
+        state.kind = "operator"
         if kind == "since":
             state.since(span[0])
         elif kind == "before":
@@ -541,6 +550,8 @@ def _handle_range(state: _State, m: re.Match[str]) -> bool:
             start_span = a
     if start_span is None or start_span[0] >= end_span[1]:
         return False
+    relative = bool(m.group("a_rel") or m.group("b_rel"))
+    state.kind = "relative" if relative else "absolute"
     state.since(start_span[0])
     state.until(end_span[1])
     return True
@@ -553,6 +564,7 @@ def _handle_triggered(state: _State, m: re.Match[str]) -> bool:
     span = _when_span(de, state.today, allow_abbr=False) if isinstance(de, _When) else de
     if span is None:
         return False
+    state.kind = "absolute" if isinstance(de, _When) else "relative"
     if m.group("since"):
         if m.group("since").lower() == "from" and not isinstance(de, _When):
             state.period(span)  # "news from last week" is last week's news
@@ -572,6 +584,7 @@ def _handle_standalone(state: _State, m: re.Match[str]) -> bool:
         span = _rel_span(m.group("rel"), state.now_local)
         if span is None:
             return False
+        state.kind = "relative"
         state.period(span)
         return True
     when = _abs_when(m.group("abs"))
@@ -583,6 +596,7 @@ def _handle_standalone(state: _State, m: re.Match[str]) -> bool:
     found = _when_span(when, state.today, allow_abbr=False)
     if found is None:
         return False
+    state.kind = "absolute"
     state.period(found)
     return True
 
@@ -644,6 +658,28 @@ def _normalise_frozen(known: frozenset[str]) -> tuple[str, ...]:
     return tuple(sorted({k.strip().lower() for k in known if k and k.strip()}))
 
 
+@dataclass(frozen=True, slots=True)
+class ParsedQuestion:
+    """A question split into search text and filters, and what kind of date phrases it held.
+
+    ``relative_dates``: a phrase resolved against *now* ("oggi", "ieri", "last week", "ultimi
+    3 giorni", "this year"): always a statement about publication. ``prose_dates``: an
+    absolute date written in prose ("in March 2024", "nell'aprile 2000"), which may date
+    the event rather than the article. ``operator_dates``: an explicit ``after:``/``before:``.
+    """
+
+    query: str
+    filters: Filters
+    relative_dates: bool = False
+    prose_dates: bool = False
+    operator_dates: bool = False
+    relative_spans: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def dated(self) -> bool:
+        return self.filters.date_from is not None or self.filters.date_to is not None
+
+
 def parse_question(
     text: str,
     *,
@@ -656,6 +692,18 @@ def parse_question(
     ``now`` may be naive (taken as local time in ``tz``) or aware. ``known_sources`` are the
     lower-cased outlet names of the store; only they are recognised in prose.
     """
+    parsed = parse_question_full(text, now=now, tz=tz, known_sources=known_sources)
+    return parsed.query, parsed.filters
+
+
+def parse_question_full(
+    text: str,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    known_sources: Collection[str] = (),
+) -> ParsedQuestion:
+    """:func:`parse_question`, telling also which kinds of date phrases were understood."""
     now_local = now.replace(tzinfo=tz) if now.tzinfo is None else now.astimezone(tz)
     state = _State(text, now_local)
 
@@ -682,7 +730,54 @@ def parse_question(
         sources=state.sources,
         langs=state.langs,
     )
-    return _remove_spans(text, state.spans), filters
+    kinds = set(state.kinds)
+    return ParsedQuestion(
+        _remove_spans(text, state.spans),
+        filters,
+        relative_dates="relative" in kinds,
+        prose_dates="absolute" in kinds,
+        operator_dates="operator" in kinds,
+        relative_spans=tuple(
+            sorted(sp for sp, kind in zip(state.spans, state.kinds, strict=True)
+                   if kind == "relative")
+        ),
+    )
+
+
+def strip_relative_dates(text: str, *, now: datetime, tz: ZoneInfo) -> str:
+    """``text`` without its relative date phrases ("oggi", "last week"...), all else as
+    typed: for words whose period is given otherwise (a digest's topic)."""
+    parsed = parse_question_full(text, now=now, tz=tz)
+    if not parsed.relative_spans:
+        return text.strip()
+    return _remove_spans(text, list(parsed.relative_spans))
+
+
+# What is left of "cosa è successo oggi?" or "any news from yesterday?" once the period is
+# cut out: words that ask for the period's news and nothing else. Folded (lower case, no
+# accents), punctuation and apostrophes as spaces. Kept small: a word about *what* (a
+# place, a person, a topic) makes a question a search.
+_FILLERS = frozenset({
+    # Italian
+    "cosa e successo", "che e successo", "che cosa e successo", "cos e successo",
+    "cosa e accaduto", "che e accaduto", "cosa succede", "che succede", "cosa c e di nuovo",
+    "che c e di nuovo", "novita", "le novita", "ci sono novita", "quali novita", "notizie",
+    "le notizie", "ultime notizie", "le ultime notizie", "ultime", "le ultime",
+    "quali sono le notizie", "quali sono le ultime notizie",
+    # English
+    "what happened", "what has happened", "what s happened", "what s new", "what is new",
+    "anything new", "news", "the news", "any news", "latest news", "the latest news",
+    "what s the news", "what is the news", "what are the news", "headlines", "the headlines",
+    "top stories", "the top stories",
+})  # fmt: skip
+
+
+def is_filler(query: str) -> bool:
+    """Whether a question's search text (its date phrases already removed) asks for nothing
+    but "the news": empty, or only words such as "cosa è successo", "novità", "what's new",
+    "any news" (IT and EN; case, accents and punctuation do not matter)."""
+    words = " ".join(keywords.tokens(query))
+    return not words or words in _FILLERS
 
 
 def _utc_midnight(d: date, tz: ZoneInfo) -> datetime:

@@ -15,23 +15,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from index.digest.stories import Story, build_digest
 from index.embed import Embedder
 from index.models import Answer, Filters, Hit, OutletRef
 from index.search.chunk_matrix import ChunkMatrix, Selection
 from index.search.corpus_copy import CorpusCopy
-from index.search.query_parse import parse_question
+from index.search.query_parse import is_filler, parse_question_full
 from index.search.quotes import make_hit_quote
 from index.settings import Settings
 from index.storage import keywords
@@ -103,6 +103,11 @@ FIRST_RECORDS = 8  # passages loaded first from the head of each ranking (the fu
 MATRIX_ROWS_PER_QUERY = 50_000
 MATRIX_ROWS_PER_NEIGHBOUR = 100
 MATRIX_THREAD_ROWS = 10_000  # larger products run off the event loop
+# A question that is only a period ("cosa è successo oggi?") gets its top stories from at
+# most this many of its newest articles (index/digest/stories.py groups them all pairwise), and a
+# period open at the start ("prima del 2020") starts here.
+PERIOD_ARTICLES = 3000
+PERIOD_START = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -221,7 +226,8 @@ class Retriever:
         self.embedder = embedder
         self.vectors = vectors
         self.params = params or params_for(embedder.model_id)
-        self.tz = tz or ZoneInfo("UTC")
+        # The settings' zone unless told otherwise: "oggi" means the same day everywhere.
+        self.tz = tz or ZoneInfo(settings.timezone)
         self.encoder = QueryEncoder(embedder, vectors)
         self._known_sources: frozenset[str] | None = None
         self._sources_stamp: object = None
@@ -282,28 +288,108 @@ class Retriever:
     ) -> Answer:
         k = k or self.settings.answer_k
         now = now or datetime.now(self.tz)
-        query, filters = parse_question(
+        parsed = parse_question_full(
             question, now=now, tz=self.tz, known_sources=await self.known_sources()
         )
+        query, filters = parsed.query, parsed.filters
+        if parsed.dated and is_filler(query):
+            # Only a period ("cosa è successo oggi?", "what's new today?"): nothing to search
+            # for, so the period's top stories, picked as a digest picks them.
+            return await self.period_answer(question, query, filters, k=k, offset=offset, now=now)
         if not query.strip():
-            query = question
+            query = question  # only outlet/language operators: their words are all there is
         search = await self.search(query, filters, mode=mode)
         relevant = not check_relevance or self.is_relevant(search, mode)
         relaxed: Filters | None = None
-        if not relevant and has_prose_dates(question, filters):
-            # "nell'aprile 2000" may date the event rather than the article: search again
-            # without the date, keeping the date words, which help find the passage.
+        period_empty = False
+        # Only an absolute date in prose may be set aside: "nell'aprile 2000" may date the
+        # event rather than the article. A relative one ("oggi", "last week") is always
+        # about publication, an operator is explicit: the question is never asked without it.
+        relaxable = parsed.prose_dates and not (parsed.relative_dates or parsed.operator_dates)
+        if not relevant and relaxable:
+            # Search again without the date, keeping the date words, which help find the
+            # passage.
             soft = Filters(sources=filters.sources, langs=filters.langs)
             retry = await self.search(question, soft, mode=mode)
             if not check_relevance or self.is_relevant(retry, mode):
                 relaxed = Filters(date_from=filters.date_from, date_to=filters.date_to)
+                period_empty = await self.holds_nothing(relaxed)
                 search, query, filters, relevant = retry, question, soft, True
         if not relevant:
+            if parsed.dated:
+                period_empty = await self.holds_nothing(filters)
             return Answer(question, query, filters, [], suggestion=self.suggestion(filters),
+                          period_empty=period_empty,
                           keyword_only=search.keyword_only)
         hits = await self.build_hits(search, query, k + offset)
         return Answer(question, query, filters, hits[offset : offset + k], relaxed=relaxed,
+                      period_empty=period_empty,
                       keyword_only=search.keyword_only)
+
+    async def holds_nothing(self, filters: Filters) -> bool:
+        """Whether no article at all passes ``filters`` (counted, not estimated)."""
+        return await self.store.filter_fraction(filters) <= 0.0
+
+    async def period_answer(
+        self, question: str, query: str, filters: Filters, *, k: int, offset: int,
+        now: datetime,
+    ) -> Answer:
+        """The top stories of the filters' period (and outlets, languages) as ordinary hits:
+        grouped and ranked by coverage as ``build_digest`` does; hits ``offset`` onwards."""
+        now_utc = (now.replace(tzinfo=self.tz) if now.tzinfo is None else now).astimezone(UTC)
+        digest = await build_digest(
+            self.store, self.vectors,
+            since=filters.date_from or PERIOD_START,
+            until=filters.date_to or now_utc,
+            max_stories=offset + k,
+            sources=filters.sources,
+            langs=filters.langs,
+            limit=PERIOD_ARTICLES,
+        )
+        if digest.total_articles == 0:
+            # The one case for "nothing published": the period holds no article.
+            return Answer(question, query, filters, [], suggestion="period", period_empty=True,
+                          top_stories=True)
+        hits = await self.story_hits(digest.stories[offset : offset + k])
+        return Answer(question, query, filters, hits, top_stories=True)
+
+    async def story_hits(self, stories: Sequence[Story]) -> list[Hit]:
+        """Each story as a hit: its lead article, the story's central sentence as quote and
+        highlight, its other outlets as "also reported by"."""
+        if not stories:
+            return []
+        chunk_ids = await self.store.article_chunk_ids([s.lead.id for s in stories])
+        records = await self.store.chunk_records([c for ids in chunk_ids.values() for c in ids])
+        hits = []
+        for story in stories:
+            lead = story.lead
+            chunk_id = next(
+                (c for c in chunk_ids.get(lead.id, [])
+                 if c in records and records[c].start <= story.quote_start < records[c].end),
+                "",
+            )
+            hits.append(
+                Hit(
+                    article_id=lead.id,
+                    title=lead.title,
+                    source=lead.source,
+                    url=lead.url,
+                    published=lead.published,
+                    lang=lead.lang,
+                    quote=story.quote,
+                    quote_start=story.quote_start,
+                    highlight_start=0,
+                    highlight_end=len(story.quote),
+                    score=round(float(story.score), 4),
+                    chunk_id=chunk_id,
+                    ellipsis_before=bool(lead.text[: story.quote_start].strip()),
+                    ellipsis_after=bool(lead.text[story.quote_end :].strip()),
+                    also_reported_by=[
+                        OutletRef(o.article_id, o.name, o.url) for o in story.outlets[1:]
+                    ],
+                )
+            )
+        return hits
 
     def is_relevant(self, search: Search, mode: Mode) -> bool:
         if not search.ranked:
@@ -628,16 +714,6 @@ class Retriever:
                 )
             )
         return hits
-
-
-_DATE_OPERATOR = re.compile(
-    r"(?i)(?<!\S)(?:after|since|before|until|dal|da|al|fino|prima|dopo):\S"
-)
-
-
-def has_prose_dates(question: str, filters: Filters) -> bool:
-    """A date restriction that came from words, not from an explicit ``after:`` operator."""
-    return bool(filters.date_from or filters.date_to) and not _DATE_OPERATOR.search(question)
 
 
 def _top(
