@@ -11,6 +11,8 @@ import logging
 import math
 import re
 import time
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from telegram import (
     InlineKeyboardButton,
@@ -355,6 +357,19 @@ async def reindex_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await message.reply_text(started.text)
 
 
+def _local_time(iso: str | None, tz: ZoneInfo) -> str:
+    """A stored UTC timestamp in the bot's time zone, as "2026-12-03 08:15"."""
+    if not iso:
+        return ""
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso[:16].replace("T", " ")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
 async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None:
@@ -371,8 +386,8 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if last:
         s = last.get("stats") or {}
         last_run = texts.t(
-            "stats_run", lang, when=(last.get("finished_at") or "")[:16].replace("T", " "),
-            status=last.get("status", ""), added=s.get("added", 0), updated=s.get("updated", 0),
+            "stats_run", lang, when=_local_time(last.get("finished_at"), services.tz),
+            status=texts.run_status(last.get("status", ""), lang), added=s.get("added", 0), updated=s.get("updated", 0),
             removed=s.get("removed", 0), failed=len(s.get("failed", [])),
         )
     else:

@@ -93,7 +93,7 @@ class Reindexer:
         self._finished.clear()
         try:
             message = await bot.send_message(
-                chat_id, texts.t("reindex_starting", lang, target=name),
+                chat_id, texts.t("reindex_starting", lang, target=texts.target_label(name, lang)),
                 reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
                 if reply_to else None,
             )
@@ -141,7 +141,7 @@ class Reindexer:
         t0 = time.monotonic()
         latest: list[Progress | None] = [None]
         last_edit = [time.monotonic()]
-        shown: list[str] = [texts.t("reindex_starting", lang, target=name)]
+        shown: list[str] = [texts.t("reindex_starting", lang, target=texts.target_label(name, lang))]
 
         async def edit(text: str) -> bool:
             if text == shown[0]:
@@ -185,7 +185,7 @@ class Reindexer:
         except asyncio.CancelledError:
             tick.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.shield(edit(texts.t("reindex_cancelled", lang, target=name)))
+                await asyncio.shield(edit(texts.t("reindex_cancelled", lang, target=texts.target_label(name, lang))))
             self._busy = False
             self._finished.set()
             raise
@@ -193,7 +193,7 @@ class Reindexer:
             final = texts.t("reindex_nothing", lang, reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - reported to the admin, logged in full
             log.exception("reindex failed", extra={"kv": {"target": name}})
-            final = texts.t("reindex_failed", lang, target=name,
+            final = texts.t("reindex_failed", lang, target=texts.target_label(name, lang),
                             reason=redact(str(exc))[:MAX_REASON] or type(exc).__name__)
         finally:
             tick.cancel()
@@ -217,18 +217,18 @@ class Reindexer:
     @staticmethod
     def _progress_text(name: str, p: Progress | None, elapsed: float, lang: str) -> str:
         if p is None or p.phase == "loading":
-            return texts.t("reindex_loading", lang, target=name, elapsed=texts.duration(elapsed))
+            return texts.t("reindex_loading", lang, target=texts.target_label(name, lang), elapsed=texts.duration(elapsed))
         if p.phase == "pruning":
-            return texts.t("reindex_pruning", lang, target=name)
+            return texts.t("reindex_pruning", lang, target=texts.target_label(name, lang))
         return texts.t(
-            "reindex_progress", lang, target=name, done=p.articles_done, total=p.articles_total,
+            "reindex_progress", lang, target=texts.target_label(name, lang), done=p.articles_done, total=p.articles_total,
             rate=p.rate, eta=texts.duration(p.eta),
         )
 
     @staticmethod
     def _summary(name: str, report: IndexReport, lang: str) -> str:
         lines: list[str] = [texts.t(
-            "reindex_done", lang, target=name, seconds=report.seconds, added=report.added,
+            "reindex_done", lang, target=texts.target_label(name, lang), seconds=report.seconds, added=report.added,
             updated=report.updated, unchanged=report.unchanged, removed=report.removed,
             failed=len(report.failed),
         )]

@@ -7,6 +7,7 @@ forget to. Answers themselves are rendered by :mod:`index.render.answers`, not h
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -95,6 +96,10 @@ STRINGS: dict[str, dict[str, str]] = {
             "Answers use Chroma and SQLite meanwhile."
         ),
         "stats_vectors": "vector store: {store}; reopens: {reopens}, last error: {reason}",
+        "reindex_target_all": "all sources",
+        "run_status_done": "done",
+        "run_status_failed": "failed",
+        "run_status_running": "running",
         "stats_no_run": "never",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} failed",
         "stats_failing_none": "failing deliveries: none",
@@ -214,6 +219,10 @@ STRINGS: dict[str, dict[str, str]] = {
             "tentativo tra {wait} s. Intanto le risposte usano Chroma e SQLite."
         ),
         "stats_vectors": "archivio vettori: {store}; riaperture: {reopens}, ultimo errore: {reason}",
+        "reindex_target_all": "tutte le fonti",
+        "run_status_done": "completata",
+        "run_status_failed": "fallita",
+        "run_status_running": "in corso",
         "stats_no_run": "mai",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} falliti",
         "stats_failing_none": "consegne che falliscono: nessuna",
@@ -275,15 +284,58 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=False)
 
 
+_IDENTIFIER = re.compile(r"id$|chat|user|year|port|code")
+
+
+class _Number:
+    """A number that formats itself as ``lang`` writes it: "1,3 s" and "2.167" in Italian,
+    "1.3 s" and "2,167" in English, whatever format spec the template gives."""
+
+    __slots__ = ("lang", "value")
+
+    def __init__(self, value: float, lang: str) -> None:
+        self.value = value
+        self.lang = lang
+
+    def __format__(self, spec: str) -> str:
+        v = self.value
+        if isinstance(v, int) and not spec:
+            text = f"{v:,}" if abs(v) >= 1000 else str(v)
+        else:
+            text = format(v, spec.replace(",", "") if spec else "")
+        if self.lang == "it":
+            text = text.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
+        return text
+
+
 def t(key: str, lang: str, /, **values: Any) -> Html:
-    """The template ``key`` in ``lang`` with every value HTML-escaped (numbers and
-    :class:`Html` inserted as they are)."""
-    table = STRINGS.get(normalize_lang(lang), STRINGS["en"])
+    """The template ``key`` in ``lang`` with every value HTML-escaped (:class:`Html`
+    inserted as it is; numbers written as the language writes them)."""
+    code = normalize_lang(lang)
+    table = STRINGS.get(code, STRINGS["en"])
     template = table.get(key) or STRINGS["en"][key]
-    safe = {
-        k: v if isinstance(v, int | float | Html) else esc(v) for k, v in values.items()
-    }
+    safe: dict[str, Any] = {}
+    for k, v in values.items():
+        if isinstance(v, Html):
+            safe[k] = v
+        elif isinstance(v, bool):
+            safe[k] = esc(v)
+        elif isinstance(v, int | float) and not _IDENTIFIER.search(k):
+            safe[k] = _Number(v, code)
+        elif isinstance(v, int | float):
+            safe[k] = v  # an id or a year: never grouped
+        else:
+            safe[k] = esc(v)
     return Html(template.format(**safe) if safe else template)
+
+
+def target_label(name: str, lang: str) -> str:
+    """A /reindex target as a reader says it: "all" is every source."""
+    return raw("reindex_target_all", lang) if name == "all" else name
+
+
+def run_status(status: str, lang: str) -> str:
+    return raw(f"run_status_{status}", lang) if f"run_status_{status}" in STRINGS["en"] else status
 
 
 def raw(key: str, lang: str) -> str:

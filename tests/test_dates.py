@@ -251,7 +251,7 @@ async def test_relative_date_over_an_empty_period_says_nothing_was_published(ret
     answer = await retriever.answer("borsa Milano banche l'anno scorso", now=NOW)
     assert answer.hits == [] and answer.period_empty and answer.relaxed is None
     assert answer.suggestion == "filters"
-    assert "Niente pubblicato dal 1 gennaio 2025 al 31 dicembre 2025." in _texts(answer, "it")
+    assert "Niente pubblicato dall'1 gennaio 2025 al 31 dicembre 2025." in _texts(answer, "it")
 
 
 async def test_relaxed_prose_date_does_not_claim_an_empty_period(retriever):
@@ -261,7 +261,7 @@ async def test_relaxed_prose_date_does_not_claim_an_empty_period(retriever):
     assert answer.relaxed is not None and not answer.period_empty
     assert answer.hits and answer.hits[0].article_id == "old-oggi"
     shown = _texts(answer, "it")
-    assert "Niente di pertinente dal 1 dicembre 2026 al 31 dicembre 2026" in shown
+    assert "Niente di pertinente dall'1 dicembre 2026 al 31 dicembre 2026" in shown
     assert "Niente pubblicato" not in shown
     assert "Nothing relevant from 1 December 2026" in _texts(answer, "en")
 

@@ -378,11 +378,11 @@ def test_filters_are_described_in_the_header():
     visible = "".join(
         validate(render_telegram_html(answer([make_hit()], filters=f), lang="it")[0]).text
     )
-    assert "Filtri: dal 1 marzo 2024 al 31 marzo 2024 · fonte: ansa" in visible
+    assert "Filtri: dall'1 marzo 2024 al 31 marzo 2024 · fonte: ansa" in visible
     assert describe_filters(f, "en", ROME) == "from 1 March 2024 to 31 March 2024 · source: ansa"
     one_day = Filters(date_from=datetime(2024, 3, 7, 23, tzinfo=UTC),
                       date_to=datetime(2024, 3, 8, 23, tzinfo=UTC))  # fmt: skip
-    assert describe_filters(one_day, "it") == "il 8 marzo 2024"
+    assert describe_filters(one_day, "it") == "l'8 marzo 2024"
     since = Filters(date_from=datetime(2024, 3, 7, 23, tzinfo=UTC), langs=["it"])
     assert describe_filters(since, "it") == "dall'8 marzo 2024 · lingua: it"
     assert describe_filters(since, "en") == "since 8 March 2024 · language: it"

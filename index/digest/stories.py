@@ -40,7 +40,7 @@ from index.render.answers import (
     safe_url,
     visible_length,
 )
-from index.render.i18n import STRINGS, format_date, normalize_lang, t
+from index.render.i18n import STRINGS, format_date, format_number, normalize_lang, plural, t
 from index.search.query_parse import strip_relative_dates
 from index.storage import keywords
 from index.storage.store import ArticleRecord, Store
@@ -74,10 +74,10 @@ _STRINGS: dict[str, dict[str, str]] = {
         "digest_period": "News digest — {start} to {end}",
         "digest_day": "News digest — {date}",
         "digest_preview": "Preview: ",
-        "digest_summary": "{stories} stories from {articles} articles since {since}",
-        "digest_summary_one": "1 story from {articles} articles since {since}",
-        "digest_summary_cut": "the top {stories} of {total} stories from {articles} articles"
-        " since {since}",
+        "digest_summary": "{stories} stories from {articles} {articles_word} since {since}",
+        "digest_summary_one": "1 story from {articles} {articles_word} since {since}",
+        "digest_summary_cut": "the top {stories} of {total} stories from {articles}"
+        " {articles_word} since {since}",
         "digest_topic": "Topic: {topic}",
         "digest_also": "Also: ",
         "digest_and_more": "and {n} more",
@@ -89,10 +89,10 @@ _STRINGS: dict[str, dict[str, str]] = {
         "digest_period": "Rassegna — {p_from}{start} {p_to}{end}",
         "digest_day": "Rassegna — {date}",
         "digest_preview": "Anteprima: ",
-        "digest_summary": "{stories} notizie da {articles} articoli {p_from}{since}",
-        "digest_summary_one": "1 notizia da {articles} articoli {p_from}{since}",
-        "digest_summary_cut": "le {stories} principali di {total} notizie da {articles} articoli"
-        " {p_from}{since}",
+        "digest_summary": "{stories} notizie da {articles} {articles_word} {p_from}{since}",
+        "digest_summary_one": "1 notizia da {articles} {articles_word} {p_from}{since}",
+        "digest_summary_cut": "le {stories} principali di {total} notizie da {articles}"
+        " {articles_word} {p_from}{since}",
         "digest_topic": "Argomento: {topic}",
         "digest_also": "Anche: ",
         "digest_and_more": "e altri {n}",
@@ -101,6 +101,7 @@ _STRINGS: dict[str, dict[str, str]] = {
 }
 for _lang, _table in _STRINGS.items():
     STRINGS[_lang].update(_table)
+ARTICLE_WORDS = {"en": ("article", "articles"), "it": ("articolo", "articoli")}
 
 # -- parameters -------------------------------------------------------------------------------
 
@@ -888,21 +889,18 @@ def _header_lines(digest: Digest, lang: str, tz: tzinfo | None, preview: bool) -
     since = _since_text(digest.since, lang, tz)
     p_from = _prep(since)["p_from"]
     n = len(digest.stories)
+    words = {
+        "articles": format_number(digest.total_articles, lang),
+        "articles_word": plural(digest.total_articles, *ARTICLE_WORDS[normalize_lang(lang)]),
+        "since": since, "p_from": p_from,
+    }
     if n < digest.total_stories:
-        summary = t(
-            "digest_summary_cut", lang, stories=n, total=digest.total_stories,
-            articles=digest.total_articles, since=since, p_from=p_from,
-        )
+        summary = t("digest_summary_cut", lang, stories=n,
+                    total=format_number(digest.total_stories, lang), **words)
     elif n == 1:
-        summary = t(
-            "digest_summary_one", lang, articles=digest.total_articles, since=since,
-            p_from=p_from,
-        )
+        summary = t("digest_summary_one", lang, **words)
     else:
-        summary = t(
-            "digest_summary", lang, stories=n, articles=digest.total_articles, since=since,
-            p_from=p_from,
-        )
+        summary = t("digest_summary", lang, stories=n, **words)
     lines = [title, summary]
     if digest.topic:
         lines.append(t("digest_topic", lang, topic=_clip(_one_line(digest.topic), 200)))

@@ -132,7 +132,7 @@ def describe_filters(filters: Filters, lang: str = "en", tz: tzinfo | None = Non
     if start and last:
         s, e = format_date(start, lang), format_date(last, lang)
         if start == last:
-            parts.append(t("filter_day", lang, date=s))
+            parts.append(t("filter_day", lang, date=s, **date_prepositions(s)))
         else:
             parts.append(
                 t(

@@ -68,7 +68,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "suggest_rephrase": "Prova a chiedere con altre parole, o su un altro argomento.",
         "suggest_filters": "Riprova senza i filtri.",
         "filters_active": "Filtri attivi: {filters}.",
-        "filter_day": "il {date}",
+        "filter_day": "{p_on}{date}",
         "filter_between": "{p_from}{start} {p_to}{end}",
         "filter_since": "{p_from}{date}",
         "filter_until": "fino {p_to}{date}",
@@ -114,9 +114,31 @@ def format_date(d: date, lang: str | None = DEFAULT_LANG) -> str:
 
 
 def date_prepositions(day_text: str) -> dict[str, str]:
-    """Italian articulated prepositions for a formatted date: "dal 5"/"dall'8", "al 5"/"all'11".
+    """Italian articles and articulated prepositions for a formatted date: "il 5"/"l'1",
+    "dal 5"/"dall'8", "al 5"/"all'11" (1, 8 and 11 are read "uno", "otto", "undici").
 
-    Passed to every date template as ``p_from``/``p_to``; English templates ignore them.
+    Passed to every date template as ``p_on``/``p_from``/``p_to``; English ignores them.
     """
-    elided = day_text.startswith(("8 ", "11 "))
-    return {"p_from": "dall'" if elided else "dal ", "p_to": "all'" if elided else "al "}
+    elided = day_text.startswith(("1 ", "8 ", "11 "))
+    return {
+        "p_on": "l'" if elided else "il ",
+        "p_from": "dall'" if elided else "dal ",
+        "p_to": "all'" if elided else "al ",
+    }
+
+
+def format_number(n: int, lang: str | None = DEFAULT_LANG) -> str:
+    """``2,167`` / ``2.167``: thousands grouped as each language writes them."""
+    text = f"{n:,}"
+    return text.replace(",", ".") if normalize_lang(lang) == "it" else text
+
+
+def format_decimal(x: float, digits: int = 1, lang: str | None = DEFAULT_LANG) -> str:
+    """``1.3`` / ``1,3``."""
+    text = f"{x:.{digits}f}"
+    return text.replace(".", ",") if normalize_lang(lang) == "it" else text
+
+
+def plural(n: int, one: str, many: str) -> str:
+    """``one`` for exactly 1 (both languages put the singular there), else ``many``."""
+    return one if n == 1 else many
