@@ -23,14 +23,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers, texts
+from bot import handlers
 from bot.digests import (
-    DIGEST_COMMANDS,
     register_digest_handlers,
     start_digest_scheduler,
     stop_digest_scheduler,
 )
 from bot.logs import register_secret
+from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
 from bot.ratelimit import MAX_IN_FLIGHT, FloodControl
 from bot.services import KEY, BotServices
 from bot.settings import BotSettings
@@ -38,8 +38,6 @@ from index.embed import Embedder
 
 log = logging.getLogger(__name__)
 
-PUBLIC_COMMANDS = ("start", "help", "ask")
-ADMIN_COMMANDS = ("reindex", "stats")
 
 
 class MissingToken(ValueError):
@@ -115,6 +113,7 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CommandHandler("ask", handlers.ask_command, filters=new_message))
     app.add_handler(CommandHandler("reindex", handlers.reindex_command, filters=new_message))
     app.add_handler(CommandHandler("stats", handlers.stats_command, filters=new_message))
+    app.add_handler(CommandHandler("whoami", handlers.whoami_command, filters=new_message))
     app.add_handler(MessageHandler(
         new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND,
         handlers.private_text,
@@ -133,10 +132,7 @@ def add_handlers(app: Application) -> None:
 
 
 def _commands(names: tuple[str, ...], lang: str) -> list[BotCommand]:
-    digest = DIGEST_COMMANDS.get(lang, DIGEST_COMMANDS["en"])
-    return [BotCommand(name, texts.raw(f"cmd_{name}", lang)) for name in names] + [
-        BotCommand(name, description) for name, description in digest.items()
-    ]
+    return [BotCommand(n, d) for n, d in command_table(names, lang, digests=True).items()]
 
 
 async def set_commands(app: Application, settings: BotSettings) -> None:

@@ -31,6 +31,7 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.delivery_failures import failing_deliveries, failures_html
+from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
 from bot.services import BotServices, Reply, services_of
 from bot.state import Page
 from index.models import Answer
@@ -64,10 +65,30 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message is not None:
-        await update.effective_message.reply_text(
-            texts.help_html(lang_of(update), context.bot.username)
-        )
+    if update.effective_message is None:
+        return
+    lang = lang_of(update)
+    user = update.effective_user
+    admin = user is not None and services_of(context).is_admin(user.id)
+    await update.effective_message.reply_text(texts.help_html(
+        lang, context.bot.username,
+        command_table(PUBLIC_COMMANDS, lang, digests=True),
+        command_table(ADMIN_COMMANDS, lang, digests=False) if admin else None,
+    ))
+
+
+async def whoami_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The ids an operator needs for ADMIN_IDS (and digests of a chat), on request."""
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    if message is None or chat is None:
+        return
+    lang = lang_of(update)
+    uid = user.id if user is not None else 0
+    admin = services_of(context).is_admin(uid)
+    await message.reply_text("\n".join([
+        texts.t("whoami", lang, user=uid, chat=chat.id),
+        texts.t("whoami_admin" if admin else "whoami_not_admin", lang),
+    ]))
 
 
 async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -100,6 +100,14 @@ STRINGS: dict[str, dict[str, str]] = {
         "run_status_done": "done",
         "run_status_failed": "failed",
         "run_status_running": "running",
+        "help_commands": "<b>Commands</b>",
+        "help_admin": "<b>For admins</b>",
+        "cmd_whoami": "Your Telegram id and this chat's (for ADMIN_IDS)",
+        "whoami": "Your Telegram id: <code>{user}</code>\nThis chat's id: <code>{chat}</code>",
+        "whoami_admin": "You are an admin of this bot.",
+        "whoami_not_admin": (
+            "You are not an admin of this bot: the operator adds your id to ADMIN_IDS."
+        ),
         "stats_no_run": "never",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} failed",
         "stats_failing_none": "failing deliveries: none",
@@ -223,6 +231,15 @@ STRINGS: dict[str, dict[str, str]] = {
         "run_status_done": "completata",
         "run_status_failed": "fallita",
         "run_status_running": "in corso",
+        "help_commands": "<b>Comandi</b>",
+        "help_admin": "<b>Per gli amministratori</b>",
+        "cmd_whoami": "Il tuo id Telegram e quello di questa chat (per ADMIN_IDS)",
+        "whoami": "Il tuo id Telegram: <code>{user}</code>\nId di questa chat: <code>{chat}</code>",
+        "whoami_admin": "Sei un amministratore di questo bot.",
+        "whoami_not_admin": (
+            "Non sei un amministratore di questo bot: chi lo gestisce aggiunge il tuo id ad "
+            "ADMIN_IDS."
+        ),
         "stats_no_run": "mai",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} falliti",
         "stats_failing_none": "consegne che falliscono: nessuna",
@@ -381,10 +398,21 @@ def start_html(lang: str, counts: Mapping[str, int], overview: Mapping[str, Any]
     return "\n".join(lines)
 
 
-def help_html(lang: str, bot_username: str | None) -> str:
+def help_html(
+    lang: str,
+    bot_username: str | None,
+    commands: Mapping[str, str] | None = None,
+    admin_commands: Mapping[str, str] | None = None,
+) -> str:
+    """How to ask, then every command the reader may use (``admin_commands`` only for
+    admins): the menu alone does not show digests or admin commands to everyone."""
     lines = [t("help", lang), "", t("how_groups", lang)]
     if bot_username:
         lines.append(t("how_inline", lang, bot=bot_username))
+    for title, table in (("help_commands", commands), ("help_admin", admin_commands)):
+        if table:
+            lines += ["", t(title, lang)]
+            lines += [f"/{esc(name)} — {esc(text)}" for name, text in table.items()]
     return "\n".join(lines)
 
 

@@ -142,7 +142,7 @@ async def test_italian_user_gets_italian_texts_and_start_describes_the_corpus(
     assert [c["command"] for c in server.get_commands(language_code="it") or []] == default
     admin_scope = {"type": "chat", "chat_id": BOT_ADMIN_ID}
     admin = [c["command"] for c in server.get_commands(admin_scope) or []]
-    assert admin[:5] == ["start", "help", "ask", "reindex", "stats"]
+    assert admin[:6] == ["start", "help", "ask", "whoami", "reindex", "stats"]
     assert "subscribe" in admin and "reindex" not in default
 
 
@@ -433,3 +433,25 @@ async def test_a_failing_answer_is_logged_and_the_user_told_without_details(
     failed = [r for r in caplog.records if r.getMessage() == "update failed"]
     assert len(failed) == 1 and "index exploded" in (failed[0].exc_text or "")
     assert "Barra" in server.sent_texts(chat["id"])[1]
+
+
+async def test_whoami_and_help_show_what_each_reader_may_use(
+    fake_bot_api: FakeBotApi, settings_for: Any, bot_embedder: Any
+) -> None:
+    server = fake_bot_api
+    ada = server.user("Ada", language_code="it")
+    admin = server.user("Admin", language_code="en", user_id=BOT_ADMIN_ID)
+    ada_chat, admin_chat = server.private_chat(ada), server.private_chat(admin)
+    async with serving(settings_for(), bot_embedder):
+        server.user_sends(ada_chat, ada, "/whoami")
+        server.user_sends(ada_chat, ada, "/help")
+        server.user_sends(admin_chat, admin, "/help")
+        whoami, ada_help = await server.wait_for_messages(ada_chat["id"], count=2, timeout=20)
+        (admin_help,) = await server.wait_for_messages(admin_chat["id"], count=1, timeout=20)
+    assert f"Il tuo id Telegram: {ada['id']}" in whoami["text"]
+    assert f"Id di questa chat: {ada_chat['id']}" in whoami["text"]
+    assert "Non sei un amministratore" in whoami["text"]
+    for cmd in ("/subscribe", "/digest", "/whoami"):
+        assert cmd in ada_help["text"] and cmd in admin_help["text"]
+    assert "/reindex" not in ada_help["text"]
+    assert "/reindex" in admin_help["text"] and "/stats" in admin_help["text"]

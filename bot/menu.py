@@ -1,0 +1,17 @@
+"""The commands each reader may use: one table for Telegram's menu and for /help."""
+
+from __future__ import annotations
+
+from bot import texts
+from bot.digests import DIGEST_COMMANDS
+
+PUBLIC_COMMANDS = ("start", "help", "ask", "whoami")
+ADMIN_COMMANDS = ("reindex", "stats")
+
+
+def command_table(names: tuple[str, ...], lang: str, *, digests: bool) -> dict[str, str]:
+    """Command → description in ``lang``; ``digests`` adds the digest commands."""
+    table = {name: texts.raw(f"cmd_{name}", lang) for name in names}
+    if digests:
+        table.update(DIGEST_COMMANDS.get(lang, DIGEST_COMMANDS["en"]))
+    return table
