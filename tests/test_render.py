@@ -435,7 +435,7 @@ def test_render_plain():
     assert "[1] Titolo su due righe" in out
     assert "ANSA · 5 marzo 2024" in out
     assert "https://www.ansa.it/articolo.html" in out
-    assert "»La frase evidenziata.«" in out and "Ultima frase. …" in out
+    assert "⟦La frase evidenziata.⟧" in out and "Ultima frase. …" in out
     assert "anche su: Reuters <https://reuters.com/x>" in out
     assert "<b>" not in out and "&amp;" not in out
 

@@ -495,8 +495,12 @@ def _plain_text(text: str) -> str:
     return _CONTROL.sub("", text).replace("\r", "")
 
 
+HL_OPEN, HL_CLOSE = "⟦", "⟧"
+
+
 def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) -> str:
-    """Terminal text: no markup, lines not wrapped, the highlight between » and «."""
+    """Terminal text: no markup, lines not wrapped, the highlight between ⟦ and ⟧ (news
+    text never uses them, unlike » « or quotation marks, which Italian articles are full of)."""
     lang = normalize_lang(lang)
     if not answer.hits:
         return "\n".join(_not_found_lines(answer, lang, tz))
@@ -522,7 +526,7 @@ def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) 
             [
                 ELLIPSIS + " " if hit.ellipsis_before else "",
                 before,
-                f"»{hl}«" if hl else "",
+                f"{HL_OPEN}{hl}{HL_CLOSE}" if hl else "",
                 after,
                 " " + ELLIPSIS if hit.ellipsis_after else "",
             ]
