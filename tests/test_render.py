@@ -467,3 +467,12 @@ def test_answer_to_json_shape():
         "langs": [],
     }
     assert answer_to_json(Answer("q", "q", Filters(), []))["hits"] == []
+
+
+def test_a_long_question_is_cut_short_in_the_bold_header():
+    long_q = ("Qual è stato il prezzo del biglietto per il concerto di Vasco Rossi a San Siro "
+              "la scorsa estate, e quanti spettatori c'erano secondo gli organizzatori?")
+    (msg,) = render_telegram_html(answer([make_hit()], question=long_q), lang="it")
+    header = msg.split("\n", 1)[0]
+    assert header.startswith("<b>") and header.endswith("…</b>")
+    assert len(header) <= len("<b>1 passaggio per: </b>") + 64

@@ -36,6 +36,9 @@ TELEGRAM_LIMIT = 4096  # characters of a message after entity parsing
 RAW_LIMIT = 10_000  # our own cap on the HTML source, so heavy escaping cannot balloon it
 MAX_TITLE = 300
 MAX_QUESTION = 300
+# The bold header of a reply: on a phone ~35 characters make a line, so a long question is
+# cut to about two lines (the asker knows what they asked; the passages matter).
+MAX_HEADER_QUESTION = 64
 MAX_OUTLETS = 5
 MAX_OUTLET_NAME = 80
 ELLIPSIS = "…"
@@ -405,7 +408,7 @@ def _fit_hit(hit: Hit, n: int, lang: str, tz: tzinfo | None, vis_limit: int, raw
 
 
 def _header_html(answer: Answer, lang: str, start_index: int, tz: tzinfo | None, limit: int) -> str:
-    question = _clip(_one_line(answer.question), min(MAX_QUESTION, max(20, limit // 8)))
+    question = _clip(_one_line(answer.question), min(MAX_HEADER_QUESTION, max(20, limit // 8)))
     if start_index > 1:
         head = t("header_more", lang, question=question)
     elif len(answer.hits) == 1:
