@@ -25,11 +25,11 @@ from telegram.ext import (
 
 from bot import handlers, texts
 from bot.digests import (
-    DIGEST_COMMANDS,
     register_digest_handlers,
     start_digest_scheduler,
     stop_digest_scheduler,
 )
+from bot.digests import texts as digest_texts
 from bot.logs import register_secret
 from bot.ratelimit import MAX_IN_FLIGHT, FloodControl
 from bot.services import KEY, BotServices
@@ -133,9 +133,8 @@ def add_handlers(app: Application) -> None:
 
 
 def _commands(names: tuple[str, ...], lang: str) -> list[BotCommand]:
-    digest = DIGEST_COMMANDS.get(lang, DIGEST_COMMANDS["en"])
     return [BotCommand(name, texts.raw(f"cmd_{name}", lang)) for name in names] + [
-        BotCommand(name, description) for name, description in digest.items()
+        BotCommand(name, description) for name, description in digest_texts.command_menu(lang)
     ]
 
 

@@ -153,6 +153,28 @@ def test_subscribe_arguments_and_slots() -> None:
         2025, 11, 28, 18, 30, tzinfo=UTC)  # the Friday before
 
 
+def test_digest_texts_are_one_table_in_both_languages() -> None:
+    """The command menu, weekday names and replies come from one table with one ``t()``."""
+    from bot.digests import texts
+
+    assert set(texts.STRINGS["it"]) == set(texts.STRINGS["en"])
+    assert texts.command_menu("en") == [
+        ("subscribe", "Periodic news digest here: [HH:MM] [daily|weekly] [topic]"),
+        ("unsubscribe", "Stop this chat's digest"),
+        ("digest", "Preview the digest that would be sent now"),
+        ("subscriptions", "This chat's digest settings"),
+    ]
+    assert texts.command_menu("it-IT")[0] == (
+        "subscribe", "Rassegna periodica qui: [HH:MM] [daily|weekly] [argomento]")
+    weekly = Subscription(chat_id=-1, chat_type="group", title="", at="07:15",
+                          frequency="weekly", weekday=6, tz="UTC", topic="Gaza", lang="it",
+                          send_empty=False)
+    assert texts.schedule_text(weekly, "it") + texts.topic_text(weekly, "it") == (
+        "ogni domenica alle 07:15 (UTC), argomento «Gaza»")
+    assert texts.schedule_text(weekly, "fr") == "every Sunday at 07:15 (UTC)"
+    assert weekly.name == "-1"
+
+
 # -- subscriptions ----------------------------------------------------------------------------
 
 

@@ -33,10 +33,8 @@ from bot.digests.delivery import (
 )
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore
-from bot.digests.texts import DIGEST_COMMANDS
 
 __all__ = [
-    "DIGEST_COMMANDS",
     "Clock",
     "DigestService",
     "DigestStore",

@@ -13,20 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.digests.schedule import Subscription
 from index.render.i18n import format_date, normalize_lang
 
-DIGEST_COMMANDS = {
-    "en": {
-        "subscribe": "Periodic news digest here: [HH:MM] [daily|weekly] [topic]",
-        "unsubscribe": "Stop this chat's digest",
-        "digest": "Preview the digest that would be sent now",
-        "subscriptions": "This chat's digest settings",
-    },
-    "it": {
-        "subscribe": "Rassegna periodica qui: [HH:MM] [daily|weekly] [argomento]",
-        "unsubscribe": "Ferma la rassegna di questa chat",
-        "digest": "Anteprima della rassegna di adesso",
-        "subscriptions": "Impostazioni della rassegna di questa chat",
-    },
-}
+COMMANDS = ("subscribe", "unsubscribe", "digest", "subscriptions")  # menu order
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -70,6 +57,17 @@ STRINGS: dict[str, dict[str, str]] = {
             "Usage: /subscribe [HH:MM] [daily|weekly] [mon…sun] [Area/City] [--empty] "
             "[topic words]"
         ),
+        "cmd_subscribe": "Periodic news digest here: [HH:MM] [daily|weekly] [topic]",
+        "cmd_unsubscribe": "Stop this chat's digest",
+        "cmd_digest": "Preview the digest that would be sent now",
+        "cmd_subscriptions": "This chat's digest settings",
+        "weekday_0": "Monday",
+        "weekday_1": "Tuesday",
+        "weekday_2": "Wednesday",
+        "weekday_3": "Thursday",
+        "weekday_4": "Friday",
+        "weekday_5": "Saturday",
+        "weekday_6": "Sunday",
     },
     "it": {
         "subscribed": "✅ Rassegna attivata per {chat}: {schedule}{topic}.\nProssima: {next}.",
@@ -112,12 +110,18 @@ STRINGS: dict[str, dict[str, str]] = {
             "Uso: /subscribe [HH:MM] [daily|weekly] [lun…dom] [Area/Città] [--empty] "
             "[parole dell'argomento]"
         ),
+        "cmd_subscribe": "Rassegna periodica qui: [HH:MM] [daily|weekly] [argomento]",
+        "cmd_unsubscribe": "Ferma la rassegna di questa chat",
+        "cmd_digest": "Anteprima della rassegna di adesso",
+        "cmd_subscriptions": "Impostazioni della rassegna di questa chat",
+        "weekday_0": "lunedì",
+        "weekday_1": "martedì",
+        "weekday_2": "mercoledì",
+        "weekday_3": "giovedì",
+        "weekday_4": "venerdì",
+        "weekday_5": "sabato",
+        "weekday_6": "domenica",
     },
-}
-
-WEEKDAYS = {
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-    "it": ("lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica"),
 }
 
 LANGS = tuple(STRINGS)
@@ -130,6 +134,11 @@ def t(key: str, lang: str | None, /, **values: object) -> str:
     return template.format(**values) if values else template
 
 
+def command_menu(lang: str) -> list[tuple[str, str]]:
+    """(command, description) for the bot's command menu, in :data:`COMMANDS` order."""
+    return [(name, t(f"cmd_{name}", lang)) for name in COMMANDS]
+
+
 def when_text(dt: datetime, sub_tz: ZoneInfo, lang: str) -> str:
     local = dt.astimezone(sub_tz)
     return f"{format_date(local.date(), lang)} {local:%H:%M}"
@@ -138,8 +147,8 @@ def when_text(dt: datetime, sub_tz: ZoneInfo, lang: str) -> str:
 def schedule_text(sub: Subscription, lang: str) -> str:
     """``every day at 08:00 (Europe/Rome)``."""
     if sub.frequency == "weekly":
-        return t("weekly", lang, weekday=WEEKDAYS[normalize_lang(lang)][sub.weekday],
-                 at=sub.at, tz=sub.tz)
+        return t("weekly", lang, weekday=t(f"weekday_{sub.weekday}", lang), at=sub.at,
+                 tz=sub.tz)
     return t("daily", lang, at=sub.at, tz=sub.tz)
 
 
