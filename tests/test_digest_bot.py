@@ -619,8 +619,8 @@ async def test_a_failing_build_is_told_once_per_streak_across_a_restart(
     """The archive goes away under the bot (its store is closed): every tick's build fails.
     One notice per streak, kept across a restart; a blocked admin is tried once per streak
     and breaks nothing; a success ends the streak and the next failure is news again."""
-    from index.search.retrieval import Retriever
     from index.runtime import open_services
+    from index.search.retrieval import Retriever
     from index.settings import Settings
 
     server = fake_bot_api
