@@ -1,10 +1,10 @@
 """Digest subscriptions, scheduling and exactly-once delivery to groups and channels.
 
-Wiring (from the bot's ``build_application``)::
+Wiring: the service is a field of the bot's services (``BotServices.digests``, opened and
+started in ``post_init``, stopped in ``post_stop``, closed in ``post_shutdown``), and
+``build_application`` adds the commands after the bot's own handlers::
 
-    register_digest_handlers(app, settings)           # after the bot's own handlers
-    await start_digest_scheduler(app)                  # in post_init, after services open
-    await stop_digest_scheduler(app)                   # in post_stop
+    register_digest_handlers(app, lambda context: services_of(context).digests)
 
 The parts:
 
@@ -25,17 +25,17 @@ from bot.digests.commands import (
 )
 from bot.digests.delivery import (
     Clock,
+    DigestOptions,
     DigestService,
     SystemClock,
     build_subscription_digest,
-    start_digest_scheduler,
-    stop_digest_scheduler,
 )
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore
 
 __all__ = [
     "Clock",
+    "DigestOptions",
     "DigestService",
     "DigestStore",
     "Subscription",
@@ -44,6 +44,4 @@ __all__ = [
     "build_subscription_digest",
     "parse_subscribe",
     "register_digest_handlers",
-    "start_digest_scheduler",
-    "stop_digest_scheduler",
 ]

@@ -29,14 +29,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.digests.delivery import (
-    KEY,
-    TELEGRAM_GROUP_RATE,
-    Clock,
-    DigestService,
-    RetrieverProvider,
-    service_of,
-)
+from bot.digests.delivery import DigestService
 from bot.digests.schedule import (
     FREQUENCIES,
     WEEKDAY_WORDS,
@@ -52,6 +45,10 @@ log = logging.getLogger(__name__)
 
 HANDLER_GROUP = -1  # before the bot's own handlers, which answer unknown commands with help
 MAX_TOPIC = 200
+
+# How the handlers find the service: the bot's ``services_of(context).digests``.
+ServiceProvider = Callable[[ContextTypes.DEFAULT_TYPE], DigestService]
+Command = Callable[[DigestService, Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -139,11 +136,12 @@ async def _reply(update: Update, text: str) -> None:
         )
 
 
-async def _is_group_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def _is_group_admin(
+    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> bool:
     chat, user, message = update.effective_chat, update.effective_user, update.effective_message
     assert chat is not None
-    settings = service_of(context.application).settings
-    if user is not None and user.id in getattr(settings, "admin_ids", []):
+    if _is_bot_admin(svc, update):
         return True
     if message is not None and message.sender_chat is not None and (
         message.sender_chat.id == chat.id
@@ -155,10 +153,9 @@ async def _is_group_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
 
-def _is_bot_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+def _is_bot_admin(svc: DigestService, update: Update) -> bool:
     user = update.effective_user
-    settings = service_of(context.application).settings
-    return user is not None and user.id in getattr(settings, "admin_ids", [])
+    return user is not None and user.id in svc.settings.admin_ids
 
 
 async def _resolve_channel(
@@ -190,7 +187,8 @@ async def _resolve_channel(
 
 
 async def _target_chat(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, target: str | None, lang: str,
+    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE, target: str | None,
+    lang: str,
     *, for_change: bool, check_channel: bool = True,
 ) -> tuple[int, str, str] | None:
     """(chat id, type, name) the command is about, after the permission checks."""
@@ -199,12 +197,11 @@ async def _target_chat(
     if chat.type == ChatType.PRIVATE:
         if target is None:
             return chat.id, chat.type, _chat_name(chat)
-        if not _is_bot_admin(update, context):
+        if not _is_bot_admin(svc, update):
             await _reply(update, t("need_bot_admin", lang))
             return None
         if not check_channel:
-            svc = service_of(context.application)
-            for sub in await svc._db().subscriptions():
+            for sub in await svc.db().subscriptions():
                 if target.lower() in (sub.title.lower(), str(sub.chat_id)):
                     return sub.chat_id, sub.chat_type, sub.title
         found = await _resolve_channel(update, context, target, lang)
@@ -216,7 +213,7 @@ async def _target_chat(
         return None
     if for_change:
         try:
-            allowed = await _is_group_admin(update, context)
+            allowed = await _is_group_admin(svc, update, context)
         except TelegramError as exc:
             await _reply(update, t("admin_check_failed", lang, error=str(exc)))
             return None
@@ -226,19 +223,20 @@ async def _target_chat(
     return chat.id, chat.type, _chat_name(chat)
 
 
-async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = service_of(context.application)
+async def subscribe_command(
+    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> None:
     lang = _lang(update)
     try:
         args = parse_subscribe(context.args or [], lang)
     except UsageError as exc:
         await _reply(update, f"{exc}\n{t('usage', lang)}")
         return
-    target = await _target_chat(update, context, args.target, lang, for_change=True)
+    target = await _target_chat(svc, update, context, args.target, lang, for_change=True)
     if target is None:
         return
     chat_id, chat_type, name = target
-    db = svc._db()
+    db = svc.db()
     now = svc.clock.now()
     old = await db.subscription(chat_id)
     user = update.effective_user
@@ -246,10 +244,10 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         chat_id=chat_id,
         chat_type=str(chat_type),
         title=name,
-        at=args.at or str(getattr(svc.settings, "digest_default_time", "08:00")),
+        at=args.at or svc.settings.digest_default_time,
         frequency=args.frequency,
         weekday=args.weekday,
-        tz=args.tz or str(getattr(svc.settings, "timezone", "UTC")),
+        tz=args.tz or svc.settings.timezone,
         topic=args.topic,
         lang=args.lang or lang,
         send_empty=args.send_empty,
@@ -266,18 +264,19 @@ async def subscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         "tz": sub.tz, "topic": sub.topic or "", "by": sub.created_by}})
     topic = topic_text(sub, lang)
     text = t("subscribed", lang, chat=name, schedule=schedule_text(sub, lang), topic=topic,
-               next=when_text(sub.next_slot(now), sub.zone, lang))
+             next=when_text(sub.next_slot(now), sub.zone, lang))
     if sub.send_empty:
         text += t("empty_on", lang)
     await _reply(update, text)
 
 
-async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = service_of(context.application)
+async def unsubscribe_command(
+    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> None:
     lang = _lang(update)
     args = context.args or []
     target = await _target_chat(
-        update, context, args[0] if args else None, lang, for_change=True, check_channel=False
+        svc, update, context, args[0] if args else None, lang, for_change=True, check_channel=False
     )
     if target is None:
         return
@@ -288,24 +287,24 @@ async def unsubscribe_command(update: Update, context: ContextTypes.DEFAULT_TYPE
     await _reply(update, t("unsubscribed" if removed else "not_subscribed", lang, chat=name))
 
 
-async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def digest_command(
+    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> None:
     """A preview: built like the scheduled one but neither persisted nor moving the
     watermark."""
-    svc = service_of(context.application)
     lang = _lang(update)
     args = context.args or []
     target = await _target_chat(
-        update, context, args[0] if args else None, lang, for_change=False, check_channel=False
+        svc, update, context, args[0] if args else None, lang, for_change=False, check_channel=False
     )
     if target is None:
         return
     chat_id, chat_type, name = target
     now = svc.clock.now()
-    sub = await svc._db().subscription(chat_id) or Subscription(
+    sub = await svc.db().subscription(chat_id) or Subscription(
         chat_id=chat_id, chat_type=str(chat_type), title=name,
-        at=str(getattr(svc.settings, "digest_default_time", "08:00")), frequency="daily",
-        weekday=0, tz=str(getattr(svc.settings, "timezone", "UTC")), topic=None, lang=lang,
-        send_empty=False,
+        at=svc.settings.digest_default_time, frequency="daily", weekday=0,
+        tz=svc.settings.timezone, topic=None, lang=lang, send_empty=False,
     )
     try:
         digest = await svc.build(sub, now)
@@ -327,13 +326,14 @@ async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         )
 
 
-async def subscriptions_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    svc = service_of(context.application)
+async def subscriptions_command(
+    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> None:
     lang = _lang(update)
     chat = update.effective_chat
     assert chat is not None
-    db = svc._db()
-    if chat.type == ChatType.PRIVATE and _is_bot_admin(update, context):
+    db = svc.db()
+    if chat.type == ChatType.PRIVATE and _is_bot_admin(svc, update):
         subs = await db.subscriptions()
     else:
         one = await db.subscription(chat.id)
@@ -356,26 +356,27 @@ async def subscriptions_command(update: Update, context: ContextTypes.DEFAULT_TY
     await _reply(update, "\n".join(lines))
 
 
-async def bot_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def bot_membership(
+    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+) -> None:
     """The bot was removed from a chat: its digest goes at once, not at the next 403."""
     change = update.my_chat_member
     if change is None:
         return
-    if change.new_chat_member.status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED):
-        svc = service_of(context.application)
-        if svc.store is not None and await svc.remove(change.chat.id):
-            log.warning("bot removed from chat: digest unsubscribed", extra={"kv": {
-                "chat": change.chat.id, "status": change.new_chat_member.status}})
+    gone = change.new_chat_member.status in (ChatMemberStatus.LEFT, ChatMemberStatus.BANNED)
+    if gone and svc.store is not None and await svc.remove(change.chat.id):
+        log.warning("bot removed from chat: digest unsubscribed", extra={"kv": {
+            "chat": change.chat.id, "status": change.new_chat_member.status}})
 
 
-def _command(callback: Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]) -> Any:
+def _command(callback: Command, service: ServiceProvider) -> Any:
     """Run a digest command and end the update there, even when it fails: the bot's own
     handlers (an "unknown command" help, a catch-all) must never answer it a second time."""
 
     @functools.wraps(callback)
     async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         try:
-            await callback(update, context)
+            await callback(service(context), update, context)
         except Exception:
             chat = update.effective_chat
             log.exception("digest command failed", extra={"kv": {
@@ -387,40 +388,24 @@ def _command(callback: Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[N
     return run
 
 
+def _watcher(callback: Command, service: ServiceProvider) -> Any:
+    @functools.wraps(callback)
+    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await callback(service(context), update, context)
+
+    return run
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 
-def _default_retriever(application: Application) -> RetrieverProvider:
-    def provide() -> Any:
-        services = application.bot_data.get("services")
-        if services is None:
-            raise RuntimeError("the bot's services are not open yet")
-        return services.retriever
-
-    return provide
-
-
-def register_digest_handlers(
-    application: Application,
-    settings: Any,
-    *,
-    retriever: RetrieverProvider | None = None,
-    clock: Clock | None = None,
-    tick_seconds: float = 30.0,
-    max_len: int | None = None,
-    per_minute: int = TELEGRAM_GROUP_RATE,
-) -> DigestService:
+def register_digest_handlers(application: Application, service: ServiceProvider) -> None:
     """Add /subscribe, /unsubscribe, /digest, /subscriptions and the membership watcher.
 
     They run in handler group -1 and stop the update there, so the bot's own fallback for
-    unknown commands never answers them too. ``retriever`` defaults to the bot's
-    ``bot_data["services"].retriever``.
+    unknown commands never answers them too. ``service`` gives them the digest service of
+    the update's application: the bot's ``services_of(context).digests``.
     """
-    svc = DigestService(
-        application, settings, retriever=retriever or _default_retriever(application),
-        clock=clock, tick_seconds=tick_seconds, max_len=max_len, per_minute=per_minute,
-    )
-    application.bot_data[KEY] = svc
     new_message = filters.UpdateType.MESSAGE & ~filters.ChatType.CHANNEL
     for name, callback in (
         ("subscribe", subscribe_command),
@@ -429,9 +414,10 @@ def register_digest_handlers(
         ("subscriptions", subscriptions_command),
     ):
         application.add_handler(
-            CommandHandler(name, _command(callback), filters=new_message), group=HANDLER_GROUP
+            CommandHandler(name, _command(callback, service), filters=new_message),
+            group=HANDLER_GROUP,
         )
     application.add_handler(
-        ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER), group=HANDLER_GROUP
+        ChatMemberHandler(_watcher(bot_membership, service), ChatMemberHandler.MY_CHAT_MEMBER),
+        group=HANDLER_GROUP,
     )
-    return svc

@@ -1,14 +1,13 @@
 """Digest scheduling and exactly-once delivery to groups and channels.
 
-Wiring (from the bot's ``build_application``)::
+The service is the bot's ``BotServices.digests`` (:mod:`bot.services`), with the bot's
+lifecycle: :meth:`DigestService.open` and :meth:`~DigestService.start` in ``post_init``,
+:meth:`~DigestService.stop` in ``post_stop`` (the bot can still send), and
+:meth:`~DigestService.close` in ``post_shutdown``.
 
-    register_digest_handlers(app, settings)           # after the bot's own handlers
-    await start_digest_scheduler(app)                  # in post_init, after services open
-    await stop_digest_scheduler(app)                   # in post_stop
-
-State lives in the bot's SQLite (``settings.bot_state_path``), in ``digest_*`` tables of its
-own connection: subscriptions are the bot's state, not the index's, and must survive a
-rebuilt index.
+State lives in the bot's SQLite (``settings.bot_state_path``), in the ``digest_*`` tables of
+:mod:`bot.digests.store`: subscriptions are the bot's state, not the index's, and must survive
+a rebuilt index.
 
 Delivery is a small state machine persisted before anything is sent:
 
@@ -45,7 +44,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from telegram import LinkPreviewOptions
@@ -65,16 +63,17 @@ from bot.delivery_failures import DeliveryFailures, delivery_failures
 from bot.digests import texts
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore, Plan, iso
+from bot.settings import BotSettings
 from index.digest.stories import (
     Digest,
     DigestMessage,
     build_digest,
     render_digest_html,
 )
+from index.search.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 
-KEY = "digests"
 TELEGRAM_GROUP_RATE = 20  # messages per minute to one group or channel
 LATE_GRACE = timedelta(days=2)
 MAX_NETWORK_RETRIES = 5
@@ -106,8 +105,8 @@ class SystemClock:
 
 async def build_subscription_digest(
     sub: Subscription,
-    retriever: Any,
-    settings: Any,
+    retriever: Retriever,
+    settings: BotSettings,
     now: datetime,
     *,
     since: datetime | None = None,
@@ -121,7 +120,7 @@ async def build_subscription_digest(
         retriever.vectors,
         since=start,
         until=now,
-        max_stories=int(getattr(settings, "digest_max_stories", 8)),
+        max_stories=settings.digest_max_stories,
         topic=sub.topic,
         retriever=retriever,
         exclude=exclude,
@@ -133,7 +132,18 @@ async def build_subscription_digest(
 # -- the service ------------------------------------------------------------------------------
 
 
-RetrieverProvider = Callable[[], Any]
+RetrieverProvider = Callable[[], Retriever]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestOptions:
+    """How the scheduler runs. The defaults are the product's; tests pass a clock they move
+    by hand, a fast tick, short messages or a tight per-chat budget."""
+
+    clock: Clock | None = None  # the system clock
+    tick_seconds: float = 30.0
+    max_len: int | None = None  # a message's length limit; None: the renderer's (Telegram's)
+    per_minute: int = TELEGRAM_GROUP_RATE  # messages per minute to one chat; 0: no limit
 
 
 @dataclass
@@ -142,26 +152,28 @@ class _ChatPacer:
 
 
 class DigestService:
-    """Plans and delivers digests; lives in ``application.bot_data["digests"]``."""
+    """Plans and delivers digests: the bot's ``BotServices.digests``.
+
+    ``retriever`` is asked for the bot's current retriever at every build, so a digest always
+    reads the archive the bot answers from.
+    """
 
     def __init__(
         self,
         application: Application,
-        settings: Any,
+        settings: BotSettings,
         *,
         retriever: RetrieverProvider,
-        clock: Clock | None = None,
-        tick_seconds: float = 30.0,
-        max_len: int | None = None,
-        per_minute: int = TELEGRAM_GROUP_RATE,
+        options: DigestOptions | None = None,
     ) -> None:
+        options = options or DigestOptions()
         self.application = application
         self.settings = settings
         self._retriever = retriever
-        self.clock: Clock = clock or SystemClock()
-        self.tick_seconds = tick_seconds
-        self.max_len = max_len
-        self.per_minute = per_minute
+        self.clock: Clock = options.clock or SystemClock()
+        self.tick_seconds = options.tick_seconds
+        self.max_len = options.max_len
+        self.per_minute = options.per_minute
         self.store: DigestStore | None = None
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
@@ -172,10 +184,20 @@ class DigestService:
 
     # lifecycle
 
-    async def start(self) -> None:
+    async def open(self) -> None:
+        """Open the digest tables and the failure log (the bot's ``post_init``)."""
         if self.store is None:
-            self.store = await DigestStore.open(Path(self.settings.bot_state_path))
-            await self.failures.acquire()
+            store = await DigestStore.open(self.settings.bot_state_path)
+            try:
+                await self.failures.acquire()
+            except BaseException:
+                await store.close()
+                raise
+            self.store = store
+
+    async def start(self) -> None:
+        """Arm the tick and catch up: resume interrupted digests, send the missed ones."""
+        await self.open()
         self._stopping.clear()
         jq = self.application.job_queue
         if jq is None:
@@ -194,17 +216,21 @@ class DigestService:
 
     async def stop(self) -> None:
         """Let each digest finish the message it is sending, then stop; the rest waits in
-        the state DB for the next start."""
+        the state DB for the next start (the bot's ``post_stop``, while it can still send)."""
         self._stopping.set()
         if self._job is not None:
             # Usually gone already: Application.stop() shuts the JobQueue down first.
             with contextlib.suppress(Exception):
                 self._job.schedule_removal()
             self._job = None
+        tasks = list(self.tasks.values())
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop if still running, then close the state (the bot's ``post_shutdown``)."""
         try:
-            tasks = list(self.tasks.values())
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+            await self.stop()
         finally:
             if self.store is not None:
                 await self.store.close()
@@ -214,13 +240,14 @@ class DigestService:
     async def _tick_job(self, context: ContextTypes.DEFAULT_TYPE) -> None:
         await self.run_due()
 
-    def _db(self) -> DigestStore:
+    def db(self) -> DigestStore:
+        """The digest tables; RuntimeError before :meth:`open` and after :meth:`close`."""
         if self.store is None:
-            raise RuntimeError("the digest scheduler is not started")
+            raise RuntimeError("the digest state is not open")
         return self.store
 
     @property
-    def retriever(self) -> Any:
+    def retriever(self) -> Retriever:
         return self._retriever()
 
     # scheduling
@@ -233,7 +260,7 @@ class DigestService:
         """
         if self._stopping.is_set():
             return []
-        db = self._db()
+        db = self.db()
         now = self.clock.now()
         started = []
         subs = {s.chat_id: s for s in await db.subscriptions()}
@@ -269,7 +296,7 @@ class DigestService:
         lock = self._locks.setdefault(chat_id, asyncio.Lock())
         async with lock:
             try:
-                db = self._db()
+                db = self.db()
                 plan = await db.open_plan(chat_id)
                 if plan is None:
                     sub = await db.subscription(chat_id)
@@ -289,7 +316,7 @@ class DigestService:
     async def build(
         self, sub: Subscription, now: datetime, *, since: datetime | None = None
     ) -> Digest:
-        exclude = await self._db().sent_article_ids(sub.chat_id)
+        exclude = await self.db().sent_article_ids(sub.chat_id)
         return await build_subscription_digest(
             sub, self.retriever, self.settings, now, since=since, exclude=exclude
         )
@@ -312,14 +339,14 @@ class DigestService:
         digest = await self.build(sub, now)
         messages = self.render(digest, sub)
         article_ids = [a for s in digest.stories for a in s.article_ids]
-        plan_id = await self._db().take_slot(
+        plan_id = await self.db().take_slot(
             sub, slot, digest.since, digest.until, messages, article_ids, now
         )
         log.info("digest planned", extra={"kv": {
             "chat": sub.chat_id, "slot": iso(slot), "stories": len(digest.stories),
             "messages": len(messages), "plan": plan_id,
         }})
-        return await self._db().plan(plan_id) if plan_id is not None else None
+        return await self.db().plan(plan_id) if plan_id is not None else None
 
     # sending
 
@@ -356,7 +383,7 @@ class DigestService:
         return not self._stopping.is_set()
 
     async def _send_plan(self, plan: Plan) -> None:
-        db = self._db()
+        db = self.db()
         chat_id = plan.chat_id
         for msg in await db.messages(plan.id):
             if msg.state != "pending":
@@ -428,7 +455,7 @@ class DigestService:
         """Leave the plan open and try again later, backing off up to an hour."""
         attempts = plan.attempts + 1
         delay = min(RETRY_BACKOFF_MAX, timedelta(minutes=2 ** min(attempts, 6)))
-        await self._db().postpone(plan.id, attempts, self.clock.now() + delay)
+        await self.db().postpone(plan.id, attempts, self.clock.now() + delay)
         log.error("digest not delivered; will retry", extra={"kv": {
             "chat": chat_id, "plan": plan.id, "attempt": attempts,
             "retry_in_s": int(delay.total_seconds()), "reason": reason}})
@@ -441,7 +468,7 @@ class DigestService:
 
         Never raises: the bookkeeping of a failure must not become a second one."""
         try:
-            sub = await self._db().subscription(chat_id)
+            sub = await self.db().subscription(chat_id)
             if sub is None:
                 return
             await self.failures.failed(
@@ -450,7 +477,7 @@ class DigestService:
                                     topic=texts.topic_text(sub, lang)) for lang in texts.LANGS},
                 error=error, now=self.clock.now(),
             )
-            if await self._db().subscription(chat_id) is None:
+            if await self.db().subscription(chat_id) is None:
                 # Unsubscribed while this was written: remove() forgot it too early.
                 await self.failures.forget(FAILURE_KIND, chat_id)
         except Exception:
@@ -464,7 +491,7 @@ class DigestService:
 
     async def remove(self, chat_id: int) -> bool:
         """Unsubscribe ``chat_id``; a failure its digest had is no longer anyone's concern."""
-        removed = await self._db().remove(chat_id)
+        removed = await self.db().remove(chat_id)
         await self.failures.forget(FAILURE_KIND, chat_id)
         return removed
 
@@ -474,21 +501,3 @@ def _seconds(exc: RetryAfter) -> float:
     if isinstance(value, timedelta):
         return max(0.0, value.total_seconds())
     return max(0.0, float(value))
-
-
-
-def service_of(application: Application) -> DigestService:
-    return application.bot_data[KEY]  # type: ignore[no-any-return]
-
-
-async def start_digest_scheduler(application: Application) -> None:
-    """Open the state, arm the tick and catch up (call in ``post_init``)."""
-    await service_of(application).start()
-
-
-async def stop_digest_scheduler(application: Application) -> None:
-    """Finish in-flight messages and close the state (call in ``post_stop``)."""
-    svc: DigestService | None = application.bot_data.get(KEY)
-    if svc is not None:
-        await svc.stop()
-
