@@ -148,6 +148,18 @@ class DigestStore:
     The scheduler's deliveries and the command handlers share one connection, and SQLite
     has one transaction per connection: each method holds a lock for its whole body, so a
     handler's statement can never land inside a delivery's transaction (or vice versa).
+
+    That connection is not :class:`bot.state.BotState`'s, though both open the same file in
+    the same ``post_init`` (``BotServices.open``). The exactly-once design rests on these
+    ``BEGIN IMMEDIATE … COMMIT`` spans, and on one connection every statement issued between
+    a ``BEGIN`` and its ``COMMIT`` is part of that transaction: ``BotState`` writes without
+    taking this lock (its batched flush every 0.2 s, a "More" claim, a vote), so on a shared
+    connection its rows would land inside a digest's transaction and be rolled back with it
+    (``finish`` rolls back by design when a message is still pending), and making every
+    ``BotState`` write take this lock would put the answering path behind digest planning.
+    Two connections to one WAL file cost nothing here: SQLite serialises the writers (with
+    ``busy_timeout``), readers never wait. :mod:`bot.delivery_failures` keeps its own
+    connection for the same reason.
     """
 
     def __init__(self, db: aiosqlite.Connection) -> None:
