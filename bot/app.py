@@ -24,15 +24,11 @@ from telegram.ext import (
 )
 
 from bot import handlers
-from bot.digests import (
-    register_digest_handlers,
-    start_digest_scheduler,
-    stop_digest_scheduler,
-)
+from bot.digests import DigestOptions, register_digest_handlers
 from bot.logs import register_secret
 from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
 from bot.ratelimit import MAX_IN_FLIGHT, FloodControl
-from bot.services import KEY, BotServices
+from bot.services import KEY, BotServices, services_of
 from bot.settings import BotSettings
 from index.embed import Embedder
 
@@ -50,10 +46,16 @@ def file_url_for(base_url: str) -> str:
     return f"{head}/file/bot" if sep else base_url.rstrip("/") + "/file/bot"
 
 
-def build_application(settings: BotSettings, *, embedder: Embedder | None = None) -> Application:
+def build_application(
+    settings: BotSettings,
+    *,
+    embedder: Embedder | None = None,
+    digests: DigestOptions | None = None,
+) -> Application:
     """The bot, ready for :func:`bot.runner.running` (or PTB's own ``run_polling``).
 
-    ``embedder`` lets a caller that already loaded the model (tests, benchmarks) share it.
+    ``embedder`` lets a caller that already loaded the model (tests, benchmarks) share it;
+    ``digests`` lets tests run the digest scheduler on their own clock.
     """
     secret = settings.telegram_bot_token
     token = secret.get_secret_value().strip() if secret else ""
@@ -64,14 +66,16 @@ def build_application(settings: BotSettings, *, embedder: Embedder | None = None
         register_secret(settings.webhook_secret.get_secret_value())
 
     async def post_init(app: Application) -> None:
-        app.bot_data[KEY] = await BotServices.open(settings, embedder)
+        services = await BotServices.open(settings, embedder, application=app,
+                                          digest_options=digests)
+        app.bot_data[KEY] = services
         await set_commands(app, settings)
-        await start_digest_scheduler(app)
+        await services.digests.start()
 
     async def post_stop(app: Application) -> None:
-        await stop_digest_scheduler(app)
         services: BotServices | None = app.bot_data.get(KEY)
         if services is not None:
+            await services.digests.stop()
             await services.reindexer.close()
 
     async def post_shutdown(app: Application) -> None:
@@ -102,7 +106,7 @@ def build_application(settings: BotSettings, *, embedder: Embedder | None = None
         builder = builder.base_url(base).base_file_url(file_url_for(base))
     app = builder.build()
     add_handlers(app)
-    register_digest_handlers(app, settings)
+    register_digest_handlers(app, lambda context: services_of(context).digests)
     return app
 
 

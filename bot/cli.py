@@ -1,5 +1,9 @@
 """The ``newsbot`` command: a thin composition root over ``index`` (and the bot for serve).
 
+The settings are read once, here in :func:`main`, and handed to the subcommand as
+``func(args, settings)``. This module imports the subcommand modules (:mod:`bot.commands`,
+:mod:`bot.digest_cli`, :mod:`bot.serve_cli`), never the reverse.
+
 Heavy modules (torch, chromadb, telegram) are imported inside each subcommand so that
 ``newsbot --help`` and an unchanged re-index start quickly.
 """
@@ -14,13 +18,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.settings import BotSettings
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace) -> BotSettings:
     from bot.settings import BotSettings
 
     overrides: dict[str, Any] = {}
@@ -45,7 +52,7 @@ def _fmt_secs(s: float | None) -> str:
 # -- index ---------------------------------------------------------------------------------
 
 
-async def _index(args: argparse.Namespace) -> int:
+async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -53,7 +60,6 @@ async def _index(args: argparse.Namespace) -> int:
     from index.ingest.pipeline import Progress as IndexProgress
     from index.runtime import NothingToIndex, open_services
 
-    settings = _settings(args)
     console = Console(stderr=True)
     services = await open_services(settings)
     try:
@@ -119,13 +125,12 @@ async def _index(args: argparse.Namespace) -> int:
 # -- status --------------------------------------------------------------------------------
 
 
-async def _status(args: argparse.Namespace) -> int:
+async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from index.storage.store import Store
 
-    settings = _settings(args)
     if not settings.sqlite_path.exists():
         print(f"No store at {settings.data_dir} yet: run `newsbot index` to build one.")
         return 0
@@ -222,10 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_more(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Subcommands defined in their own modules (ask, eval, serve, digest)."""
+    """Subcommands defined in their own modules (ask, eval, digest, serve)."""
     from bot import commands
 
     commands.register(sub, common)
+    try:
+        from bot import digest_cli, serve_cli
+    except ImportError:  # the Telegram side is optional for index-only installs
+        return
+    digest_cli.register(sub, common)
+    serve_cli.register(sub, common)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = args.log_level or settings.log_level
     _setup_logging(level, quiet_console=args.command in {"index", "ask", "eval", "digest"})
     try:
-        return int(asyncio.run(args.func(args)) or 0)
+        return int(asyncio.run(args.func(args, settings)) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

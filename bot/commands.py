@@ -1,4 +1,7 @@
-"""Subcommands beyond index/status: ask, eval, serve, digest."""
+"""``newsbot ask`` and ``newsbot eval``: retrieval from the terminal.
+
+Registered by :mod:`bot.cli`, which reads the settings once and passes them in.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,12 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.settings import BotSettings
+    from index.runtime import Services
+    from index.search.retrieval import Retriever
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -28,46 +36,27 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=_eval)
 
-    try:
-        from bot import digest_cli
-    except ImportError:  # the Telegram side is optional for index-only installs
-        pass
-    else:
-        digest_cli.register(sub, common)
 
-    try:
-        from bot import serve_cli
-    except ImportError:  # the Telegram side is optional for index-only installs
-        return
-    serve_cli.register(sub, common)
-
-
-async def _open(args: argparse.Namespace) -> Any:
-    from bot.cli import _settings
-    from index.runtime import open_services
-
-    return await open_services(_settings(args))
-
-
-async def _retriever(services: Any) -> Any:
+async def _retriever(services: Services, settings: BotSettings) -> Retriever:
     from zoneinfo import ZoneInfo
 
     from index.search.retrieval import Retriever
 
     vectors = await services.vectors()
-    tz = ZoneInfo(services.settings.timezone)  # as the bot: "oggi" is the same day
-    return Retriever(services.settings, services.store, services.embedder, vectors, tz=tz)
+    tz = ZoneInfo(settings.timezone)  # as the bot: "oggi" is the same day
+    return Retriever(settings, services.store, services.embedder, vectors, tz=tz)
 
 
-async def _ask(args: argparse.Namespace) -> int:
+async def _ask(args: argparse.Namespace, settings: BotSettings) -> int:
     from index.render.answers import answer_to_json, render_plain
+    from index.runtime import open_services
 
-    services = await _open(args)
+    services = await open_services(settings)
     try:
         if await services.is_empty():
             print("The store is empty: indexing the built-in sample first…", file=sys.stderr)
             await services.index()
-        retriever = await _retriever(services)
+        retriever = await _retriever(services, settings)
         question = " ".join(args.question)
         answer = await retriever.answer(question, k=args.k, mode=args.mode)
         if args.json:
@@ -87,11 +76,10 @@ def _guess_lang(text: str) -> str:
     return "it" if lang == "it" else "en"
 
 
-async def _eval(args: argparse.Namespace) -> int:
+async def _eval(args: argparse.Namespace, settings: BotSettings) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from bot.cli import _settings
     from index.evaluation import evaluate_files, summary_line
     from index.runtime import open_services
 
@@ -106,7 +94,6 @@ async def _eval(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"newsbot eval: --k takes numbers like 1,3,5, not {args.k!r}", file=sys.stderr)
         return 2
-    settings = _settings(args)
     tmp = None
     if not args.data_dir:
         tmp = tempfile.TemporaryDirectory(prefix="newsbot-eval-")
@@ -120,7 +107,7 @@ async def _eval(args: argparse.Namespace) -> int:
             f"indexed: +{report.added} ~{report.updated} ={report.unchanged} "
             f"({report.chunks_embedded} chunks embedded in {report.seconds:.1f}s)"
         )
-        retriever = await _retriever(services)
+        retriever = await _retriever(services, settings)
         results = await evaluate_files(
             retriever, files, mode=args.mode, ks=ks,
             progress=(

@@ -39,8 +39,6 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiosqlite
@@ -50,13 +48,13 @@ from telegram.ext import Application
 
 from bot import texts
 from bot.logs import redact
+from bot.settings import BotSettings
 from index.render.i18n import format_date, normalize_lang
 from index.storage.store import connect_sqlite
 
 log = logging.getLogger(__name__)
 
 KEY = "delivery_failures"
-DEFAULT_NOTICE_AFTER = 3
 MAX_REASON = 300  # characters of the reason in a notice
 MAX_REASON_LISTED = 160  # and in a /stats line
 MAX_TITLE = 128  # Telegram's own limit on chat titles
@@ -170,12 +168,11 @@ def failures_html(failures: Sequence[DeliveryFailure], lang: str, tz: ZoneInfo) 
 class DeliveryFailures:
     """The ``delivery_failures`` table and the admins' notices; see the module docstring."""
 
-    def __init__(self, application: Application, settings: Any) -> None:
+    def __init__(self, application: Application, settings: BotSettings) -> None:
         self.application = application
         self.settings = settings
-        self.notice_after = max(1, int(getattr(
-            settings, "delivery_failure_notice_after", DEFAULT_NOTICE_AFTER)))
-        self.tz = ZoneInfo(str(getattr(settings, "timezone", "UTC")))
+        self.notice_after = max(1, settings.delivery_failure_notice_after)
+        self.tz = ZoneInfo(settings.timezone)
         self._db: aiosqlite.Connection | None = None
         self._users = 0
         self._lock = asyncio.Lock()
@@ -185,7 +182,7 @@ class DeliveryFailures:
     async def acquire(self) -> None:
         async with self._lock:
             if self._db is None:
-                self._db = await connect_sqlite(Path(self.settings.bot_state_path))
+                self._db = await connect_sqlite(self.settings.bot_state_path)
                 await self._db.executescript(_SCHEMA)
             self._users += 1
 
@@ -278,7 +275,7 @@ class DeliveryFailures:
         return _row(row) if row else None
 
     async def _tell_admins(self, failure: DeliveryFailure) -> None:
-        admins = list(getattr(self.settings, "admin_ids", []) or [])
+        admins = list(self.settings.admin_ids)
         kv = {"kind": failure.kind, "chat": failure.chat_id, "ref": failure.ref,
               "attempts": failure.attempts, "reason": failure.reason}
         if not admins:
@@ -299,7 +296,7 @@ class DeliveryFailures:
         log.warning("delivery keeps failing; admins told", extra={"kv": kv | {"told": told}})
 
 
-def delivery_failures(application: Application, settings: Any) -> DeliveryFailures:
+def delivery_failures(application: Application, settings: BotSettings) -> DeliveryFailures:
     """The application's shared instance, made on first use (take it with ``acquire``)."""
     found = application.bot_data.get(KEY)
     if isinstance(found, DeliveryFailures):
@@ -318,7 +315,6 @@ async def failing_deliveries(application: Application) -> list[DeliveryFailure]:
 
 
 __all__ = [
-    "DEFAULT_NOTICE_AFTER",
     "DeliveryFailure",
     "DeliveryFailures",
     "delivery_failures",

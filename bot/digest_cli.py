@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from bot.settings import BotSettings
 
 EXIT_USAGE = 2
 
@@ -58,10 +61,7 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-async def _digest(args: argparse.Namespace) -> int:
-    from bot.cli import _settings
-
-    settings = _settings(args)
+async def _digest(args: argparse.Namespace, settings: BotSettings) -> int:
     tz = ZoneInfo(settings.timezone)
     if args.chat is None and not args.since:
         return _fail("name a subscribed chat (--chat ID --dry-run) or a period (--since DATE)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import texts
-from bot.digests import DIGEST_COMMANDS
+from bot.digests import texts as digest_texts
 
 PUBLIC_COMMANDS = ("start", "help", "ask", "whoami")
 ADMIN_COMMANDS = ("reindex", "stats")
@@ -13,5 +13,5 @@ def command_table(names: tuple[str, ...], lang: str, *, digests: bool) -> dict[s
     """Command → description in ``lang``; ``digests`` adds the digest commands."""
     table = {name: texts.raw(f"cmd_{name}", lang) for name in names}
     if digests:
-        table.update(DIGEST_COMMANDS.get(lang, DIGEST_COMMANDS["en"]))
+        table.update(dict(digest_texts.command_menu(lang)))
     return table

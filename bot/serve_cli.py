@@ -13,7 +13,10 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +38,13 @@ def _fail(message: str) -> int:
     return EXIT_CONFIG
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, settings: BotSettings) -> int:
     from telegram.error import InvalidToken, NetworkError, TelegramError
 
     from bot.app import MissingToken, build_application
-    from bot.cli import _settings
     from bot.runner import running
     from index.embed.process import EncoderError
 
-    settings = _settings(args)
     try:
         app = build_application(settings)
     except MissingToken:

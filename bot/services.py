@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram.ext import ContextTypes
+from telegram.ext import Application, ContextTypes
 
+from bot.digests.delivery import DigestOptions, DigestService
 from bot.ratelimit import UserRateLimiter
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
@@ -51,13 +52,26 @@ class BotServices:
     limiter: UserRateLimiter
     inline_limiter: UserRateLimiter
     reindexer: Reindexer
+    digests: DigestService
     tz: ZoneInfo
     encoder: ProcessEmbedder | None = None  # the child process this object started
     _overview: tuple[float, dict[str, Any], dict[str, Any]] | None = field(default=None)
 
     @classmethod
-    async def open(cls, settings: BotSettings, embedder: Embedder | None = None) -> BotServices:
+    async def open(
+        cls,
+        settings: BotSettings,
+        embedder: Embedder | None = None,
+        *,
+        application: Application,
+        digest_options: DigestOptions | None = None,
+    ) -> BotServices:
+        """Open everything; the digest state is opened too, its scheduler started by the
+        caller (``post_init``, once the command menu is set)."""
         tz = ZoneInfo(settings.timezone)
+        # The digests read whatever retriever the services hold when a digest is built.
+        digests = DigestService(application, settings, retriever=lambda: self.retriever,
+                                options=digest_options)
         child: ProcessEmbedder | None = None
         if embedder is None and settings.encoder_process:
             child = ProcessEmbedder(settings)
@@ -73,6 +87,11 @@ class BotServices:
             vectors = await index.vectors()
             retriever = Retriever(settings, index.store, index.embedder, vectors, tz=tz)
             state = await BotState.open(settings.bot_state_path, tz)
+            try:
+                await digests.open()
+            except BaseException:
+                await state.close()
+                raise
         except BaseException:
             await index.close()
             if child is not None:
@@ -88,6 +107,7 @@ class BotServices:
             inline_limiter=UserRateLimiter(max(30, settings.user_rate_limit * 3)
                                            if settings.user_rate_limit > 0 else 0),
             reindexer=Reindexer(settings, index.embedder, vectors=vectors),
+            digests=digests,
             tz=tz,
             encoder=child,
         )
@@ -96,6 +116,7 @@ class BotServices:
         return self
 
     async def close(self) -> None:
+        await self.digests.close()
         await self.retriever.aclose()
         await self.reindexer.close()
         await self.state.close()

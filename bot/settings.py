@@ -5,14 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from index.settings import Settings
-
-
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
+from index.settings import Settings, _env
 
 
 class BotSettings(Settings):

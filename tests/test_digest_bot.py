@@ -26,13 +26,13 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot.digests import (
+    DigestOptions,
     DigestService,
     Subscription,
     parse_subscribe,
     register_digest_handlers,
-    start_digest_scheduler,
-    stop_digest_scheduler,
 )
+from bot.services import KEY, BotServices
 
 # 07:00 in Rome on 2 December 2025, an hour before the default 08:00 digest.
 BEFORE = datetime(2025, 12, 2, 6, 0, tzinfo=UTC)
@@ -52,19 +52,22 @@ async def digest_bot(
     server: FakeBotApi, settings: Any, retriever: Any, clock: DigestClock, *,
     provider: Callable[[], Any] | None = None, **kwargs: Any,
 ) -> AsyncIterator[tuple[Application, DigestService]]:
-    """The digest side in a bare Application; ``provider`` (instead of ``retriever``) lets a
-    test swap the retriever under a running bot, as a reopened archive would."""
+    """The digest side in a bare Application, with the bot's lifecycle (open and start,
+    stop, close); ``provider`` (instead of ``retriever``) lets a test swap the retriever under
+    a running bot, as a reopened archive would. ``kwargs`` are :class:`DigestOptions`."""
     app = server.application_builder().build()
     app.add_handler(MessageHandler(filters.COMMAND, _fallback))  # the bot's "unknown command"
-    svc = register_digest_handlers(
-        app, settings, retriever=provider or (lambda: retriever), clock=clock,
-        tick_seconds=TICK, **kwargs,
+    svc = DigestService(
+        app, settings, retriever=provider or (lambda: retriever),
+        options=DigestOptions(clock=clock, tick_seconds=TICK, **kwargs),
     )
+    register_digest_handlers(app, lambda _context: svc)
     await app.initialize()
     await app.start()
     assert app.updater is not None
     await app.updater.start_polling(poll_interval=0.0, timeout=1)
-    await start_digest_scheduler(app)
+    await svc.open()
+    await svc.start()
     stopped = False
     try:
         yield app, svc
@@ -74,8 +77,9 @@ async def digest_bot(
         if not stopped:
             await app.updater.stop()
             await app.stop()
-            await stop_digest_scheduler(app)
+            await svc.stop()
         await app.shutdown()
+        await svc.close()
 
 
 class _Crashed(Exception):
@@ -98,6 +102,11 @@ async def crash(app: Application, svc: DigestService) -> None:
     await app.updater.stop()
     await app.stop()
     raise _Crashed
+
+
+def services_of(app: Application) -> BotServices:
+    services: BotServices = app.bot_data[KEY]
+    return services
 
 
 def db_rows(settings: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -151,6 +160,28 @@ def test_subscribe_arguments_and_slots() -> None:
                           send_empty=False)
     assert weekly.latest_slot(datetime(2025, 12, 2, tzinfo=UTC)) == datetime(
         2025, 11, 28, 18, 30, tzinfo=UTC)  # the Friday before
+
+
+def test_digest_texts_are_one_table_in_both_languages() -> None:
+    """The command menu, weekday names and replies come from one table with one ``t()``."""
+    from bot.digests import texts
+
+    assert set(texts.STRINGS["it"]) == set(texts.STRINGS["en"])
+    assert texts.command_menu("en") == [
+        ("subscribe", "Periodic news digest here: [HH:MM] [daily|weekly] [topic]"),
+        ("unsubscribe", "Stop this chat's digest"),
+        ("digest", "Preview the digest that would be sent now"),
+        ("subscriptions", "This chat's digest settings"),
+    ]
+    assert texts.command_menu("it-IT")[0] == (
+        "subscribe", "Rassegna periodica qui: [HH:MM] [daily|weekly] [argomento]")
+    weekly = Subscription(chat_id=-1, chat_type="group", title="", at="07:15",
+                          frequency="weekly", weekday=6, tz="UTC", topic="Gaza", lang="it",
+                          send_empty=False)
+    assert texts.schedule_text(weekly, "it") + texts.topic_text(weekly, "it") == (
+        "ogni domenica alle 07:15 (UTC), argomento «Gaza»")
+    assert texts.schedule_text(weekly, "fr") == "every Sunday at 07:15 (UTC)"
+    assert weekly.name == "-1"
 
 
 # -- subscriptions ----------------------------------------------------------------------------
@@ -483,15 +514,15 @@ async def test_wired_into_the_bots_application(
 
     server = fake_bot_api
     settings = bot_settings(digest_store, server, tmp_path, admin_ids=[DIGEST_ADMIN_ID])
-    app = build_application(settings, embedder=bot_embedder)
-    svc: DigestService = app.bot_data["digests"]
     clock = DigestClock(BEFORE)
-    svc.clock, svc.tick_seconds = clock, TICK  # before post_init arms the tick
+    app = build_application(settings, embedder=bot_embedder,
+                            digests=DigestOptions(clock=clock, tick_seconds=TICK))
     owner = server.user("Owner")
     admin = server.user("Operator", user_id=DIGEST_ADMIN_ID)
     group = server.supergroup("Desk", owner=owner)
     dm = server.private_chat(admin)
     async with running(app, settings):
+        assert services_of(app).digests.clock is clock  # the bot's services hold the service
         server.user_sends(group, owner, "/subscribe 08:00 daily")
         (reply,) = await server.wait_for_messages(group["id"], 1)
         assert reply["text"].startswith("✅ Digest set up for Desk: every day at 08:00")
@@ -530,10 +561,9 @@ async def test_a_digest_that_keeps_failing_is_told_once_and_listed_by_stats(
     server = fake_bot_api
     settings = bot_settings(digest_store, server, tmp_path, admin_ids=[DIGEST_ADMIN_ID])
     assert settings.delivery_failure_notice_after == 3
-    app = build_application(settings, embedder=bot_embedder)
-    svc: DigestService = app.bot_data["digests"]
     clock = DigestClock(BEFORE)
-    svc.clock, svc.tick_seconds = clock, TICK
+    app = build_application(settings, embedder=bot_embedder,
+                            digests=DigestOptions(clock=clock, tick_seconds=TICK))
     admin = server.user("Operator", user_id=DIGEST_ADMIN_ID)
     dm = server.private_chat(admin)
     channel = server.channel("Wire", username="wirefeed")
@@ -543,6 +573,7 @@ async def test_a_digest_that_keeps_failing_is_told_once_and_listed_by_stats(
         return str((await server.wait_for_messages(dm["id"], n, timeout=20))[-1]["text"])
 
     async with running(app, settings):
+        svc = services_of(app).digests
         server.user_sends(dm, admin, "/subscribe @wirefeed 08:00")
         (reply,) = await server.wait_for_messages(dm["id"], 1)
         assert reply["text"].startswith("✅ Digest set up for @wirefeed")
