@@ -23,7 +23,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers, texts
+from bot import handlers, live, texts
 from bot.digests import (
     DIGEST_COMMANDS,
     register_digest_handlers,
@@ -39,7 +39,8 @@ from index.embed import Embedder
 log = logging.getLogger(__name__)
 
 PUBLIC_COMMANDS = ("start", "help", "ask")
-ADMIN_COMMANDS = ("reindex", "stats")
+LIVE_GROUP = 1  # channel posts: a handler group of their own, whatever else matches them
+ADMIN_COMMANDS = ("reindex", "stats", "sources")
 
 
 class MissingToken(ValueError):
@@ -66,14 +67,18 @@ def build_application(settings: BotSettings, *, embedder: Embedder | None = None
         register_secret(settings.webhook_secret.get_secret_value())
 
     async def post_init(app: Application) -> None:
-        app.bot_data[KEY] = await BotServices.open(settings, embedder)
+        services = app.bot_data[KEY] = await BotServices.open(settings, embedder)
         await set_commands(app, settings)
         await start_digest_scheduler(app)
+        if services.live is not None:
+            await services.live.start(app.bot, services, just_read=services.just_read)
 
     async def post_stop(app: Application) -> None:
         await stop_digest_scheduler(app)
         services: BotServices | None = app.bot_data.get(KEY)
         if services is not None:
+            if services.live is not None:
+                await services.live.stop()
             await services.reindexer.close()
 
     async def post_shutdown(app: Application) -> None:
@@ -115,6 +120,9 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CommandHandler("ask", handlers.ask_command, filters=new_message))
     app.add_handler(CommandHandler("reindex", handlers.reindex_command, filters=new_message))
     app.add_handler(CommandHandler("stats", handlers.stats_command, filters=new_message))
+    app.add_handler(CommandHandler("sources", live.sources_command, filters=new_message))
+    app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POSTS, live.channel_post),
+                    group=LIVE_GROUP)
     app.add_handler(MessageHandler(
         new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND,
         handlers.private_text,

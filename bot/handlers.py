@@ -28,6 +28,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
 from bot import texts
+from bot.live import stats_lines
 from bot.services import BotServices, Reply, services_of
 from bot.state import Page
 from index.models import Answer
@@ -389,7 +390,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     )
     memory = texts.memory_lines(services.retriever.memory.status(),
                                 services.retriever.vectors, lang)
-    await message.reply_text("\n".join([body, *memory]))
+    await message.reply_text("\n".join([body, *memory, *await stats_lines(services, lang)]))
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -173,3 +173,23 @@ def rss(title: str, items: list[dict[str, str]], link: str = "https://wire.examp
         )
     parts.append("</channel></rss>")
     return "\n".join(parts).encode("utf-8")
+
+
+# Invented places: no article anywhere else mentions them.
+TOWNS = ["Zorvenia", "Quillabrano", "Maretosso", "Brivellina", "Cantavorre", "Ulmeria"]
+THINGS = ["lanterne di carta", "orologi ad acqua", "mappe celesti", "organetti a manovella",
+          "bambole di legno", "vetrate colorate"]
+
+
+def story(i: int) -> dict[str, str]:
+    town, thing = TOWNS[i], THINGS[i]
+    return {
+        "link": f"https://wire.example/{town.lower()}",
+        "title": f"A {town} apre il museo delle {thing}",
+        "text": (
+            f"Il comune di {town} ha inaugurato sabato il nuovo museo delle {thing}. "
+            f"La collezione di {town} conta oltre trecento pezzi donati dalle famiglie del "
+            f"paese. Il sindaco di {town} ha detto che il museo resterà aperto tutti i giorni."
+        ),
+        "published": http_date(1_717_232_400 + i * 3600),  # June 2024
+    }

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from feedserver import FeedServer, Route, http_date, rss
+from feedserver import TOWNS, FeedServer, Route, http_date, rss, story
 
 from index.ingest.fetch import Fetcher, FetchError, Validators
 from index.ingest.live import LiveIndexer, PollResult, services_writer
@@ -27,26 +27,6 @@ from index.settings import Settings, SourceSpec
 from index.storage.sources import SourceHealth
 
 pytestmark = pytest.mark.slow
-
-# Invented places: no article anywhere else mentions them.
-TOWNS = ["Zorvenia", "Quillabrano", "Maretosso", "Brivellina", "Cantavorre", "Ulmeria"]
-THINGS = ["lanterne di carta", "orologi ad acqua", "mappe celesti", "organetti a manovella",
-          "bambole di legno", "vetrate colorate"]
-
-
-def story(i: int) -> dict[str, str]:
-    town, thing = TOWNS[i], THINGS[i]
-    return {
-        "link": f"https://wire.example/{town.lower()}",
-        "title": f"A {town} apre il museo delle {thing}",
-        "text": (
-            f"Il comune di {town} ha inaugurato sabato il nuovo museo delle {thing}. "
-            f"La collezione di {town} conta oltre trecento pezzi donati dalle famiglie del "
-            f"paese. Il sindaco di {town} ha detto che il museo resterà aperto tutti i giorni."
-        ),
-        "published": http_date(1_717_232_400 + i * 3600),  # June 2024
-    }
-
 
 class CountingEmbedder:
     """The real embedder, counting the passages it is asked to embed."""

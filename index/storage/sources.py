@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS source_state(
     next_attempt_ts REAL,
     alerted INTEGER NOT NULL DEFAULT 0,
     polls INTEGER NOT NULL DEFAULT 0,
-    not_modified INTEGER NOT NULL DEFAULT 0
+    not_modified INTEGER NOT NULL DEFAULT 0,
+    last_added_ts REAL
 );
 CREATE TABLE IF NOT EXISTS source_files(
     source TEXT NOT NULL,
@@ -74,7 +75,7 @@ CREATE TABLE IF NOT EXISTS source_inbox(
 _COLUMNS = (
     "name, kind, target, etag, last_modified, last_attempt_ts, last_success_ts, last_error,"
     " last_error_ts, failures, added_total, added_last, newest_ts, next_attempt_ts, alerted,"
-    " polls, not_modified"
+    " polls, not_modified, last_added_ts"
 )
 
 
@@ -97,6 +98,7 @@ class SourceHealth:
     alerted: bool = False
     polls: int = 0
     not_modified: int = 0  # polls answered 304 Not Modified
+    last_added: float | None = None  # when a read last added articles
 
     def lag(self, now: float) -> float | None:
         """Seconds between now and the newest item's date."""
@@ -115,6 +117,7 @@ class SourceHealth:
             "lag_seconds": None if self.lag(now) is None else round(self.lag(now) or 0.0),
             "next_attempt": iso(self.next_attempt), "alerted": self.alerted,
             "polls": self.polls, "not_modified": self.not_modified,
+            "last_added": iso(self.last_added),
         }
 
 
@@ -185,6 +188,9 @@ class SourceLedger:
         sets = ["last_success_ts=?", "failures=0", "added_last=?", "added_total=added_total+?",
                 "next_attempt_ts=?", "not_modified=not_modified+?"]
         params: list[Any] = [now, added, added, next_attempt, int(not_modified)]
+        if added:
+            sets.append("last_added_ts=?")
+            params.append(now)
         if newest is not None:
             sets.append("newest_ts=max(coalesce(newest_ts, ?), ?)")
             params += [newest, newest]
@@ -300,7 +306,7 @@ def _health(r: Any) -> SourceHealth:
         name=r[0], kind=r[1], target=r[2], etag=r[3], last_modified=r[4], last_attempt=r[5],
         last_success=r[6], last_error=r[7], last_error_at=r[8], failures=int(r[9]),
         added_total=int(r[10]), added_last=int(r[11]), newest=r[12], next_attempt=r[13],
-        alerted=bool(r[14]), polls=int(r[15]), not_modified=int(r[16]),
+        alerted=bool(r[14]), polls=int(r[15]), not_modified=int(r[16]), last_added=r[17],
     )
 
 
