@@ -210,6 +210,10 @@ class LiveNews:
         bot = self.bot
         if bot is None:
             raise RuntimeError("the bot is not started")
+        if kind == "failing":
+            log.error("source keeps failing; telling the admins", extra={"kv": {
+                "source": health.name, "failures": health.failures,
+                "reason": health.last_error}})
         now = time.time()
         sent = 0
         errors: list[str] = []

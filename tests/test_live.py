@@ -334,3 +334,81 @@ async def _no_leaked_tasks() -> AsyncIterator[None]:
     # every LiveIndexer above was stopped: none of its tasks is left in this loop
     left = [t for t in asyncio.all_tasks() if t.get_name().startswith("source-") and not t.done()]
     assert not left
+
+
+async def test_a_failed_batch_of_posts_stays_queued_and_is_retried(
+    bot_embedder: Any, tmp_path: Path
+) -> None:
+    from contextlib import asynccontextmanager
+
+    from index.ingest.telegram import channel_post_article
+
+    settings = settings_for(tmp_path)
+    real = services_writer(settings, bot_embedder)
+    attempts = [0]
+
+    @asynccontextmanager
+    async def flaky() -> AsyncIterator[Any]:
+        attempts[0] += 1
+        if attempts[0] == 1:
+            raise OSError("disk full")
+        async with real() as services:
+            yield services
+
+    live = LiveIndexer(settings, flaky, specs={}, push_delay=0.05, rng=lambda: 0.0)
+    live.backoff = lambda every, failures, retry_after=None: 0.2  # type: ignore[method-assign]
+    await live.start()
+    try:
+        post = channel_post_article(chat_id=-1009, username=None, title="Interna",
+                                    message_id=3, date=None, text=story(1)["text"])
+        assert post is not None
+        await live.submit("-1009", "-1009", [post])
+        await live.wait_for(lambda h: any(r.name == "-1009" and r.ok for r in h), timeout=30)
+        failed = [r for r in live.history if r.name == "-1009" and not r.ok]
+        assert [r.error for r in failed] == ["OSError: disk full"]
+        health = await live.ledger.get("-1009")  # type: ignore[union-attr]
+        assert health is not None and health.failures == 0 and health.added_total == 1
+        assert await live.ledger.inbox_size() == 0  # type: ignore[union-attr]
+    finally:
+        await live.stop()
+
+
+async def test_sources_message_stays_under_telegram_limits_and_escapes_everything(
+    tmp_path: Path
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from fakebotapi import parse_html
+
+    from bot.live import LiveNews
+    from bot.settings import BotSettings
+
+    hostile = "<script>alert(1)</script> & <b>"
+    specs = {f"feed-{i}-{hostile}": {"path": f"https://host{i}.example/rss?key=SECRET",
+                                     "every": "5m"} for i in range(120)}
+    settings = BotSettings(_env_file=None, data_dir=tmp_path / "data", sources=specs,
+                           channel_sources=["@canale"])
+    live = LiveNews(settings, None, None, ZoneInfo("Europe/Rome"))  # type: ignore[arg-type]
+    await live.indexer.open()
+    try:
+        ledger = live.indexer.ledger
+        assert ledger is not None
+        now = 1_717_232_400.0
+        for i, name in enumerate(specs):
+            if i % 2:
+                await ledger.failed(name, now, f"HTTP error 500 {hostile} " * 20,
+                                    next_attempt=now + 600)
+            else:
+                await ledger.succeeded(name, now, next_attempt=now + 300, added=3,
+                                       newest=now - 7200)
+        for lang in ("it", "en"):
+            text = await live.sources_html(lang, now=now + 60)
+            parsed = parse_html(text)  # valid Telegram HTML, or this raises
+            assert parsed.length < 4096
+            assert "<script>" not in text and "SECRET" not in text
+            assert hostile in parsed.text  # shown as typed, not as markup
+            assert ("… e altre" if lang == "it" else "… and") in parsed.text
+        line = await live.stats_line("it")
+        assert line is not None and "fonti: 121 · in errore: 60" in line
+    finally:
+        await live.stop()

@@ -299,7 +299,8 @@ class LiveIndexer:
         return result
 
     async def _failed(
-        self, name: str, result: PollResult, reason: str, retry_after: float | None = None
+        self, name: str, result: PollResult, reason: str, retry_after: float | None = None,
+        *, retry_in: float | None = None,
     ) -> PollResult:
         ledger = self._ledger()
         reason = " ".join(reason.split())[:MAX_REASON]
@@ -307,7 +308,9 @@ class LiveIndexer:
         current = await ledger.get(name)
         failures = (current.failures if current else 0) + 1
         every = self.specs[name].every if name in self.specs else None
-        result.next_attempt = now + self.backoff(every, failures, retry_after)
+        if retry_in is None:
+            retry_in = self.backoff(every, failures, retry_after)
+        result.next_attempt = now + retry_in
         result.error = reason
         health = await ledger.failed(name, now, reason, next_attempt=result.next_attempt)
         result.health = health
@@ -435,17 +438,15 @@ class LiveIndexer:
             queued = await self._ledger().inbox()
             if not queued:
                 continue
-            ok = await self._index_pushed(queued)
-            if not ok:
-                self._push_failures += 1
-                await self.sleep(self.backoff(5.0, self._push_failures))
+            retry_in = await self._index_pushed(queued)
+            if retry_in is not None:
+                await self.sleep(retry_in)
                 self._pushed.set()
-            else:
-                self._push_failures = 0
-                if await self._ledger().inbox_size():
-                    self._pushed.set()
+            elif await self._ledger().inbox_size():
+                self._pushed.set()
 
-    async def _index_pushed(self, queued: list[InboxItem]) -> bool:
+    async def _index_pushed(self, queued: list[InboxItem]) -> float | None:
+        """Index the queued posts; None when done, else seconds until the next try."""
         ledger = self._ledger()
         by_source: dict[str, list[InboxItem]] = {}
         for item in queued:
@@ -465,10 +466,13 @@ class LiveIndexer:
             raise
         except Exception as exc:  # noqa: BLE001 - kept in the inbox, tried again
             log.exception("indexing pushed posts failed")
+            self._push_failures += 1
+            retry_in = self.backoff(5.0, self._push_failures)
             for source in by_source:
                 await self._failed(source, PollResult(source, ok=False, at=now),
-                                   f"{type(exc).__name__}: {exc}")
-            return False
+                                   f"{type(exc).__name__}: {exc}", retry_in=retry_in)
+            return retry_in
+        self._push_failures = 0
         await ledger.inbox_done(queued)
         done = self.clock()
         first = True
@@ -491,7 +495,7 @@ class LiveIndexer:
         log.info("pushed posts indexed", extra={"kv": {
             "posts": len(queued), "added": report.added, "updated": report.updated,
             "failed": len(report.failed)}})
-        return True
+        return None
 
     # -- reading ----------------------------------------------------------------------------
 
