@@ -229,11 +229,12 @@ async def test_failing_sources_are_backed_off_and_reported_once_while_another_up
 
     broken = polls(history, "broken")
     assert all(not r.ok and r.error == "HTTP error 500 Internal Server Error" for r in broken)
-    # Exponential back-off: 0.4, 0.8, 1.6 s between attempts (jitter pinned at its top).
+    # Exponential back-off from max(every, 1 s): 1, 2, 4 s between attempts (jitter pinned at
+    # its top), while the good feed is polled every 0.4 s.
     times = [r.at for r in broken[:4]]
     gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert gaps[0] >= 0.35 and gaps[1] >= 0.75 and gaps[2] >= 1.5, gaps
-    assert gaps[1] > gaps[0] * 1.5 and gaps[2] > gaps[1] * 1.5, gaps
+    # (Lower bounds only: on a loaded machine an attempt can start late, never early.)
+    assert gaps[0] >= 0.95 and gaps[1] >= 1.9 and gaps[2] >= 3.8, gaps
 
     huge = polls(history, "huge")
     assert all(not r.ok and "over the limit of 50,000 bytes" in (r.error or "") for r in huge)

@@ -4,7 +4,8 @@ Used by ``newsbot serve`` (bot/live.py) and ``newsbot index --watch``. Every sou
 task: wait until due, *poll*, record the outcome in the ledger (index/storage/sources.py), and
 compute when it is due again — ``every`` after a success; after a failure an exponential
 back-off with jitter (``every · 2^(failures−1)``, capped, at least what ``Retry-After`` said),
-so a failing source never delays another and a broken server is not hammered.
+never more often than once a second, so a failing source never delays another and a broken
+server is not hammered.
 
 A poll does the cheap part first, outside the data dir's write lock:
 
@@ -161,8 +162,7 @@ class LiveIndexer:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """The ledger and the HTTP client, without starting any task (``newsbot status``,
-        tests that poll by hand)."""
+        """The ledger and the HTTP client, without starting any task (to poll by hand)."""
         if self.ledger is None:
             self.ledger = await SourceLedger.open(self.settings.sqlite_path)
         if self.fetcher is None:
