@@ -23,7 +23,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers
+from bot import handlers, live
 from bot.digests import DigestOptions, register_digest_handlers
 from bot.logs import register_secret
 from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
@@ -34,6 +34,7 @@ from index.embed import Embedder
 
 log = logging.getLogger(__name__)
 
+LIVE_GROUP = 1  # channel posts: a handler group of their own, whatever else matches them
 
 
 class MissingToken(ValueError):
@@ -71,11 +72,15 @@ def build_application(
         app.bot_data[KEY] = services
         await set_commands(app, settings)
         await services.digests.start()
+        if services.live is not None:
+            await services.live.start(app.bot, services, just_read=services.just_read)
 
     async def post_stop(app: Application) -> None:
         services: BotServices | None = app.bot_data.get(KEY)
         if services is not None:
             await services.digests.stop()
+            if services.live is not None:
+                await services.live.stop()
             await services.reindexer.close()
 
     async def post_shutdown(app: Application) -> None:
@@ -118,6 +123,9 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CommandHandler("reindex", handlers.reindex_command, filters=new_message))
     app.add_handler(CommandHandler("stats", handlers.stats_command, filters=new_message))
     app.add_handler(CommandHandler("whoami", handlers.whoami_command, filters=new_message))
+    app.add_handler(CommandHandler("sources", live.sources_command, filters=new_message))
+    app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POSTS, live.channel_post),
+                    group=LIVE_GROUP)
     app.add_handler(MessageHandler(
         new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND,
         handlers.private_text,

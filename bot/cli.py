@@ -61,8 +61,13 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
     from index.runtime import NothingToIndex, open_services
 
     console = Console(stderr=True)
+    if args.watch and args.prune:
+        console.print("[red]newsbot index: --watch never prunes; run --prune on its own[/red]")
+        return 2
     services = await open_services(settings)
     try:
+        if args.watch:
+            return await _watch(args, settings, services)
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -122,6 +127,105 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
         await services.close()
 
 
+async def _watch(args: argparse.Namespace, settings: Any, services: Any) -> int:
+    """``newsbot index --watch``: the bot's background scheduler, in the foreground."""
+    import signal
+    from datetime import datetime
+
+    from rich.console import Console
+
+    from index.ingest.live import LiveIndexer, PollResult, shared_writer
+    from index.settings import SourceSpec
+
+    out = Console(soft_wrap=True)  # one line per poll, however long (logs, pipes)
+    if args.paths:
+        every = settings.ingest_every or 900.0
+        specs = {str(p): SourceSpec(str(p), every) for p in args.paths}
+    else:
+        specs = dict(settings.source_specs)
+    scheduled = {n: s for n, s in specs.items() if s.every}
+    if not scheduled:
+        Console(stderr=True).print(
+            "[red]newsbot index --watch: nothing to watch: set NEWSBOT_SOURCES (with INGEST_EVERY "
+            "or a source's \"every\" above 0), or name feeds and folders[/red]"
+        )
+        return 2
+
+    async def show(r: PollResult) -> None:
+        when = datetime.fromtimestamp(r.at).strftime("%H:%M:%S")
+        if not r.ok:
+            failures = r.health.failures if r.health else 0
+            wait = (r.next_attempt or r.at) - r.at
+            out.print(f"{when} [red]{r.name}: failed[/red] ({failures} in a row): {r.error}; "
+                      f"next try in {wait:.0f} s")
+        elif r.not_modified:
+            out.print(f"{when} {r.name}: not modified")
+        else:
+            rep = r.report
+            added, updated = (rep.added, rep.updated) if rep else (0, 0)
+            failed = len(rep.failed) if rep else 0
+            out.print(f"{when} {r.name}: +{added} ~{updated}, {r.read} read, "
+                      f"{r.skipped} unchanged/known skipped, {failed} failed")
+
+    live = LiveIndexer(settings, shared_writer(services), specs=scheduled, on_poll=show)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await live.start()
+        out.print(f"watching {', '.join(scheduled)} (Ctrl-C stops)")
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await live.stop()
+    out.print("stopped")
+    return 0
+
+
+def _ago(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    s = max(0, int(seconds))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{round(s / 60)} min"
+    if s < 129600:
+        return f"{round(s / 3600)} h"
+    return f"{round(s / 86400)} d"
+
+
+async def _source_health(settings: Any) -> list[dict[str, Any]]:
+    """Every configured source (and channel) with what the ledger knows of it."""
+    import time
+
+    from index.ingest.live import source_kind
+    from index.storage.sources import SourceLedger
+
+    ledger = await SourceLedger.open(settings.sqlite_path)
+    try:
+        known = {h.name: h for h in await ledger.all()}
+    finally:
+        await ledger.close()
+    now = time.time()
+    rows: list[dict[str, Any]] = []
+    names = [*settings.source_specs, *getattr(settings, "channel_sources", [])]
+    for name in names:
+        spec = settings.source_specs.get(name)
+        h = known.get(name)
+        row: dict[str, Any] = h.as_dict(now) if h else {
+            "name": name, "kind": source_kind(spec.path) if spec else "channel",
+            "target": spec.path if spec else name, "last_success": None, "last_error": None,
+            "consecutive_failures": 0, "articles_added": 0, "lag_seconds": None,
+        }
+        row["every_seconds"] = spec.every if spec else None
+        row["flagged"] = row.get("consecutive_failures", 0) >= settings.source_alert_failures
+        rows.append(row)
+    return rows
+
+
 # -- status --------------------------------------------------------------------------------
 
 
@@ -142,6 +246,7 @@ async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
         model = await store.get_meta("embedding_model")
     finally:
         await store.close()
+    health = await _source_health(settings)
     where = (
         f"chroma server http://{settings.chroma_host}:{settings.chroma_port}"
         if settings.chroma_host
@@ -159,6 +264,7 @@ async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
             for d in (overview["first_published"], overview["last_published"])
         ],
         "last_run": last,
+        "live_sources": health,
     }
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
@@ -180,6 +286,23 @@ async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
             f"failed {len(st.get('failed', []))}",
         )
     Console().print(table)
+    if health:
+        src = Table(title=f"sources (flagged after {settings.source_alert_failures} failures "
+                          "in a row)")
+        for col in ("source", "kind", "every", "last success", "added", "lag", "failures",
+                    "last error"):
+            src.add_column(col)
+        for h in health:
+            every = h.get("every_seconds")
+            src.add_row(
+                ("⚠ " if h["flagged"] else "") + h["name"], h["kind"],
+                "live" if h["kind"] == "channel" else (_ago(every) if every else "manual"),
+                (h.get("last_success") or "never").replace("T", " ").replace("+00:00", "Z"),
+                str(h.get("articles_added", 0)), _ago(h.get("lag_seconds")),
+                str(h.get("consecutive_failures", 0)),
+                (h.get("last_error") or "")[:80] if h.get("consecutive_failures") else "",
+            )
+        Console().print(src)
     return 0
 
 
@@ -216,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="JSONL/JSON, .txt/.md/.html files, folders, RSS/Atom")
     p.add_argument("--prune", action="store_true", help="remove articles no longer present")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--watch", action="store_true",
+        help="keep reading NEWSBOT_SOURCES (or the paths given) on their schedule, as "
+             "`newsbot serve` does, until Ctrl-C",
+    )
     p.set_defaults(func=_index)
 
     p = sub.add_parser("status", parents=[common], help="what the store holds")

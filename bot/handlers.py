@@ -31,6 +31,7 @@ from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.delivery_failures import failing_deliveries, failures_html
+from bot.live import stats_lines
 from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
 from bot.services import BotServices, Reply, services_of
 from bot.state import Page
@@ -427,9 +428,9 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     memory = texts.memory_lines(services.retriever.memory.status(),
                                 services.retriever.vectors, lang)
     failing = await failing_deliveries(context.application)
-    await message.reply_text(
-        "\n".join([body, *memory, failures_html(failing, lang, services.tz)])
-    )
+    await message.reply_text("\n".join([
+        body, *memory, *await stats_lines(services, lang), failures_html(failing, lang, services.tz),
+    ]))
 
 
 # -- errors --------------------------------------------------------------------------------

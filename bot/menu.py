@@ -6,7 +6,7 @@ from bot import texts
 from bot.digests import texts as digest_texts
 
 PUBLIC_COMMANDS = ("start", "help", "ask", "whoami")
-ADMIN_COMMANDS = ("reindex", "stats")
+ADMIN_COMMANDS = ("reindex", "stats", "sources")
 
 
 def command_table(names: tuple[str, ...], lang: str, *, digests: bool) -> dict[str, str]:

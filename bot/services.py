@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from telegram.ext import Application, ContextTypes
 
 from bot.digests.delivery import DigestOptions, DigestService
+from bot.live import LiveNews
 from bot.ratelimit import UserRateLimiter
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
@@ -55,6 +56,8 @@ class BotServices:
     digests: DigestService
     tz: ZoneInfo
     encoder: ProcessEmbedder | None = None  # the child process this object started
+    live: LiveNews | None = None  # sources read in the background, channel posts (bot/live.py)
+    just_read: list[str] = field(default_factory=list)  # sources indexed at start-up
     _overview: tuple[float, dict[str, Any], dict[str, Any]] | None = field(default=None)
 
     @classmethod
@@ -78,10 +81,15 @@ class BotServices:
             await asyncio.to_thread(child.start)  # the first question need not wait for it
             embedder = child
         index = await open_services(settings, embedder=embedder)
+        just_read: list[str] = []
         try:
             if await index.is_empty():
                 log.info("the store is empty: indexing the built-in sample before serving")
                 report = await index.index()
+                # Sources read whole are next due one interval from now; one that failed
+                # (a feed that did not answer) is tried again at once, in the background.
+                unread = {e.origin for e in report.failed}
+                just_read = [n for n, path in settings.sources.items() if path not in unread]
                 log.info("sample indexed", extra={"kv": {"added": report.added,
                                                          "seconds": round(report.seconds, 1)}})
             vectors = await index.vectors()
@@ -110,12 +118,16 @@ class BotServices:
             digests=digests,
             tz=tz,
             encoder=child,
+            live=LiveNews(settings, index.embedder, vectors, tz),
+            just_read=just_read,
         )
         self.reindexer.on_done = self.after_reindex
         retriever.keep_vectors_in_memory()  # in the background: answers go on meanwhile
         return self
 
     async def close(self) -> None:
+        if self.live is not None:
+            await self.live.stop()
         await self.digests.close()
         await self.retriever.aclose()
         await self.reindexer.close()

@@ -66,6 +66,12 @@ class BotSettings(Settings):
     bot_state_file: Path | None = Field(
         None, validation_alias=_env("BOT_STATE_PATH", "bot_state_file")
     )  # the bot's own SQLite (question log, feedback, "More" pages); default in data_dir
+    # Channels (@username or -100… id) whose posts become articles (bot/live.py); the bot
+    # must be an administrator there to receive them.
+    channel_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("TELEGRAM_CHANNEL_SOURCES", "channel_sources"),
+    )
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -81,6 +87,33 @@ class BotSettings(Settings):
                 return [int(p) for p in parts]
             except ValueError as exc:
                 raise ValueError(f"ADMIN_IDS must be numeric Telegram user ids: {value!r}") from exc
+        return value
+
+    @field_validator("channel_sources", mode="before")
+    @classmethod
+    def _parse_channels(cls, value: object) -> object:
+        """``@ansa_news, -1001234567890`` (commas or spaces), as written in a channel's link."""
+        if value is None or value == "":
+            return []
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        if isinstance(value, list | tuple):
+            out: list[str] = []
+            for item in value:
+                entry = str(item).strip()
+                entry = entry.removeprefix("https://t.me/").removeprefix("t.me/")
+                if not entry:
+                    continue
+                if entry.lstrip("-").isdigit():
+                    if not entry.startswith("-100"):
+                        raise ValueError(
+                            "TELEGRAM_CHANNEL_SOURCES: a channel id starts with -100 "
+                            f"(got {entry!r})"
+                        )
+                elif not entry.startswith("@"):
+                    entry = "@" + entry
+                out.append(entry)
+            return out
         return value
 
     @property

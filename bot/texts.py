@@ -132,6 +132,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "cmd_ask": "Ask a question (in groups)",
         "cmd_reindex": "Re-read the sources (admins)",
         "cmd_stats": "Usage statistics (admins)",
+        "cmd_sources": "Health of every source (admins)",
     },
     "it": {
         "start": (
@@ -264,6 +265,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "cmd_ask": "Fai una domanda (nei gruppi)",
         "cmd_reindex": "Rileggi le fonti (amministratori)",
         "cmd_stats": "Statistiche d'uso (amministratori)",
+        "cmd_sources": "Stato di ogni fonte (amministratori)",
     },
 }
 

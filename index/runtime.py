@@ -6,9 +6,9 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from index.embed import Embedder, make_embedder
+from index.ingest.loaders import Target
 from index.ingest.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
 from index.sample import paths as sample_paths
 from index.settings import Settings
@@ -40,7 +40,7 @@ class Services:
 
     async def index(
         self,
-        paths: Sequence[str | Path] | None = None,
+        paths: Sequence[Target] | None = None,
         *,
         prune: bool = False,
         progress: ProgressFn | None = None,
@@ -63,7 +63,7 @@ class Services:
         finally:
             lock.release()
 
-    async def resolve_targets(self, paths: Sequence[str | Path] | None) -> list[str | Path]:
+    async def resolve_targets(self, paths: Sequence[Target] | None) -> list[Target]:
         """What a bare ``newsbot index`` means: configured sources, else the sample."""
         if paths:
             await self.store.set_meta("corpus", "custom")

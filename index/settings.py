@@ -7,15 +7,76 @@ so fields carry explicit aliases instead of a common prefix.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
+                   "d": 86400.0}
+
+
+def parse_duration(value: object, *, name: str = "duration") -> float:
+    """Seconds from what operators write: ``15m``, ``1h30m``, ``90s``, ``2d``, ``90`` (s)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: {value!r} is not a duration")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{name}: a duration cannot be negative ({value!r})")
+        return float(value)
+    text = str(value).strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    while pos < len(text):
+        m = _DURATION_PART.match(text, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(
+                f"{name}: {value!r} is not a duration (write e.g. 90s, 10m, 1h30m, 1d; 0 = off)"
+            )
+        total += float(m.group(1)) * _DURATION_UNITS[(m.group(2) or "s").lower()]
+        pos = m.end()
+    if not text:
+        raise ValueError(f"{name}: empty duration")
+    return total
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """One named source of ``NEWSBOT_SOURCES``: where it is and how often it is re-read in
+    the background (seconds; 0 = only when asked, by ``/reindex`` or ``newsbot index``;
+    None until resolved to ``INGEST_EVERY``)."""
+
+    path: str
+    every: float | None = None
+
+
+def _source_spec(name: str, value: object) -> SourceSpec:
+    if isinstance(value, SourceSpec):
+        return value
+    if isinstance(value, str | Path):
+        return SourceSpec(str(value).strip())
+    if isinstance(value, dict):
+        unknown = set(value) - {"path", "url", "every"}
+        target = value.get("path", value.get("url"))
+        if unknown or not isinstance(target, str | Path) or not str(target).strip():
+            raise ValueError(
+                f"NEWSBOT_SOURCES entry {name!r}: write a path or URL, or "
+                '{"path": "...", "every": "10m"}'
+            )
+        every = value.get("every")
+        return SourceSpec(
+            str(target).strip(),
+            None if every in (None, "") else parse_duration(every, name=f"NEWSBOT_SOURCES {name}"),
+        )
+    raise ValueError(f"NEWSBOT_SOURCES entry {name!r} is neither a path nor an object")
 
 
 class Settings(BaseSettings):
@@ -62,8 +123,18 @@ class Settings(BaseSettings):
 
     # Loading
     max_file_mb: float = Field(20.0, validation_alias=_env("MAX_FILE_MB", "max_file_mb"))
-    sources: Annotated[dict[str, str], NoDecode] = Field(
-        default_factory=dict, validation_alias=_env("NEWSBOT_SOURCES", "sources")
+    # Named sources; ``sources`` (a property) is the name → path view the rest of the code
+    # reads, ``source_specs`` adds each one's interval (index/ingest/live.py).
+    source_specs: Annotated[dict[str, SourceSpec], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("NEWSBOT_SOURCES", "sources", "source_specs")
+    )
+    # How often a source without its own "every" is re-read in the background; 0 = never.
+    ingest_every: float = Field(900.0, validation_alias=_env("INGEST_EVERY", "ingest_every"))
+    # Feeds: seconds for a whole download; a source failing this many times in a row is
+    # flagged (and reported once to the bot's admins).
+    fetch_timeout: float = Field(20.0, validation_alias=_env("FETCH_TIMEOUT", "fetch_timeout"))
+    source_alert_failures: int = Field(
+        3, validation_alias=_env("SOURCE_ALERT_FAILURES", "source_alert_failures")
     )
 
     # Retrieval
@@ -81,25 +152,52 @@ class Settings(BaseSettings):
         500_000, validation_alias=_env("DENSE_MATRIX_MAX_CHUNKS", "dense_matrix_max_chunks")
     )
 
-    @field_validator("sources", mode="before")
+    @field_validator("source_specs", mode="before")
     @classmethod
     def _parse_sources(cls, value: Any) -> Any:
-        """Accept JSON (``{"ansa": "feeds/ansa.xml"}``) or ``name=path,name=url`` pairs."""
+        """Accept JSON (``{"ansa": "feeds/ansa.xml"}``, or ``{"ansa": {"path": "https://…",
+        "every": "10m"}}``) or ``name=path,name=url`` pairs."""
         if value is None or value == "":
             return {}
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("{"):
-                return json.loads(text)
-            pairs = [p for p in text.split(",") if p.strip()]
-            out: dict[str, str] = {}
-            for pair in pairs:
-                name, sep, target = pair.partition("=")
-                if not sep:
-                    raise ValueError(f"NEWSBOT_SOURCES entry {pair!r} is not name=path")
-                out[name.strip()] = target.strip()
-            return out
+                value = json.loads(text)
+            else:
+                pairs = [p for p in text.split(",") if p.strip()]
+                out: dict[str, str] = {}
+                for pair in pairs:
+                    name, sep, target = pair.partition("=")
+                    if not sep:
+                        raise ValueError(f"NEWSBOT_SOURCES entry {pair!r} is not name=path")
+                    out[name.strip()] = target.strip()
+                value = out
+        if isinstance(value, dict):
+            return {str(name): _source_spec(str(name), v) for name, v in value.items()}
         return value
+
+    @field_validator("ingest_every", mode="before")
+    @classmethod
+    def _parse_every(cls, value: Any) -> Any:
+        return parse_duration(value, name="INGEST_EVERY")
+
+    @model_validator(mode="after")
+    def _resolve_intervals(self) -> Settings:
+        self.source_specs = {
+            name: spec if spec.every is not None else SourceSpec(spec.path, self.ingest_every)
+            for name, spec in self.source_specs.items()
+        }
+        return self
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Name → path or URL of every configured source (what /reindex NAME reads)."""
+        return {name: spec.path for name, spec in self.source_specs.items()}
+
+    def source_every(self, name: str) -> float:
+        """Seconds between background reads of source ``name`` (0: only when asked)."""
+        spec = self.source_specs[name]
+        return self.ingest_every if spec.every is None else spec.every
 
     @property
     def sqlite_path(self) -> Path:

@@ -13,9 +13,8 @@ import json
 import logging
 import os
 import re
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -26,11 +25,29 @@ import feedparser
 from lxml import etree
 from lxml import html as lxml_html
 
+from index.ingest import telegram
+from index.ingest.fetch import FetchError, fetch_blocking
 from index.models import Article, LoadError
 
 log = logging.getLogger(__name__)
 
 Item = Article | LoadError
+
+
+@dataclass(frozen=True, slots=True)
+class Preloaded:
+    """Articles the caller has already read (a downloaded feed, Telegram posts), indexed like
+    any other input; ``origin`` names where they came from (index/ingest/live.py)."""
+
+    origin: str
+    items: tuple[Item, ...]
+
+    def __str__(self) -> str:
+        return self.origin
+
+
+# What an index run reads: a file, a folder, a feed URL, or articles read already.
+Target = str | Path | Preloaded
 
 JSONL_EXT = frozenset({".jsonl", ".ndjson"})
 JSON_EXT = frozenset({".json"})
@@ -46,7 +63,6 @@ DEFAULT_PORTS = {"http": "80", "https": "443"}
 # A first line longer than this is a paragraph, not a headline.
 MAX_TITLE_LINE_CHARS = 200
 FETCH_TIMEOUT_S = 20.0
-USER_AGENT = "newsbot/0.1 (feed loader)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -55,7 +71,7 @@ USER_AGENT = "newsbot/0.1 (feed loader)"
 
 
 def iter_articles(
-    paths: Iterable[str | Path],
+    paths: Iterable[Target] | str | Path,
     *,
     max_file_bytes: int = 20_000_000,
     fetch_timeout: float = FETCH_TIMEOUT_S,
@@ -68,6 +84,9 @@ def iter_articles(
     if isinstance(paths, str | Path):  # one path, not an iterable of its characters
         paths = [paths]
     for target in paths:
+        if isinstance(target, Preloaded):
+            yield from target.items
+            continue
         name = str(target)
         if _is_url(name):
             yield from _guarded(name, _load_url(name, max_file_bytes, fetch_timeout))
@@ -170,6 +189,22 @@ def html_to_text(markup: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Files and folders
 # ---------------------------------------------------------------------------------------------
+
+
+def list_files(target: Path) -> tuple[list[Path], list[LoadError]]:
+    """The files a folder (or a single file) source would read, in the order they are read,
+    without reading them: what a rescan compares by size and modification time."""
+    if not target.is_dir():
+        return ([target], []) if target.exists() else ([], [LoadError(str(target),
+                                                                       "no such file or folder")])
+    files: list[Path] = []
+    errors: list[LoadError] = []
+    for path, error in _walk(target):
+        if error is not None:
+            errors.append(error)
+        elif path.suffix.lower() in SUPPORTED_EXT:
+            files.append(path)
+    return files, errors
 
 
 def _load_folder(folder: Path, max_file_bytes: int) -> Iterator[Item]:
@@ -305,6 +340,8 @@ def _load_json(data: bytes, origin: str) -> Iterator[Item]:
     if isinstance(payload, list):
         for number, record in enumerate(payload, start=1):
             yield _from_record(record, f"{origin}#{number}", f"item {number}")
+    elif telegram.is_telegram_export(payload):
+        yield from telegram.export_articles(payload, origin)
     else:
         yield _from_record(payload, origin, "the file")
 
@@ -510,42 +547,60 @@ def _load_feed_file(data: bytes, origin: str) -> Iterator[Item]:
 
 
 def _load_url(url: str, max_file_bytes: int, timeout: float) -> Iterator[Item]:
-    """Fetch a feed (or a single page) ourselves: feedparser's own fetch has no timeout."""
-    fetched = _fetch(url, max_file_bytes, timeout)
-    if isinstance(fetched, LoadError):
-        yield fetched
+    """Fetch a feed (or a single page) ourselves (index/ingest/fetch.py): feedparser's own
+    fetch has no timeout and no size cap."""
+    try:
+        fetched = fetch_blocking(url, timeout=timeout, max_bytes=max_file_bytes)
+    except FetchError as exc:
+        yield LoadError(url, exc.reason)
         return
-    data, content_type, final_url = fetched
+    yield from parse_download(
+        fetched.body, fetched.content_type, fetched.final_url, url
+    ).items()
+
+
+@dataclass(slots=True)
+class Download:
+    """A downloaded feed (or page), parsed but not yet turned into articles, so a caller can
+    drop the entries it already has before any text is extracted or cleaned."""
+
+    origin: str
+    data: bytes
+    final_url: str
+    parsed: Any | None  # feedparser's result; None for an HTML page
+
+    def entry_keys(self) -> list[str | None]:
+        """The article id of each feed entry that can be known without reading its text
+        (from its link, else its guid), in entry order; None where only the text tells."""
+        if self.parsed is None:
+            return []
+        return [_entry_key(entry) for entry in self.parsed.get("entries") or []]
+
+    def newest(self) -> datetime | None:
+        """The latest date among the entries (for a source's lag)."""
+        if self.parsed is None:
+            return None
+        dates = [_entry_date_quiet(e) for e in self.parsed.get("entries") or []]
+        return max((d for d in dates if d is not None), default=None)
+
+    def items(self, skip: Container[str] = ()) -> Iterator[Item]:
+        """Articles (and errors), leaving out entries whose id is in ``skip``."""
+        if self.parsed is None:
+            yield from _guarded(self.origin, _load_html(self.data, self.origin, self.final_url))
+            return
+        yield from _guarded(
+            self.origin, _load_feed(self.parsed, self.origin, _line_shift(self.data), skip)
+        )
+
+
+def parse_download(data: bytes, content_type: str, final_url: str, origin: str) -> Download:
     parsed = feedparser.parse(
         data,
         response_headers={"content-type": content_type, "content-location": final_url},
     )
     if not parsed.entries and _looks_like_html(content_type, data):
-        yield from _load_html(data, url, final_url)
-        return
-    yield from _load_feed(parsed, url, _line_shift(data))
-
-
-def _fetch(url: str, max_bytes: int, timeout: float) -> tuple[bytes, str, str] | LoadError:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(max_bytes + 1)
-            content_type = response.headers.get("Content-Type", "")
-            final_url = response.geturl()
-    except urllib.error.HTTPError as exc:
-        return LoadError(url, f"HTTP error {exc.code} {exc.reason}")
-    except urllib.error.URLError as exc:
-        return LoadError(url, f"cannot reach {_host(url) or url}: {exc.reason}")
-    except TimeoutError:
-        return LoadError(url, f"no answer within {timeout:g} s")
-    except OSError as exc:
-        return LoadError(url, f"cannot fetch: {exc}")
-    if len(data) > max_bytes:
-        return LoadError(
-            url, f"response is over the limit of {max_bytes:,} bytes; raise MAX_FILE_MB to load it"
-        )
-    return data, content_type, final_url
+        return Download(origin, data, final_url, None)
+    return Download(origin, data, final_url, parsed)
 
 
 def _looks_like_html(content_type: str, data: bytes) -> bool:
@@ -558,7 +613,9 @@ def _line_shift(data: bytes) -> int:
     return 0 if re.match(rb"(?:\xef\xbb\xbf)?<\?xml", data) else 1
 
 
-def _load_feed(parsed: Any, origin: str, line_shift: int = 0) -> Iterator[Item]:
+def _load_feed(
+    parsed: Any, origin: str, line_shift: int = 0, skip: Container[str] = ()
+) -> Iterator[Item]:
     entries = parsed.get("entries") or []
     if not entries:
         if parsed.get("bozo"):
@@ -574,7 +631,19 @@ def _load_feed(parsed: Any, origin: str, line_shift: int = 0) -> Iterator[Item]:
     source = _plain(feed.get("title"), feed.get("title_detail")) or _host(feed.get("link"))
     lang = _str_field(feed.get("language"))
     for number, entry in enumerate(entries, start=1):
+        if skip:
+            key = _entry_key(entry)
+            if key is not None and key in skip:
+                continue
         yield _from_entry(entry, f"{origin}#{number}", source, lang)
+
+
+def _entry_key(entry: Any) -> str | None:
+    """The id :func:`_from_entry` gives ``entry`` when it does not depend on the text."""
+    url = entry.get("link") or None
+    if url:
+        return article_id(None, url, "", "")
+    return _guid_id(entry.get("id"))
 
 
 def _from_entry(entry: Any, origin: str, source: str | None, lang: str | None) -> Item:
@@ -645,12 +714,19 @@ def _plain(value: object, detail: Any) -> str | None:
     return " ".join(text.split()) or None
 
 
-def _entry_date(entry: Any, origin: str, extra: dict[str, object]) -> datetime | None:
+def _entry_date_quiet(entry: Any) -> datetime | None:
     for key in ("published", "updated", "created"):
         parsed = entry.get(f"{key}_parsed")
         if parsed:
             year, month, day, hour, minute, second = parsed[:6]
             return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    return None
+
+
+def _entry_date(entry: Any, origin: str, extra: dict[str, object]) -> datetime | None:
+    found = _entry_date_quiet(entry)
+    if found is not None:
+        return found
     raw = entry.get("published") or entry.get("updated")
     return _published(raw, origin, extra) if raw else None
 

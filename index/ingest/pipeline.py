@@ -18,7 +18,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,7 @@ from index.embed import Embedder
 from index.ingest import dedup
 from index.ingest.chunking import chunk_text
 from index.ingest.cleaning import clean_article
-from index.ingest.loaders import iter_articles
+from index.ingest.loaders import Target, iter_articles
 from index.models import Article, Chunk, LoadError
 from index.settings import Settings
 from index.storage.keywords import analyze
@@ -178,7 +177,7 @@ class Indexer:
 
     # -- the run ----------------------------------------------------------------------------
 
-    async def run(self, paths: Sequence[str | Path], *, prune: bool = False) -> IndexReport:
+    async def run(self, paths: Sequence[Target], *, prune: bool = False) -> IndexReport:
         report = IndexReport()
         t0 = time.perf_counter()
         run_id, interrupted = await self.store.begin_run()
@@ -212,7 +211,7 @@ class Indexer:
 
     async def _run(
         self,
-        paths: Sequence[str | Path],
+        paths: Sequence[Target],
         prune: bool,
         report: IndexReport,
         run_id: int,
@@ -278,7 +277,7 @@ class Indexer:
     # -- stages -----------------------------------------------------------------------------
 
     def _load(
-        self, paths: Sequence[str | Path], states: dict[str, StoredState]
+        self, paths: Sequence[Target], states: dict[str, StoredState]
     ) -> tuple[list[_Pending], list[LoadError]]:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
         out: list[_Pending] = []

@@ -1,0 +1,409 @@
+"""Live news in the bot: sources re-read in the background, channel posts as articles, /sources.
+
+Owned by :class:`bot.services.BotServices` (``services.live``): built when the services open,
+started in ``post_init`` (it needs the bot, to tell admins about failing sources), stopped in
+``post_stop`` and again, if need be, when the services close.
+
+- The scheduled sources run in :class:`index.ingest.live.LiveIndexer`; each write run goes
+  through a fresh index connection sharing the bot's embedder and Chroma client, as ``/reindex``
+  does, and after a run that changed the store the retriever is told, so new articles are
+  answerable at once, without a command.
+- ``channel_post`` / ``edited_channel_post`` of a channel in ``TELEGRAM_CHANNEL_SOURCES``
+  (the bot must be an administrator there to receive them) become articles
+  (index/ingest/telegram.py), queued in the ledger and indexed a second later in a small batch.
+  Telegram tells bots nothing about deleted posts: they stay in the archive.
+- A source failing ``SOURCE_ALERT_FAILURES`` times in a row is reported once to every admin
+  (in the language of their last question, English otherwise), and once when it recovers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from telegram import Bot, Chat, Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot import texts
+from bot.settings import BotSettings
+from index.embed import Embedder
+from index.ingest.live import LiveIndexer, PollResult, services_writer, source_kind
+from index.ingest.telegram import channel_post_article
+from index.render.i18n import format_date, normalize_lang
+from index.storage.sources import SourceHealth
+from index.storage.vectors import VectorStore
+
+if TYPE_CHECKING:
+    from bot.services import BotServices
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 3900  # visible characters of /sources, under Telegram's 4096
+MAX_REASON = 160
+
+LIVE_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "<b>Sources</b>: {n}, {failing} failing",
+        "none": (
+            "No sources are configured: set <code>NEWSBOT_SOURCES</code> (feeds, folders) "
+            "and <code>TELEGRAM_CHANNEL_SOURCES</code> (channels)."
+        ),
+        "every": "every {span}",
+        "manual": "manual only (/reindex)",
+        "live": "live posts",
+        "kind_feed": "feed", "kind_folder": "folder", "kind_file": "file",
+        "kind_channel": "channel",
+        "ok_line": "last success {when} ({ago} ago)",
+        "added": "new articles: {total}, the last {ago} ago",
+        "added_none": "no new articles yet",
+        "newest": "newest item {lag} old",
+        "not_modified": "{n} of {polls} polls unchanged (304)",
+        "error_line": "last error {when}: {reason}",
+        "failing_line": "{failures} failures in a row · next try in {wait}",
+        "flagged": "<b>failing</b>",
+        "never": "not read yet",
+        "no_posts": "no posts received yet (is the bot an administrator of the channel?)",
+        "due": "next read in {wait}",
+        "more": "… and {n} more",
+        "alert": (
+            "⚠️ Source <b>{name}</b> failed {failures} times in a row.\n"
+            "Last error: {reason}\nNext try in {wait}. /sources shows every source."
+        ),
+        "recovered": "✅ Source <b>{name}</b> works again (+{added} articles).",
+        "stats_line": "sources: {n} · failing: {failing} · last new article: {when}",
+        "never_short": "never",
+        "ago_s": "{n} s", "ago_m": "{n} min", "ago_h": "{n} h", "ago_d": "{n} d",
+    },
+    "it": {
+        "title": "<b>Fonti</b>: {n}, {failing} in errore",
+        "none": (
+            "Nessuna fonte configurata: imposta <code>NEWSBOT_SOURCES</code> (feed, cartelle) "
+            "e <code>TELEGRAM_CHANNEL_SOURCES</code> (canali)."
+        ),
+        "every": "ogni {span}",
+        "manual": "solo a mano (/reindex)",
+        "live": "post in diretta",
+        "kind_feed": "feed", "kind_folder": "cartella", "kind_file": "file",
+        "kind_channel": "canale",
+        "ok_line": "ultima lettura riuscita {when} ({ago} fa)",
+        "added": "articoli nuovi: {total}, l'ultimo {ago} fa",
+        "added_none": "ancora nessun articolo nuovo",
+        "newest": "articolo più recente di {lag} fa",
+        "not_modified": "{n} letture su {polls} senza novità (304)",
+        "error_line": "ultimo errore {when}: {reason}",
+        "failing_line": "{failures} errori di fila · nuovo tentativo tra {wait}",
+        "flagged": "<b>in errore</b>",
+        "never": "non ancora letta",
+        "no_posts": "nessun post ricevuto finora (il bot è amministratore del canale?)",
+        "due": "prossima lettura tra {wait}",
+        "more": "… e altre {n}",
+        "alert": (
+            "⚠️ La fonte <b>{name}</b> ha fallito {failures} volte di fila.\n"
+            "Ultimo errore: {reason}\nNuovo tentativo tra {wait}. /sources mostra tutte le fonti."
+        ),
+        "recovered": "✅ La fonte <b>{name}</b> funziona di nuovo (+{added} articoli).",
+        "stats_line": "fonti: {n} · in errore: {failing} · ultimo articolo nuovo: {when}",
+        "never_short": "mai",
+        "ago_s": "{n} s", "ago_m": "{n} min", "ago_h": "{n} h", "ago_d": "{n} g",
+    },
+}
+
+
+def _t(key: str, lang: str, /, **values: Any) -> texts.Html:
+    table = LIVE_TEXTS.get(normalize_lang(lang), LIVE_TEXTS["en"])
+    template = table.get(key) or LIVE_TEXTS["en"][key]
+    safe = {k: v if isinstance(v, int | float | texts.Html) else texts.esc(v)
+            for k, v in values.items()}
+    return texts.Html(template.format(**safe) if safe else template)
+
+
+def span(seconds: float | None, lang: str) -> str:
+    """``75`` → ``1 min``, ``7200`` → ``2 h``: how long ago, how long until."""
+    s = max(0.0, seconds or 0.0)
+    if 0 < s < 1:
+        return _t("ago_s", lang, n=round(s, 1))
+    if s < 90:
+        return _t("ago_s", lang, n=round(s))
+    if s < 90 * 60:
+        return _t("ago_m", lang, n=round(s / 60))
+    if s < 36 * 3600:
+        return _t("ago_h", lang, n=round(s / 3600))
+    return _t("ago_d", lang, n=round(s / 86400))
+
+
+class LiveNews:
+    def __init__(
+        self,
+        settings: BotSettings,
+        embedder: Embedder,
+        vectors: VectorStore,
+        tz: ZoneInfo,
+        *,
+        indexer: LiveIndexer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tz = tz
+        self.bot: Bot | None = None
+        self.services: BotServices | None = None
+        self.indexer = indexer or LiveIndexer(
+            settings, services_writer(settings, embedder, vectors),
+            on_change=self._changed, on_alert=self._alert,
+        )
+        self.channels = list(settings.channel_sources)
+        self.started = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self, bot: Bot, services: BotServices, *, just_read: list[str]) -> None:
+        self.bot, self.services = bot, services
+        await self.indexer.start(just_read=just_read)
+        self.started = True
+
+    async def stop(self) -> None:
+        if self.started or self.indexer.ledger is not None:
+            self.started = False
+            await self.indexer.stop()
+
+    async def _changed(self, result: PollResult) -> None:
+        if self.services is not None:
+            await self.services.after_reindex()
+
+    # -- channel posts ----------------------------------------------------------------------
+
+    def channel_source(self, chat: Chat) -> str | None:
+        """The configured entry ``chat`` is (by -100… id or @username), else None."""
+        username = (chat.username or "").lower()
+        for entry in self.channels:
+            if entry == str(chat.id) or (username and entry.lower() == "@" + username):
+                return entry
+        return None
+
+    async def on_channel_post(self, update: Update) -> None:
+        message = update.channel_post or update.edited_channel_post
+        if message is None:
+            return
+        source = self.channel_source(message.chat)
+        if source is None:
+            log.debug("post of a channel that is not a source", extra={"kv": {
+                "chat": message.chat.id}})
+            return
+        article = channel_post_article(
+            chat_id=message.chat.id, username=message.chat.username, title=message.chat.title,
+            message_id=message.message_id, date=message.date,
+            text=message.text or message.caption or "", edited=message.edit_date,
+        )
+        if article is None:
+            return  # a photo or a sticker without text
+        await self.indexer.submit(source, source, [article])
+        log.info("channel post queued", extra={"kv": {
+            "source": source, "message": message.message_id,
+            "edited": update.edited_channel_post is not None}})
+
+    # -- admins -----------------------------------------------------------------------------
+
+    async def _alert(self, kind: str, health: SourceHealth) -> None:
+        bot = self.bot
+        if bot is None:
+            raise RuntimeError("the bot is not started")
+        if kind == "failing":
+            log.error("source keeps failing; telling the admins", extra={"kv": {
+                "source": health.name, "failures": health.failures,
+                "reason": health.last_error}})
+        now = time.time()
+        sent = 0
+        errors: list[str] = []
+        for admin in self.settings.admin_ids:
+            lang = await self._admin_lang(admin)
+            if kind == "failing":
+                text = _t("alert", lang, name=health.name, failures=health.failures,
+                          reason=(health.last_error or "?")[:MAX_REASON],
+                          wait=span((health.next_attempt or now) - now, lang))
+            else:
+                text = _t("recovered", lang, name=health.name, added=health.added_last)
+            try:
+                await bot.send_message(admin, text)
+                sent += 1
+            except TelegramError as exc:
+                errors.append(str(exc))
+                log.warning("could not tell an admin about a source", extra={"kv": {
+                    "admin": admin, "source": health.name, "error": str(exc)}})
+        if self.settings.admin_ids and not sent:
+            raise RuntimeError("no admin could be told: " + "; ".join(errors))
+
+    async def _admin_lang(self, admin: int) -> str:
+        """The language of the admin's last question, English when unknown."""
+        services = self.services
+        if services is None:
+            return "en"
+        try:
+            rows = list(await services.state.db.execute_fetchall(
+                "SELECT lang FROM questions WHERE user_id=? ORDER BY rowid DESC LIMIT 1",
+                (admin,),
+            ))
+        except Exception:  # noqa: BLE001 - a guess at a language is not worth a failure
+            return "en"
+        return texts.user_lang(rows[0][0]) if rows and rows[0][0] else "en"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def rows(self) -> list[tuple[str, str, float | None, SourceHealth | None]]:
+        """(name, kind, every, health) of every configured source, in configuration order."""
+        known = {h.name: h for h in await self.indexer.health()} if self.indexer.ledger else {}
+        out: list[tuple[str, str, float | None, SourceHealth | None]] = []
+        for name, spec in self.indexer.specs.items():
+            h = known.get(name)
+            out.append((name, h.kind if h else source_kind(spec.path), spec.every, h))
+        for entry in self.channels:
+            out.append((entry, "channel", None, known.get(entry)))
+        return out
+
+    def flagged(self, health: SourceHealth | None) -> bool:
+        return health is not None and health.failures >= self.settings.source_alert_failures
+
+    async def sources_html(self, lang: str, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        rows = await self.rows()
+        if not rows:
+            return _t("none", lang)
+        failing = sum(1 for *_, h in rows if h is not None and h.failures > 0)
+        head = _t("title", lang, n=len(rows), failing=failing)
+        blocks: list[str] = []
+        used = len(head)
+        for i, (name, kind, every, h) in enumerate(rows):
+            block = self._block(name, kind, every, h, lang, now)
+            if used + len(block) + 2 > MAX_MESSAGE:
+                blocks.append(_t("more", lang, n=len(rows) - i))
+                break
+            blocks.append(block)
+            used += len(block) + 2
+        return "\n\n".join([head, *blocks])
+
+    def _block(self, name: str, kind: str, every: float | None, h: SourceHealth | None,
+               lang: str, now: float) -> str:
+        if h is None:
+            icon = "⏳"
+        elif self.flagged(h):
+            icon = "🔴"
+        elif h.failures:
+            icon = "⚠️"
+        elif kind != "channel" and not every:
+            icon = "⏸"
+        else:
+            icon = "✅"
+        if kind == "channel":
+            schedule = _t("live", lang)
+        elif every:
+            schedule = _t("every", lang, span=span(every, lang))
+        else:
+            schedule = _t("manual", lang)
+        where = _where(h.target if h else "", kind)
+        head = f"{icon} <b>{texts.esc(name)}</b> · {_t('kind_' + kind, lang)}"
+        if where:
+            head += f" <code>{texts.esc(where)}</code>"
+        head += f" · {schedule}"
+        if self.flagged(h):
+            head += f" · {_t('flagged', lang)}"
+        lines = [head]
+        if h is None or (h.last_success is None and h.last_error is None):
+            lines.append(_t("no_posts" if kind == "channel" else "never", lang))
+            return "\n".join(lines)
+        if h.last_success is not None:
+            lines.append(_t("ok_line", lang, when=self._when(h.last_success, lang),
+                            ago=span(now - h.last_success, lang)))
+        if h.last_added is not None:
+            added = _t("added", lang, total=h.added_total, ago=span(now - h.last_added, lang))
+        else:
+            added = _t("added_none", lang)
+        lag = h.lag(now)
+        if lag is not None:
+            added = texts.Html(f"{added} · {_t('newest', lang, lag=span(lag, lang))}")
+        lines.append(added)
+        if h.not_modified:
+            lines.append(_t("not_modified", lang, n=h.not_modified, polls=h.polls))
+        if h.failures and h.last_error:
+            lines.append(_t("error_line", lang, when=self._when(h.last_error_at or now, lang),
+                            reason=h.last_error[:MAX_REASON]))
+            if h.next_attempt:
+                lines.append(_t("failing_line", lang, failures=h.failures,
+                                wait=span(h.next_attempt - now, lang)))
+        elif h.next_attempt and every:
+            lines.append(_t("due", lang, wait=span(h.next_attempt - now, lang)))
+        return "\n".join(lines)
+
+    def _when(self, ts: float, lang: str) -> str:
+        moment = datetime.fromtimestamp(ts, UTC).astimezone(self.tz)
+        today = datetime.now(self.tz).date()
+        clock = moment.strftime("%H:%M")
+        return clock if moment.date() == today else f"{format_date(moment.date(), lang)} {clock}"
+
+    async def stats_line(self, lang: str) -> texts.Html | None:
+        """One line for /stats: how many sources, how many failing, the last new article."""
+        rows = await self.rows()
+        if not rows:
+            return None
+        failing = sum(1 for *_, h in rows if h is not None and h.failures > 0)
+        added = [h.last_added for *_, h in rows if h is not None and h.last_added is not None]
+        when = self._when(max(added), lang) if added else _t("never_short", lang)
+        return _t("stats_line", lang, n=len(rows), failing=failing, when=when)
+
+
+def _where(target: str, kind: str) -> str:
+    """What /sources shows of a target: a feed's host (its URL may hold a key), a path's end."""
+    if not target or kind == "channel":
+        return ""
+    if kind == "feed":
+        return urlsplit(target).hostname or ""
+    return target if len(target) <= 60 else "…" + target[-59:]
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+def live_of(context: ContextTypes.DEFAULT_TYPE) -> LiveNews | None:
+    services = context.application.bot_data.get("services")
+    return getattr(services, "live", None)
+
+
+async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    live = live_of(context)
+    if live is not None:
+        await live.on_channel_post(update)
+
+
+async def sources_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/sources`` (admins): every source's health."""
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    if message is None:
+        return
+    lang = texts.user_lang(user.language_code if user else None)
+    services = context.application.bot_data.get("services")
+    if services is None or not services.is_admin(user.id if user else None):
+        log.warning("refused admin command", extra={"kv": {
+            "command": "sources", "user": user.id if user else None,
+            "chat": chat.id if chat else None}})
+        await message.reply_text(texts.t("admin_only", lang))
+        return
+    live: LiveNews | None = services.live
+    if live is None:
+        await message.reply_text(_t("none", lang))
+        return
+    await message.reply_text(await live.sources_html(lang))
+
+
+async def stats_lines(services: Any, lang: str) -> list[str]:
+    """What /stats adds about the sources (nothing when none is configured)."""
+    live: LiveNews | None = getattr(services, "live", None)
+    if live is None:
+        return []
+    try:
+        line = await live.stats_line(lang)
+    except Exception:  # noqa: BLE001 - /stats must answer even if the ledger does not
+        log.exception("could not read the sources' health")
+        return []
+    return [line] if line else []
+
