@@ -66,6 +66,11 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
         return 2
     services = await open_services(settings)
     try:
+        if args.drop_sample:
+            removed = await services.drop_sample()
+            console.print(f"removed the built-in sample: {removed} articles")
+            if not args.paths and not settings.sources:
+                return 0
         if args.watch:
             return await _watch(args, settings, services)
         with Progress(
@@ -338,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="*", help="JSONL/JSON, .txt/.md/.html files, folders, RSS/Atom")
     p.add_argument("--prune", action="store_true", help="remove articles no longer present")
+    p.add_argument("--drop-sample", action="store_true",
+                   help="remove the built-in sample's articles (and never add them back)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
         "--watch", action="store_true",

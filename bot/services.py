@@ -25,7 +25,7 @@ from index.embed import Embedder
 from index.embed.process import ProcessEmbedder
 from index.models import Answer
 from index.render.answers import render_telegram_html
-from index.runtime import Services, open_services
+from index.runtime import NO_SAMPLE, Services, open_services
 from index.search.retrieval import Retriever
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ class BotServices:
         index = await open_services(settings, embedder=embedder)
         just_read: list[str] = []
         try:
-            if await index.is_empty():
+            dropped = await index.store.get_meta("corpus") == NO_SAMPLE
+            if await index.is_empty() and (settings.sources or not dropped):
                 log.info("the store is empty: indexing the built-in sample before serving")
                 report = await index.index()
                 # Sources read whole are next due one interval from now; one that failed

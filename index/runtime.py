@@ -19,6 +19,17 @@ from index.storage.write_lock import WriteLock
 log = logging.getLogger(__name__)
 
 
+NO_SAMPLE = "no-sample"  # meta "corpus" once the sample was dropped: never re-added by itself
+
+
+def sample_article_ids() -> list[str]:
+    """The ids the built-in sample's articles get (the loader assigns them)."""
+    from index.ingest.loaders import iter_articles
+    from index.models import Article
+
+    return [a.id for a in iter_articles(sample_paths()) if isinstance(a, Article)]
+
+
 class NothingToIndex(ValueError):
     """No paths were given, no sources are configured and the store is not the sample's."""
 
@@ -63,6 +74,25 @@ class Services:
         finally:
             lock.release()
 
+    async def drop_sample(self) -> int:
+        """Remove the built-in sample's articles (a newsroom's own archive replaces it) and
+        remember it, so an empty store is not filled with the sample again."""
+        lock = WriteLock(self.settings.data_dir)
+        await lock.acquire_async(self.settings.write_lock_timeout)
+        try:
+            if self._vectors is not None:
+                await asyncio.to_thread(self._vectors.reopen, "write run starting")
+            else:
+                forget_cached_client(self.settings)
+            ids = await asyncio.to_thread(sample_article_ids)
+            indexer = Indexer(self.settings, self.store, self.embedder, self._vectors)
+            removed = await indexer.remove(ids)
+            self._vectors = await indexer.vectors()
+            await self.store.set_meta("corpus", NO_SAMPLE)
+            return removed
+        finally:
+            lock.release()
+
     async def resolve_targets(self, paths: Sequence[Target] | None) -> list[Target]:
         """What a bare ``newsbot index`` means: configured sources, else the sample."""
         if paths:
@@ -73,7 +103,7 @@ class Services:
             return list(self.settings.sources.values())
         corpus = await self.store.get_meta("corpus")
         counts = await self.store.counts()
-        if counts["articles"] == 0 or corpus == "sample":
+        if (counts["articles"] == 0 and corpus != NO_SAMPLE) or corpus == "sample":
             await self.store.set_meta("corpus", "sample")
             return list(sample_paths())
         raise NothingToIndex(

@@ -177,6 +177,32 @@ async def test_lost_vectors_are_repaired_and_stay(tmp_path: Path, settings, mini
     assert sql_ids and sql_ids == chroma_ids
 
 
+async def test_drop_sample_removes_only_the_sample_and_it_stays_out(
+    tmp_path: Path, settings, minilm
+):
+    from index.runtime import NothingToIndex
+
+    own = write_jsonl(tmp_path / "own.jsonl", [{
+        "id": "own-1", "title": "Il consiglio comunale approva il bilancio",
+        "text": "Il consiglio comunale di Lecco ha approvato il bilancio con 18 voti a favore.",
+        "source": "La Provincia", "lang": "it", "published": "2026-12-01T18:00:00+01:00",
+    }])
+    services = await open_services(settings, minilm)
+    try:
+        await services.index([SAMPLE_DIR / "seed-it-000_a8b3790d3ac96f0c.txt",
+                              SAMPLE_DIR / "wikinews-gum.jsonl", own])
+        before = (await services.store.counts())["articles"]
+        removed = await services.drop_sample()
+        assert removed == before - 1
+        assert set((await services.store.article_states())) == {"own-1"}
+        with pytest.raises(NothingToIndex):  # a bare `newsbot index` no longer means the sample
+            await services.resolve_targets(None)
+    finally:
+        await services.close()
+    sql_ids, chroma_ids, _ = await consistency(settings, minilm)
+    assert sql_ids == chroma_ids  # the sample's vectors went with it
+
+
 def _newsbot(*args: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=env,

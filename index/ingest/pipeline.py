@@ -457,6 +457,15 @@ class Indexer:
         await self.store.write_articles(writes, run_id)
         await self._flush_stale()
 
+    async def remove(self, article_ids: Sequence[str]) -> int:
+        """Remove these articles (rows, passages, vectors); how many were stored."""
+        states = await self.store.article_states()
+        ids = [i for i in dict.fromkeys(article_ids) if i in states]
+        if ids:
+            await self.store.remove_articles(ids)
+            await self._flush_stale()
+        return len(ids)
+
     async def _flush_stale(self) -> None:
         stale = await self.store.stale_vector_ids()
         if stale:
