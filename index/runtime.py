@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from index.embed import Embedder, make_embedder
@@ -49,6 +50,22 @@ class Services:
     async def close(self) -> None:
         await self.store.close()
 
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[None]:
+        """Hold the data dir's write lock (index/storage/write_lock.py), so another
+        process's run waits and long-running readers know to reopen; whatever this process
+        read before may be stale, so the run writes through a fresh client."""
+        lock = WriteLock(self.settings.data_dir)
+        await lock.acquire_async(self.settings.write_lock_timeout)
+        try:
+            if self._vectors is not None:
+                await asyncio.to_thread(self._vectors.reopen, "write run starting")
+            else:
+                forget_cached_client(self.settings)
+            yield
+        finally:
+            lock.release()
+
     async def index(
         self,
         paths: Sequence[Target] | None = None,
@@ -56,42 +73,24 @@ class Services:
         prune: bool = False,
         progress: ProgressFn | None = None,
     ) -> IndexReport:
-        """One write run, holding the data dir's write lock (index/storage/write_lock.py) so that
-        another process's run waits for it and long-running readers know to reopen."""
-        lock = WriteLock(self.settings.data_dir)
-        await lock.acquire_async(self.settings.write_lock_timeout)
-        try:
-            # Whatever this process read before may be stale: write through a fresh client.
-            if self._vectors is not None:
-                await asyncio.to_thread(self._vectors.reopen, "write run starting")
-            else:
-                forget_cached_client(self.settings)
+        """One write run (see :meth:`writing`)."""
+        async with self.writing():
             targets = await self.resolve_targets(paths)
             indexer = Indexer(self.settings, self.store, self.embedder, self._vectors, progress)
             report = await indexer.run(targets, prune=prune)
             self._vectors = await indexer.vectors()
             return report
-        finally:
-            lock.release()
 
     async def drop_sample(self) -> int:
         """Remove the built-in sample's articles (a newsroom's own archive replaces it) and
         remember it, so an empty store is not filled with the sample again."""
-        lock = WriteLock(self.settings.data_dir)
-        await lock.acquire_async(self.settings.write_lock_timeout)
-        try:
-            if self._vectors is not None:
-                await asyncio.to_thread(self._vectors.reopen, "write run starting")
-            else:
-                forget_cached_client(self.settings)
+        async with self.writing():
             ids = await asyncio.to_thread(sample_article_ids)
             indexer = Indexer(self.settings, self.store, self.embedder, self._vectors)
             removed = await indexer.remove(ids)
             self._vectors = await indexer.vectors()
             await self.store.set_meta("corpus", NO_SAMPLE)
             return removed
-        finally:
-            lock.release()
 
     async def resolve_targets(self, paths: Sequence[Target] | None) -> list[Target]:
         """What a bare ``newsbot index`` means: configured sources, else the sample."""

@@ -194,7 +194,7 @@ async def test_drop_sample_removes_only_the_sample_and_it_stays_out(
         before = (await services.store.counts())["articles"]
         removed = await services.drop_sample()
         assert removed == before - 1
-        assert set((await services.store.article_states())) == {"own-1"}
+        assert set(await services.store.article_states()) == {"own-1"}
         with pytest.raises(NothingToIndex):  # a bare `newsbot index` no longer means the sample
             await services.resolve_targets(None)
     finally:
