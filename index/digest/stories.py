@@ -40,7 +40,7 @@ from index.render.answers import (
     safe_url,
     visible_length,
 )
-from index.render.i18n import STRINGS, format_date, format_number, normalize_lang, plural, t
+from index.render.i18n import format_date, format_number, normalize_lang, plural, t
 from index.search.query_parse import strip_relative_dates
 from index.storage import keywords
 from index.storage.store import ArticleRecord, Store
@@ -65,44 +65,6 @@ __all__ = [
     "topic_scores",
 ]
 
-# -- strings ----------------------------------------------------------------------------------
-
-_STRINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "digest_daily": "Daily news digest — {date}",
-        "digest_weekly": "Weekly news digest — {date}",
-        "digest_period": "News digest — {start} to {end}",
-        "digest_day": "News digest — {date}",
-        "digest_preview": "Preview: ",
-        "digest_summary": "{stories} stories from {articles} {articles_word} since {since}",
-        "digest_summary_one": "1 story from {articles} {articles_word} since {since}",
-        "digest_summary_cut": "the top {stories} of {total} stories from {articles}"
-        " {articles_word} since {since}",
-        "digest_topic": "Topic: {topic}",
-        "digest_also": "Also: ",
-        "digest_and_more": "and {n} more",
-        "digest_empty": "No news since {since}.",
-    },
-    "it": {
-        "digest_daily": "Rassegna del giorno — {date}",
-        "digest_weekly": "Rassegna della settimana — {date}",
-        "digest_period": "Rassegna — {p_from}{start} {p_to}{end}",
-        "digest_day": "Rassegna — {date}",
-        "digest_preview": "Anteprima: ",
-        "digest_summary": "{stories} notizie da {articles} {articles_word} {p_from}{since}",
-        "digest_summary_one": "1 notizia da {articles} {articles_word} {p_from}{since}",
-        "digest_summary_cut": "le {stories} principali di {total} notizie da {articles}"
-        " {articles_word} {p_from}{since}",
-        "digest_topic": "Argomento: {topic}",
-        "digest_also": "Anche: ",
-        "digest_and_more": "e altri {n}",
-        "digest_empty": "Nessuna notizia {p_from}{since}.",
-    },
-}
-for _lang, _table in _STRINGS.items():
-    STRINGS[_lang].update(_table)
-ARTICLE_WORDS = {"en": ("article", "articles"), "it": ("articolo", "articoli")}
-
 # -- parameters -------------------------------------------------------------------------------
 
 MAX_HEADLINE = 200
@@ -111,7 +73,6 @@ MAX_OUTLETS = 6
 MAX_OUTLET_NAME = 60
 MAX_SENTENCES_PER_ARTICLE = 12  # leads carry the story; the tail of a long article rarely does
 MIN_QUOTE_CHARS = 40
-ELLIPSIS = "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +364,7 @@ def group_articles(
 # -- central sentence -------------------------------------------------------------------------
 
 
-def _stems(text: str, lang: str | None) -> list[str]:
+def content_stems(text: str, lang: str | None) -> list[str]:
     words = [w for w in keywords.tokens(text) if w not in keywords.STOPWORDS and len(w) > 1]
     return keywords.stem_words(words, lang or "en")
 
@@ -440,11 +401,11 @@ def central_sentence(
     for a in articles:
         sents = []
         for s, e in _sentences(a.text, MAX_SENTENCES_PER_ARTICLE):
-            stems = _stems(a.text[s:e], a.lang)
+            stems = content_stems(a.text[s:e], a.lang)
             sents.append((s, e, stems))
             story.update(set(stems))
         cache[a.id] = sents
-        story.update(set(_stems(a.title, a.lang)))
+        story.update(set(content_stems(a.title, a.lang)))
     best: tuple[float, ArticleRecord, int, int] | None = None
     for a in articles:
         title = keywords.fold(a.title).strip()
@@ -694,10 +655,10 @@ async def load_period(
     return Period(arts, vecs, canonical)
 
 
-def _idf(articles: Sequence[ArticleRecord]) -> dict[str, float]:
+def idf_weights(articles: Sequence[ArticleRecord]) -> dict[str, float]:
     df: Counter[str] = Counter()
     for a in articles:
-        df.update(set(_stems(f"{a.title}\n{a.text[:3000]}", a.lang)))
+        df.update(set(content_stems(f"{a.title}\n{a.text[:3000]}", a.lang)))
     n = len(articles)
     return {w: math.log((1.0 + n) / (1.0 + c)) + 0.1 for w, c in df.items()}
 
@@ -789,7 +750,7 @@ async def build_digest(
         )
         groups = [g for g in groups if any(arts[i].id in on_topic for i in g)]
 
-    idf = _idf(arts)
+    idf = idf_weights(arts)
     span = max((until - since).total_seconds(), 1.0)
     stories: list[Story] = []
     for g in groups:
@@ -891,7 +852,9 @@ def _header_lines(digest: Digest, lang: str, tz: tzinfo | None, preview: bool) -
     n = len(digest.stories)
     words = {
         "articles": format_number(digest.total_articles, lang),
-        "articles_word": plural(digest.total_articles, *ARTICLE_WORDS[normalize_lang(lang)]),
+        "articles_word": plural(
+            digest.total_articles, t("digest_article", lang), t("digest_articles", lang)
+        ),
         "since": since, "p_from": p_from,
     }
     if n < digest.total_stories:
