@@ -17,17 +17,10 @@ import pytest
 from conftest import DIGEST_EXACT_OF, DIGEST_NEAR_OF, digest_articles
 from fakebotapi import parse_html, utf16_len
 
-from index.digest.stories import (
-    Digest,
-    Story,
-    article_names,
-    build_digest,
-    central_sentence,
-    cluster,
-    grouping_params_for,
-    render_digest_html,
-    render_digest_plain,
-)
+from index.digest.central import central_sentence
+from index.digest.grouping import article_names, cluster, grouping_params_for
+from index.digest.render import render_digest_html, render_digest_plain
+from index.digest.stories import Digest, Story, build_digest
 from index.storage.store import ArticleRecord
 
 ROME = ZoneInfo("Europe/Rome")

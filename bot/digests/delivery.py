@@ -64,12 +64,8 @@ from bot.digests import texts
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore, Plan, iso
 from bot.settings import BotSettings
-from index.digest.stories import (
-    Digest,
-    DigestMessage,
-    build_digest,
-    render_digest_html,
-)
+from index.digest.render import render_digest_html
+from index.digest.stories import Digest, DigestMessage, build_digest
 from index.search.retrieval import Retriever
 
 log = logging.getLogger(__name__)
