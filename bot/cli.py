@@ -57,7 +57,7 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from index.ingest.pipeline import Progress as IndexProgress
+    from index.ingest.report import Progress as IndexProgress
     from index.runtime import NothingToIndex, open_services
 
     console = Console(stderr=True)

@@ -41,8 +41,8 @@ from index.embed import Embedder
 from index.ingest.feeds import parse_download
 from index.ingest.fetch import Fetcher, FetchError, Validators
 from index.ingest.loaders import Preloaded, iter_articles, list_files
-from index.ingest.pipeline import IndexReport
 from index.ingest.records import Item
+from index.ingest.report import IndexReport
 from index.models import Article, LoadError
 from index.runtime import Services, open_services
 from index.settings import Settings, SourceSpec
