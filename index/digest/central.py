@@ -15,9 +15,6 @@ MAX_SENTENCES_PER_ARTICLE = 12  # leads carry the story; the tail of a long arti
 MIN_QUOTE_CHARS = 40
 
 
-# -- central sentence -------------------------------------------------------------------------
-
-
 def content_stems(text: str, lang: str | None) -> list[str]:
     words = [w for w in keywords.tokens(text) if w not in keywords.STOPWORDS and len(w) > 1]
     return keywords.stem_words(words, lang or "en")
