@@ -174,11 +174,11 @@ def synthetic_digest(n: int) -> Digest:
         )
         others = [ArticleRecord(f"o{i}-{k}", "t", "x", f"https://other{k}.example/{i}", now,
                                 f"Other {k}", "en", None, None, now) for k in range(8)]
-        from index.digest.stories import _outlets
+        from index.digest.stories import story_outlets
 
         stories.append(Story(
             id=f"s{i:03d}", lead=art, quote=text, quote_start=0, quote_end=len(text),
-            article_ids=[art.id, *(o.id for o in others)], outlets=_outlets([art, *others]),
+            article_ids=[art.id, *(o.id for o in others)], outlets=story_outlets([art, *others]),
             latest=now, score=1.0,
         ))
     return Digest(now - timedelta(days=1), now, stories, n + 5, n * 9, "council & <co>", "daily")

@@ -98,7 +98,8 @@ def _outlet_key(a: ArticleRecord) -> str:
     return (a.source or safe_url(a.url) or a.id).strip().lower()
 
 
-def _outlets(records: Sequence[ArticleRecord]) -> list[Outlet]:
+def story_outlets(records: Sequence[ArticleRecord]) -> list[Outlet]:
+    """Distinct outlets of a story's articles, in the order given (the lead's first)."""
     seen: set[str] = set()
     out = []
     for a in records:
@@ -199,7 +200,7 @@ async def build_digest(
                 copies.append(extra_canon[m.canonical_id])
         ordered = [lead, *sorted((m for m in members if m.id != lead.id), key=_when)]
         all_recs = ordered + sorted({c.id: c for c in copies}.values(), key=_when)
-        outlets = _outlets(all_recs)
+        outlets = story_outlets(all_recs)
         latest = max(_when(m) for m in members)
         freshness = min(1.0, max(0.0, 1.0 - (until - latest).total_seconds() / span))
         score = len(outlets) * (0.5 + 0.5 * freshness)
