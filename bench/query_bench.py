@@ -438,7 +438,7 @@ async def measure(
     store: Store,
     vectors: VectorStore,
 ) -> dict[str, Any]:
-    import index.storage.store as store_mod
+    import index.storage.fulltext as store_mod
     from index.embed.threads import single_thread_up_to
 
     col = vectors.collection
