@@ -505,29 +505,12 @@ async def candidate_ids(
     ``late_grace``, articles indexed in the period but published up to that much before it
     are also taken: a feed read at 10:00 delivers news of 07:00 after the 08:00 digest,
     and without this the next digest would start at 08:00 and miss it forever.
-    ``sources``/``langs`` restrict them as a question's filters do (store._filter_sql).
+    ``sources``/``langs`` restrict them as a question's filters do (storage/filters.py).
     """
-    params: list[Any] = [_ts(since), _ts(until)]
-    sql = (
-        "SELECT id FROM articles WHERE dup_kind IS NOT 'exact' AND ("
-        "(coalesce(published_ts, indexed_ts) >= ? AND coalesce(published_ts, indexed_ts) < ?)"
+    late_from = _ts(since - late_grace) if late_grace > timedelta(0) else None
+    return await store.period_article_ids(
+        _ts(since), _ts(until), late_from_ts=late_from, limit=limit, sources=sources, langs=langs
     )
-    if late_grace > timedelta(0):
-        sql += (
-            " OR (indexed_ts >= ? AND indexed_ts < ? AND published_ts >= ? AND published_ts < ?)"
-        )
-        params += [_ts(since), _ts(until), _ts(since - late_grace), _ts(since)]
-    sql += ")"
-    if sources:
-        sql += " AND (" + " OR ".join("source_key LIKE ?" for _ in sources) + ")"
-        params += [f"%{s.lower()}%" for s in sources]
-    if langs:
-        sql += f" AND lang IN ({','.join('?' * len(langs))})"
-        params += list(langs)
-    sql += " ORDER BY coalesce(published_ts, indexed_ts) DESC, id LIMIT ?"
-    params.append(limit)
-    async with store.db.execute(sql, params) as cur:
-        return [r[0] for r in await cur.fetchall()]
 
 
 async def lead_vectors(store: Store, vectors: Any, article_ids: Sequence[str]) -> np.ndarray:
@@ -635,19 +618,10 @@ async def _term_weights(store: Store, groups: list[set[str]]) -> list[float]:
     """
     if not groups:
         return []
-    await store.db.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab"
-        " USING fts5vocab(main, chunks_fts, 'row')"
-    )
     terms = sorted({t for g in groups for t in g})
-    q = ",".join("?" * len(terms))
-    async with store.db.execute(
-        f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({q})", terms
-    ) as cur:
-        df = {r[0]: int(r[1]) for r in await cur.fetchall()}
-    async with store.db.execute("SELECT count(*) FROM chunks") as cur:
-        row = await cur.fetchone()
-    n = int(row[0]) if row else 0
+    freqs = await store.doc_freqs(terms)
+    df = {t: d for t, d in freqs.items() if d > 0}
+    n = await store.chunk_count()
 
     def idf(d: int) -> float:
         return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
