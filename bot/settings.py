@@ -8,7 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from index.settings import Settings, _env
+from index.settings import Settings
+from index.settings import env as _env
 
 
 class BotSettings(Settings):

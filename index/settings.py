@@ -16,8 +16,12 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def _env(*names: str) -> AliasChoices:
+def env(*names: str) -> AliasChoices:
+    """A field's environment names (bot/settings.py declares its own fields with it too)."""
     return AliasChoices(*names)
+
+
+_env = env
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?", re.IGNORECASE)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import html
 import math
 import re
 from collections import Counter
@@ -32,14 +31,16 @@ import numpy as np
 from index.ingest.chunking import split_sentences
 from index.models import Filters
 from index.render.answers import (
-    _CONTROL,
     RAW_LIMIT,
     TELEGRAM_LIMIT,
-    _clip,
-    _one_line,
     safe_url,
     visible_length,
 )
+from index.render.html import CONTROL as _CONTROL
+from index.render.html import attr as _attr
+from index.render.html import clip as _clip
+from index.render.html import esc as _esc
+from index.render.html import one_line as _one_line
 from index.render.i18n import STRINGS, format_date, format_number, normalize_lang, plural, t
 from index.search.query_parse import strip_relative_dates
 from index.storage import keywords
@@ -813,14 +814,6 @@ async def build_digest(
 
 
 # -- rendering --------------------------------------------------------------------------------
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
-def _attr(text: str) -> str:
-    return html.escape(text, quote=True)
-
 
 def _local(dt: datetime, tz: tzinfo | None) -> datetime:
     aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)

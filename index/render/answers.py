@@ -18,6 +18,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from index.models import Answer, Filters, Hit, OutletRef
+from index.render.html import CONTROL as _CONTROL
+from index.render.html import ELLIPSIS
+from index.render.html import attr as _attr
+from index.render.html import clip as _clip
+from index.render.html import esc as _esc
+from index.render.html import one_line as _one_line
 from index.render.i18n import date_prepositions, format_date, normalize_lang, t
 from index.search.quotes import text_fragment_url
 
@@ -41,15 +47,12 @@ MAX_QUESTION = 300
 MAX_HEADER_QUESTION = 64
 MAX_OUTLETS = 5
 MAX_OUTLET_NAME = 80
-ELLIPSIS = "…"
 
 _TAG = re.compile(r"<[^>]*>")
 # Characters never valid raw in a URL: encoded so no client or server rejects the link.
 _URL_UNSAFE = str.maketrans({'"': "%22", "<": "%3C", ">": "%3E", "`": "%60", "\\": "%5C"})
-_SPACES = re.compile(r"\s+")
 # Whitespace (``str.isspace``, as ``\s`` in a str pattern) or an ASCII control character.
 _URL_BAD_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SENTENCE_END = re.compile(r"[.!?…][\"'»”’)\]]*(?=\s)")
 
 
@@ -66,14 +69,6 @@ def _utf16(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
-def _attr(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
 def safe_url(url: str | None) -> str | None:
     """``url`` if it may become a link (absolute http/https, no spaces or controls), else None."""
     if not url:
@@ -88,21 +83,6 @@ def safe_url(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     return u.translate(_URL_UNSAFE)
-
-
-def _one_line(text: str | None) -> str:
-    return _SPACES.sub(" ", _CONTROL.sub("", text or "")).strip()
-
-
-def _clip(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut at a word boundary with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: max(1, limit - 1)]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + ELLIPSIS
 
 
 # -- dates ----------------------------------------------------------------------------------
