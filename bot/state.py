@@ -157,6 +157,13 @@ class BotState:
              round(q.latency_ms, 2))
         )
 
+    async def last_question_lang(self, user_id: int) -> str | None:
+        """The language of the user's last logged question, if any."""
+        rows = list(await self.db.execute_fetchall(
+            "SELECT lang FROM questions WHERE user_id=? ORDER BY rowid DESC LIMIT 1", (user_id,)
+        ))  # fmt: skip
+        return rows[0][0] if rows else None
+
     # -- pages --------------------------------------------------------------------------------
 
     async def save_page(self, page: Page) -> None:
