@@ -10,6 +10,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ import pytest
 from bot.digests.store import DigestStore
 from bot.migrations import BOT_MIGRATIONS
 from bot.state import BotState
+from index.models import Filters
 from index.storage import keywords
 from index.storage.schema import INDEX_MIGRATIONS
 from index.storage.sources import SourceLedger
@@ -45,7 +47,10 @@ def _schema(path: Path) -> set[tuple[str, str]]:
     """Every table and index with its SQL, as SQLite stores it, minus the migrations ledger."""
     return {
         (name, " ".join(sql.split()))
-        for name, sql in _rows(path, "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL")
+        for name, sql in _rows(
+            path,
+            "SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'",
+        )
         if name != "schema_migrations"
     }
 
@@ -73,6 +78,20 @@ async def test_an_index_store_made_before_migrations_upgrades_in_place(tmp_path)
         assert (await store.counts())["exact_duplicates"] == 1
         assert (await store.last_run() or {}).get("stats") == {"added": 4}
         assert await store.get_meta("embedding_model") == "hashing-8"
+        # What callers used to ask in SQL of their own, now the store's methods.
+        assert (await store.article_origins())["a4"] == "news.jsonl:4"
+        rowids = await store.chunk_rowids(Filters(langs=["en"]))
+        assert [await store.chunk_text_by_rowid(r) for r in rowids] == [
+            ("The MOSE flood barrier was raised again on Tuesday.", "en"),
+            ("Venice stayed dry.", "en"),
+        ]
+        assert len(await store.titled_chunk_texts()) == 6
+        since, until = datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)
+        assert await store.period_article_ids(int(since.timestamp()), int(until.timestamp())) == [
+            "a3",
+            "a2",
+        ]
+        await store.optimize()
     finally:
         await store.close()
     ledger = await SourceLedger.open(old)
