@@ -106,19 +106,10 @@ async def _term_weights(store: Store, groups: list[set[str]]) -> list[float]:
     """
     if not groups:
         return []
-    await store.db.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab"
-        " USING fts5vocab(main, chunks_fts, 'row')"
-    )
     terms = sorted({t for g in groups for t in g})
-    q = ",".join("?" * len(terms))
-    async with store.db.execute(
-        f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({q})", terms
-    ) as cur:
-        df = {r[0]: int(r[1]) for r in await cur.fetchall()}
-    async with store.db.execute("SELECT count(*) FROM chunks") as cur:
-        row = await cur.fetchone()
-    n = int(row[0]) if row else 0
+    freqs = await store.doc_freqs(terms)
+    df = {t: d for t, d in freqs.items() if d > 0}
+    n = await store.chunk_count()
 
     def idf(d: int) -> float:
         return math.log(1.0 + (n - d + 0.5) / (d + 0.5))
