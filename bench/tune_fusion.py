@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 from index.embed import make_embedder  # noqa: E402
 from index.models import Filters  # noqa: E402
 from index.runtime import open_services  # noqa: E402
-from index.search.retrieval import FusionParams, Retriever, fuse, match_fraction  # noqa: E402
+from index.search.fusion import FusionParams, fuse, match_fraction  # noqa: E402
+from index.search.retrieval import Retriever  # noqa: E402
 from index.settings import Settings  # noqa: E402
 from index.storage import keywords  # noqa: E402
 

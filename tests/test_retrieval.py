@@ -18,7 +18,8 @@ from index.evaluation import evaluate_files, load_questions, summary_line
 from index.models import Filters
 from index.render.answers import render_telegram_html, visible_length
 from index.runtime import open_services
-from index.search.retrieval import FusionParams, Retriever, fuse
+from index.search.fusion import FusionParams, fuse
+from index.search.retrieval import Retriever
 from index.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
