@@ -452,6 +452,8 @@ async def measure(
     # As one-shot commands (`newsbot ask`, `newsbot eval`) run it: SQLite FTS5 and Chroma.
     plain = Retriever(settings, store, embedder, vectors, tz=TZ)
     p = retriever.params
+    in_memory = await retriever.candidates()  # the in-memory copy's candidates
+    from_store = plain.store_candidates  # Chroma's and SQLite's
     sources = await store.source_keys()
     total_q = args.warmup + args.queries
     questions = {k: await make_questions(store, k, total_q) for k in KINDS}
@@ -554,7 +556,10 @@ async def measure(
             ids = await ct.time(
                 f"{kind}: sql ids store", store.filtered_chunk_ids, filters, 1 << 30
             )
-            await ct.time(f"{kind}: dense in memory, chosen path", retriever._dense, vec, filters)
+            await ct.time(
+                f"{kind}: dense in memory, chosen path", in_memory.dense, vec, filters,
+                p.dense_candidates,
+            )  # fmt: skip
             assert ids is not None
             passing.setdefault(kind, []).append(len(ids))
             if not ids:
@@ -570,14 +575,16 @@ async def measure(
             if len(ids) <= 3000:  # exact: every passing chunk's vector fetched and scored
                 plain.invalidate()
                 exact = await ct.time(
-                    f"{kind}: fetch all passing vectors + numpy", plain._score, vec, ids, n
+                    f"{kind}: fetch all passing vectors + numpy", from_store.score_ids, vec, ids, n
                 )
             plain.invalidate()  # the first question with this filter: no vectors in memory
             await ct.time(
-                f"{kind}: retriever dense, chosen path, cold", plain._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, cold", from_store.dense, vec, filters,
+                p.dense_candidates,
             )
             dense = await ct.time(
-                f"{kind}: retriever dense, chosen path, warm", plain._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, warm", from_store.dense, vec, filters,
+                p.dense_candidates,
             )
             quality.setdefault(f"{kind}: dense overlap@10 with exact", []).append(
                 _overlap(dense, exact, 10)

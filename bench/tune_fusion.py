@@ -44,10 +44,10 @@ async def collect(data_dir: Path, eval_dir: Path, model: str) -> dict:
         vecs = services.embedder.embed_queries([q["question"] for q in qs])
         rows = []
         for q, v in zip(qs, vecs, strict=True):
-            dense = await r._dense(v, Filters())
+            dense = await r.store_candidates.dense(v, Filters(), r.params.dense_candidates)
             groups = keywords.query_terms(q["question"])
             bm25 = await services.store.fts_search(keywords.fts_match(q["question"]), 60)
-            cov = await r._coverage(groups) if bm25 else 0.0
+            cov = await r.coverage(groups) if bm25 else 0.0
             recs = await services.store.chunk_records([c for c, _ in dense] + [c for c, _ in bm25])
             art = {c: rec.article_id for c, rec in recs.items()}
             mf = {c: match_fraction(groups, recs[c]) for c, _ in bm25[:3] if c in recs}

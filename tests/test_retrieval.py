@@ -188,7 +188,8 @@ async def test_hostile_article_renders_as_valid_telegram_html(retriever):
 
 async def test_dense_over_filtered_candidates_uses_ids(retriever):
     vec = (await asyncio.to_thread(retriever.embedder.embed_queries, ["floods"]))[0]
-    hits = await retriever._dense(vec, Filters(sources=["reuters"]))
+    n = retriever.params.dense_candidates
+    hits = await retriever.store_candidates.dense(vec, Filters(sources=["reuters"]), n)
     assert hits and all(c.startswith("en-floods") for c, _ in hits)
 
 

@@ -1,4 +1,6 @@
-"""Hybrid retrieval: dense (Chroma) + keyword (SQLite FTS5, BM25), fused, quoted.
+"""Hybrid retrieval: a question parsed, its dense and keyword candidates gathered
+(index/search/candidates.py), fused (index/search/fusion.py), gated and quoted
+(index/search/hits.py).
 
 Why not plain reciprocal rank fusion: with an English-centric embedder on Italian news the
 two rankings are not equally trustworthy, and RRF averages a good ranking with a poor one.
@@ -14,21 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from index.digest.stories import build_digest
 from index.embed import Embedder
 from index.models import Answer, Filters, Hit
-from index.search.chunk_matrix import ChunkMatrix, Selection
+from index.search.candidates import Candidates
+from index.search.chunk_matrix import ChunkMatrix
 from index.search.corpus_copy import CorpusCopy
 from index.search.encoder import Nearest, QueryEncoder
 from index.search.fusion import (
@@ -41,10 +38,12 @@ from index.search.fusion import (
     params_for,
 )
 from index.search.hits import FIRST_RECORDS, build_hits, load_records, story_hits
+from index.search.memory_candidates import MemoryCandidates
 from index.search.query_parse import is_filler, parse_question_full
+from index.search.store_candidates import StoreCandidates
 from index.settings import Settings
 from index.storage import keywords
-from index.storage.store import ChunkRecord, Store, or_terms
+from index.storage.store import ChunkRecord, Store
 from index.storage.vectors import VectorStore, VectorsUnavailable
 
 __all__ = [
@@ -57,36 +56,11 @@ log = logging.getLogger(__name__)
 Mode = Literal["hybrid", "dense", "bm25"]
 
 
-# Filtered dense search (see Retriever._dense; measured by bench/query_bench.py).
-DENSE_EXACT_CHUNKS = 1200  # filters passing at most this many chunks are scored exactly
-DENSE_FETCH_CHUNKS = 1500  # from their vectors when at most this many must be fetched, else ids=
-DENSE_CACHE_VECTORS = 20000  # fetched chunk vectors kept in memory (~30 MB at 384 dims)
-DENSE_OVERFETCH_FACTOR = 2.0  # else fetch this many x dense_candidates / passing fraction
-# With every vector in memory (index/search/chunk_matrix.py) a filter is scored exactly while that
-# costs less than over-fetching from Chroma, both counted in contiguous matrix rows
-# (bench/query_bench.py at 100k chunks: a Chroma query ~50k rows, each neighbour ~100 more).
-MATRIX_ROWS_PER_QUERY = 50_000
-MATRIX_ROWS_PER_NEIGHBOUR = 100
-MATRIX_THREAD_ROWS = 10_000  # larger products run off the event loop
 # A question that is only a period ("cosa è successo oggi?") gets its top stories from at
 # most this many of its newest articles (index/digest/stories.py groups them all pairwise), and a
 # period open at the start ("prima del 2020") starts here.
 PERIOD_ARTICLES = 3000
 PERIOD_START = datetime(1900, 1, 1, tzinfo=UTC)
-
-
-@dataclass(slots=True)
-class DensePlan:
-    """How the dense side of a filtered question will run (see Retriever._dense_plan)."""
-
-    kind: Literal["none", "all", "exact", "ids", "overfetch", "matrix"]
-    n: int = 0  # neighbours to over-fetch
-    ids: list[str] | None = None  # for Chroma ids=
-    keys: list[str] | None = None  # rows of ``matrix``
-    matrix: np.ndarray | None = None  # unit vectors, for exact scoring
-    keep: set[str] | None = None  # the passing ids, when known
-    chunk_matrix: ChunkMatrix | None = None  # every vector in memory, when loaded
-    selection: Selection | None = None  # its rows passing the filter
 
 
 class Retriever:
@@ -110,15 +84,7 @@ class Retriever:
         self.encoder = QueryEncoder(embedder, vectors)
         self._known_sources: frozenset[str] | None = None
         self._sources_stamp: object = None
-        self._vocab_ready = False
-        # Chunk vectors fetched for exact filtered scoring ("last week" is asked again and
-        # again): chunk ids are content-addressed, so a cached vector never goes stale.
-        self._vector_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._vector_lock = threading.Lock()
-        self._matrix_cache: OrderedDict[tuple[str, ...], tuple[list[str], np.ndarray]] = (
-            OrderedDict()
-        )
-        self._matrix_rows = 0
+        self.store_candidates = StoreCandidates(store, vectors, self.params)
         self.memory = CorpusCopy(settings, store, vectors)
 
     async def known_sources(self) -> frozenset[str]:
@@ -133,10 +99,7 @@ class Retriever:
     def invalidate(self) -> None:
         """Forget cached corpus facts after a re-index."""
         self._known_sources = None
-        with self._vector_lock:
-            self._vector_cache.clear()
-            self._matrix_cache.clear()
-            self._matrix_rows = 0
+        self.store_candidates.invalidate()
         self.memory.invalidate()
 
     # -- vectors in memory ------------------------------------------------------------------
@@ -152,6 +115,23 @@ class Retriever:
 
     async def aclose(self) -> None:
         await self.memory.aclose()
+
+    async def candidates(self) -> Candidates:
+        """Where this question's candidates come from: the in-memory copy while it matches
+        the store, else Chroma and SQLite."""
+        m = await self.memory.current()
+        if m is None:
+            return self.store_candidates
+        return MemoryCandidates(m, self.store_candidates)
+
+    def with_params(self, params: FusionParams) -> Retriever:
+        """A retriever over the same corpus with other fusion parameters (a digest's wide
+        topic search), sharing this one's batching encoder; it keeps no in-memory copy."""
+        other = Retriever(
+            self.settings, self.store, self.embedder, self.vectors, params=params, tz=self.tz
+        )
+        other.encoder = self.encoder
+        return other
 
     # -- public -----------------------------------------------------------------------------
 
@@ -241,6 +221,14 @@ class Retriever:
             self.store, search, query, limit, cap=self.settings.max_passages_per_article
         )
 
+    async def coverage(self, groups: list[set[str]]) -> float:
+        """Fraction of question words (any variant) that occur anywhere in the keyword
+        index (bench/tune_fusion.py weighs fusions by it)."""
+        if not groups:
+            return 0.0
+        present = await self.store_candidates.present_terms(t for g in groups for t in g)
+        return sum(1 for g in groups if g & present) / len(groups)
+
     def is_relevant(self, search: Search, mode: Mode) -> bool:
         if not search.ranked:
             return False
@@ -265,6 +253,7 @@ class Retriever:
         groups = keywords.query_terms(query)
         dense: list[tuple[str, float]] = []
         bm25: list[tuple[str, float]] = []
+        cands = await self.candidates()
 
         degraded = False
 
@@ -280,27 +269,18 @@ class Retriever:
 
         async def dense_side() -> list[tuple[str, float]]:
             if filters.is_empty():
+                # Either implementation would ask Chroma unfiltered: here in the encoder's
+                # batch, one worker-thread hop for the model and the query.
                 _, found = await self.encoder.nearest(query, p.dense_candidates)
                 return found
-            plan = asyncio.ensure_future(self._dense_plan(filters))  # while encoding
-            try:
-                vec = await self.encoder.encode(query)
-            except BaseException:
-                plan.cancel()
-                raise
-            return await self._dense_run(vec, await plan, filters)
+            return await cands.dense(self.encoder.encode(query), filters, p.dense_candidates)
 
         head = FIRST_RECORDS
         records: dict[str, ChunkRecord] = {}
         match = keywords.fts_match(query)
-        memory = await self.memory.current()
-        terms = or_terms(match) if memory is not None and memory.keywords else None
 
         async def run_bm25() -> list[tuple[str, float]]:
-            if memory is not None and terms is not None:
-                sel = None if filters.is_empty() else memory.select(filters)
-                return memory.keyword_top(terms, p.bm25_candidates, sel)
-            return await self.store.fts_search(match, p.bm25_candidates, filters)
+            return await cands.keyword(match, filters, p.bm25_candidates)
 
         async def bm25_then_passages() -> list[tuple[str, float]]:
             found = await run_bm25()
@@ -308,7 +288,7 @@ class Retriever:
             records.update(await self.store.chunk_records([c for c, _ in found[:head]]))
             return found
 
-        if mode == "hybrid" and terms is None:
+        if mode == "hybrid" and not cands.keyword_in_process(match):
             dense, bm25 = await asyncio.gather(run_dense(), bm25_then_passages())
         else:
             # In memory, BM25 costs ~0.5 ms: after the encoding rather than beside it, as
@@ -340,163 +320,3 @@ class Retriever:
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
         return Search(ranked, best_dense, best_match, gap, records, keyword_only=degraded)
-
-    async def _dense(self, vec: np.ndarray, filters: Filters) -> list[tuple[str, float]]:
-        """Nearest chunks passing ``filters``, without Chroma's own filters.
-
-        At 100k chunks Chroma's ``where=`` costs 150-300 ms and ``ids=`` 30-200 ms (slowest
-        for *small* id sets) against ~3 ms unfiltered (bench/query_bench.py). So: few passing
-        chunks are scored exactly from their vectors; otherwise the unfiltered neighbours are
-        over-fetched in proportion to how rare passing chunks are and filtered in SQLite,
-        which yields the exact top of the filtered ranking, possibly fewer than asked for.
-        Fetched vectors stay in memory, so a filter asked again is scored exactly for ~1 ms.
-        """
-        return await self._dense_run(vec, await self._dense_plan(filters), filters)
-
-    async def _dense_plan(self, filters: Filters) -> DensePlan:
-        """Everything the dense side can do before the question's vector exists (search()
-        runs it while the question is encoded): the SQL, and the matrix of passing vectors."""
-        p = self.params
-        if filters.is_empty():
-            return DensePlan("all")
-        m = await self.memory.current()
-        if m is not None:
-            sel = m.select(filters)
-            if sel.count == 0:
-                return DensePlan("none")
-            n = self._overfetch(sel.count / len(m), len(m))
-            if sel.cost <= MATRIX_ROWS_PER_QUERY + MATRIX_ROWS_PER_NEIGHBOUR * n:
-                return DensePlan("matrix", chunk_matrix=m, selection=sel)
-            return DensePlan("overfetch", n=n, chunk_matrix=m, selection=sel)
-        fraction = await self.store.filter_fraction(filters)
-        if fraction <= 0.0:
-            return DensePlan("none")
-        total = await self.store.chunk_count()
-        exact_limit = min(max(DENSE_EXACT_CHUNKS, p.dense_candidates), p.filtered_exact_limit)
-        n = self._overfetch(fraction, total)
-        keep: set[str] | None = None
-        id_limit = max(exact_limit, 4 * n)
-        if fraction * total <= id_limit:  # an estimate: the list below is exact
-            ids = await self.store.filtered_chunk_ids(filters, id_limit)
-            if ids is not None:
-                if not ids:
-                    return DensePlan("none")
-                cache = self._vector_cache
-                missing = sum(1 for i in ids if i not in cache)
-                if len(ids) <= exact_limit or missing * 10 <= len(ids):
-                    if missing <= DENSE_FETCH_CHUNKS:
-                        keys, matrix = await asyncio.to_thread(self._matrix, ids)
-                        return DensePlan("exact", keys=keys, matrix=matrix)
-                    return DensePlan("ids", ids=ids)
-                keep = set(ids)
-        return DensePlan("overfetch", n=n, keep=keep)
-
-    def _overfetch(self, fraction: float, total: int) -> int:
-        """Unfiltered neighbours to fetch so that about twice the candidates pass."""
-        p = self.params
-        return min(total, p.overfetch, max(p.dense_candidates, math.ceil(
-            DENSE_OVERFETCH_FACTOR * p.dense_candidates / fraction
-        )))  # fmt: skip
-
-    async def _dense_run(
-        self, vec: np.ndarray, plan: DensePlan, filters: Filters
-    ) -> list[tuple[str, float]]:
-        k = self.params.dense_candidates
-        vecs = vec.reshape(1, -1)
-        if plan.kind == "none":
-            return []
-        if plan.kind == "exact":
-            assert plan.keys is not None and plan.matrix is not None
-            return _top(plan.keys, plan.matrix, vec, k)
-        m, sel = plan.chunk_matrix, plan.selection
-        if plan.kind == "matrix":
-            assert m is not None and sel is not None
-            if sel.cost > MATRIX_THREAD_ROWS:
-                return await asyncio.to_thread(m.top, vec, sel, k)
-            return m.top(vec, sel, k)
-        if plan.kind == "ids":
-            res = await asyncio.to_thread(self.vectors.query, vecs, k, plan.ids)
-            return res[0]
-        if plan.kind == "all":
-            res = await asyncio.to_thread(self.vectors.query, vecs, k)
-            return res[0]
-        res = await asyncio.to_thread(self.vectors.query, vecs, plan.n)
-        if m is not None and sel is not None:
-            return [(c, s) for c, s in res[0] if m.keeps(sel, c)][:k]
-        keep = plan.keep
-        if keep is None:
-            keep = await self.store.passing_chunk_ids([c for c, _ in res[0]], filters)
-        return [(c, s) for c, s in res[0] if c in keep][:k]
-
-    def _score(self, vec: np.ndarray, ids: Sequence[str], n: int) -> list[tuple[str, float]]:
-        """Exact cosine of ``vec`` against the stored vectors of ``ids``: the best ``n``."""
-        keys, matrix = self._matrix(ids)
-        return _top(keys, matrix, vec, n)
-
-    def _matrix(self, ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """The unit-length vectors of ``ids`` (those that have one) as rows of one matrix.
-
-        The same filter is asked again and again ("ieri", "last week"), so the stacked
-        matrix of an id list is kept too (building it costs more than scoring it)."""
-        key = tuple(ids)
-        with self._vector_lock:
-            hit = self._matrix_cache.get(key)
-            if hit is not None:
-                self._matrix_cache.move_to_end(key)
-                return hit
-        cache = self._vector_cache
-        with self._vector_lock:
-            got = {i: cache[i] for i in ids if i in cache}
-            for i in got:
-                cache.move_to_end(i)
-        missing = [i for i in ids if i not in got]
-        if missing:
-            fetched = self.vectors.get_vectors(missing)
-            got.update(fetched)
-            if len(ids) <= DENSE_CACHE_VECTORS:
-                with self._vector_lock:
-                    cache.update(fetched)
-                    while len(cache) > DENSE_CACHE_VECTORS:
-                        cache.popitem(last=False)
-        keys = list(got)
-        if not keys:
-            return [], np.zeros((0, 0), dtype=np.float32)
-        mat = np.stack([got[k] for k in keys])
-        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-        out = (keys, mat)
-        with self._vector_lock:
-            self._matrix_cache[key] = out
-            self._matrix_rows += len(keys)
-            while self._matrix_rows > DENSE_CACHE_VECTORS or len(self._matrix_cache) > 32:
-                _, (old, _) = self._matrix_cache.popitem(last=False)
-                self._matrix_rows -= len(old)
-        return out
-
-    async def _coverage(self, groups: list[set[str]]) -> float:
-        """Fraction of question words that occur anywhere in the keyword index."""
-        if not groups:
-            return 0.0
-        if not self._vocab_ready:
-            await self.store.db.execute(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab"
-                " USING fts5vocab(main, chunks_fts, 'row')"
-            )
-            self._vocab_ready = True
-        terms = sorted({t for g in groups for t in g})
-        q = ",".join("?" * len(terms))
-        async with self.store.db.execute(
-            f"SELECT term FROM temp.chunks_vocab WHERE term IN ({q})", terms
-        ) as cur:
-            present = {r[0] for r in await cur.fetchall()}
-        return sum(1 for g in groups if g & present) / len(groups)
-
-
-def _top(
-    keys: Sequence[str], matrix: np.ndarray, vec: np.ndarray, n: int
-) -> list[tuple[str, float]]:
-    """The ``n`` rows (unit vectors) of ``matrix`` nearest to ``vec`` by cosine."""
-    if not keys:
-        return []
-    sims = matrix @ (vec.reshape(-1) / max(float(np.linalg.norm(vec)), 1e-12))
-    order = np.argsort(-sims, kind="stable")[:n]
-    return [(keys[i], float(sims[i])) for i in order]
