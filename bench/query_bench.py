@@ -66,9 +66,9 @@ import numpy as np  # noqa: E402
 from index.embed import Embedder, make_embedder  # noqa: E402
 from index.models import Article, Chunk, Filters  # noqa: E402
 from index.render.answers import render_telegram_html  # noqa: E402
+from index.runtime import build_retriever  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.search.query_parse import parse_question  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
 from index.settings import Settings  # noqa: E402
 from index.storage import keywords  # noqa: E402
 from index.storage.store import ArticleWrite, Store, or_terms  # noqa: E402
@@ -443,14 +443,14 @@ async def measure(
 
     col = vectors.collection
     # As `newsbot serve` runs it: every chunk vector and the keyword index in memory.
-    retriever = Retriever(settings, store, embedder, vectors, tz=TZ)
+    retriever = build_retriever(settings, store, embedder, vectors, tz=TZ)
     t0 = time.perf_counter()
     memory = await retriever.vectors_in_memory()
     load_s = time.perf_counter() - t0
     if memory is None:
         raise SystemExit("the vectors could not be loaded into memory (DENSE_MATRIX_MAX_CHUNKS?)")
     # As one-shot commands (`newsbot ask`, `newsbot eval`) run it: SQLite FTS5 and Chroma.
-    plain = Retriever(settings, store, embedder, vectors, tz=TZ)
+    plain = build_retriever(settings, store, embedder, vectors, tz=TZ)
     p = retriever.params
     in_memory = await retriever.candidates()  # the in-memory copy's candidates
     from_store = plain.store_candidates  # Chroma's and SQLite's

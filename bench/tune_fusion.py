@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from index.embed import make_embedder  # noqa: E402
 from index.models import Filters  # noqa: E402
-from index.runtime import open_services  # noqa: E402
+from index.runtime import build_retriever, open_services  # noqa: E402
 from index.search.fusion import FusionParams, fuse, match_fraction  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
 from index.settings import Settings  # noqa: E402
 from index.storage import keywords  # noqa: E402
 
@@ -37,7 +36,7 @@ async def collect(data_dir: Path, eval_dir: Path, model: str) -> dict:
     settings = Settings(_env_file=None, data_dir=data_dir, embedding_model=model)
     services = await open_services(settings, make_embedder(settings))
     vectors = await services.vectors()
-    r = Retriever(settings, services.store, services.embedder, vectors)
+    r = build_retriever(settings, services.store, services.embedder, vectors)
     out: dict = {}
     for qf in sorted(eval_dir.glob("questions-*.jsonl")):
         qs = [json.loads(line) for line in qf.open()]

@@ -22,6 +22,7 @@ import index.search.store_candidates as store_candidates_mod
 import index.storage.store as store_mod
 from index.embed import HashingEmbedder
 from index.models import Answer, Article, Chunk, Filters
+from index.runtime import build_retriever
 from index.search.chunk_matrix import ChunkMatrix, Selection
 from index.search.memory_candidates import MemoryCandidates
 from index.search.retrieval import Retriever
@@ -82,7 +83,7 @@ async def setup(tmp_path):
         texts.extend(c.text for c in chunks)
     await store.write_articles(writes, run_id)
     vectors.upsert(ids, emb.embed_passages(texts))
-    r = Retriever(settings, store, emb, vectors)
+    r = build_retriever(settings, store, emb, vectors)
     yield r
     await store.close()
 
@@ -449,7 +450,7 @@ ASKED = [
 async def test_answers_are_the_same_with_vectors_in_memory(setup, monkeypatch):
     r = setup
     _exact_fts(monkeypatch)
-    plain = Retriever(r.settings, r.store, r.embedder, r.vectors)
+    plain = build_retriever(r.settings, r.store, r.embedder, r.vectors)
     before = [await r.answer(q, now=NOW) for q in ASKED]
     assert await r.vectors_in_memory() is not None
     with monkeypatch.context() as mp:  # with the matrix, neither SQLite BM25 nor Chroma's ids=
@@ -645,8 +646,8 @@ async def test_no_matrix_above_its_limit(setup, monkeypatch):
     _exact_fts(monkeypatch)
     want = [_hits(await r.answer(q, now=NOW)) for q in ASKED]
     for limit in (10, 0):
-        small = Retriever(r.settings.model_copy(update={"dense_matrix_max_chunks": limit}),
-                          r.store, r.embedder, r.vectors)  # fmt: skip
+        small = build_retriever(r.settings.model_copy(update={"dense_matrix_max_chunks": limit}),
+                                r.store, r.embedder, r.vectors)  # fmt: skip
         assert await small.vectors_in_memory() is None
         assert [_hits(await small.answer(q, now=NOW)) for q in ASKED] == want
         assert isinstance(await small.candidates(), StoreCandidates)
@@ -686,7 +687,7 @@ async def test_aclose_cancels_a_load(setup, monkeypatch):
     assert await r.answer("governo riforma", now=NOW) is not None
     await r.aclose()  # twice, and with nothing loading: fine
 
-    fresh = Retriever(r.settings, r.store, r.embedder, r.vectors)
+    fresh = build_retriever(r.settings, r.store, r.embedder, r.vectors)
     fresh.keep_vectors_in_memory()
     await fresh.aclose()  # before the load even started
 

@@ -17,9 +17,8 @@ from index.embed import make_embedder
 from index.evaluation import evaluate_files, load_questions, summary_line
 from index.models import Filters
 from index.render.answers import render_telegram_html, visible_length
-from index.runtime import open_services
+from index.runtime import build_retriever, open_services
 from index.search.fusion import FusionParams, fuse
-from index.search.retrieval import Retriever
 from index.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +95,8 @@ def _settings(tmp: Path) -> Settings:
 @pytest.fixture
 async def retriever(store_dir, embedder):
     services = await open_services(_settings(store_dir), embedder)
-    r = Retriever(services.settings, services.store, embedder, await services.vectors(), tz=ROME)
+    r = build_retriever(services.settings, services.store, embedder, await services.vectors(),
+                        tz=ROME)
     yield r
     await services.close()
 
