@@ -345,6 +345,8 @@ async def test_the_token_never_reaches_the_logs(
 ) -> None:
     server = fake_bot_api
     caplog.set_level(logging.DEBUG)
+    # An earlier CLI run in the same process may have quietened httpx (bot/logs.py).
+    caplog.set_level(logging.DEBUG, logger="httpx")
     ada = server.user("Ada")
     chat = server.private_chat(ada)
     async with serving(settings_for(), bot_embedder):
