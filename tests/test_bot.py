@@ -180,6 +180,36 @@ async def test_group_answers_ask_mentions_and_replies_and_ignores_chatter(
     assert "/ask" in usage["text"] and "passages" not in usage["text"]
 
 
+async def test_a_reply_to_an_answer_continues_it(
+    fake_bot_api: FakeBotApi, settings_for: Any, bot_embedder: Any
+) -> None:
+    """ "e poi?" as a reply pages on; other words as a reply narrow the same question."""
+    server = fake_bot_api
+    ada = server.user("Ada", language_code="it")
+    chat = server.private_chat(ada)
+    async with serving(settings_for(), bot_embedder):
+        server.user_sends(chat, ada, "General Motors Chrysler automakers")
+        (answer,) = await server.wait_for_messages(chat["id"], count=1, timeout=20)
+        assert any(b["callback_data"].startswith("m:") for b in buttons(answer))
+        more = server.user_sends(chat, ada, "e poi?", reply_to=answer)["message"]
+        await server.wait_for_messages(chat["id"], count=2, timeout=20)
+        narrowed = server.user_sends(chat, ada, "bailout", reply_to=answer)["message"]
+        await server.wait_for_messages(chat["id"], count=3, timeout=20)
+        fresh = server.user_sends(chat, ada, "e poi?")["message"]  # not a reply: a question
+        await server.wait_for_messages(chat["id"], count=4, timeout=20)
+        await server.wait_for(lambda: not any(
+            b["callback_data"].startswith("m:") for b in buttons(server.sent_messages(chat["id"])[0])
+        ), timeout=10)
+    (page2,) = replies_to(server, chat, more)
+    assert page2["text"].split("\n")[2].startswith("4.")  # the next passages, numbered on
+    assert "e poi" not in page2["text"].split("\n")[0]
+    (refined,) = replies_to(server, chat, narrowed)
+    header = refined["text"].split("\n")[0]
+    assert "General Motors" in header and "bailout" in header
+    (new,) = replies_to(server, chat, fresh)
+    assert "e poi" in new["text"]  # answered (or refused) as a question of its own
+
+
 # -- buttons --------------------------------------------------------------------------------
 
 
