@@ -31,6 +31,7 @@ from index.embed import Embedder
 from index.models import Answer, Filters, Hit, OutletRef
 from index.search.chunk_matrix import ChunkMatrix, Selection
 from index.search.corpus_copy import CorpusCopy
+from index.search.padding import earned
 from index.search.query_parse import is_filler, parse_question_full
 from index.search.quotes import make_hit_quote
 from index.settings import Settings
@@ -322,6 +323,8 @@ class Retriever:
                           period_empty=period_empty,
                           keyword_only=search.keyword_only)
         hits = await self.build_hits(search, query, k + offset)
+        if mode == "hybrid":
+            hits = earned(hits, query)
         return Answer(question, query, filters, hits[offset : offset + k], relaxed=relaxed,
                       period_empty=period_empty,
                       keyword_only=search.keyword_only)
