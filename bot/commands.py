@@ -113,14 +113,16 @@ async def _eval(args: argparse.Namespace, settings: BotSettings) -> int:
         print(json.dumps([r.as_dict(ks) for r in results], indent=2))
     else:
         table = Table(title=f"newsbot eval — {args.mode}")
-        cols = ["file", "n", *(f"hit@{k}" for k in ks), "answer@3", "highlight@1", "not found"]
+        cols = ["file", "n", *(f"hit@{k}" for k in ks), "answer@3", "highlight@1", "gold share@3",
+                "not found"]
         for c in cols:
             table.add_column(c, justify="right" if c != "file" else "left")
         for r in results:
             d = r.as_dict(ks)
             table.add_row(
                 d["file"], str(d["n"]), *(f"{d[f'hit@{k}']:.3f}" for k in ks),
-                f"{d['answer@3']:.3f}", f"{d['highlight@1']:.3f}", f"{d['not_found']:.3f}",
+                f"{d['answer@3']:.3f}", f"{d['highlight@1']:.3f}",
+                f"{d['gold_share@3']:.3f}", f"{d['not_found']:.3f}",
             )
         Console().print(table)
     print(summary_line(results, ks))

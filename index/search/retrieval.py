@@ -39,6 +39,7 @@ from index.search.fusion import (
 )
 from index.search.hits import FIRST_RECORDS, build_hits, load_records, story_hits
 from index.search.memory_candidates import MemoryCandidates
+from index.search.padding import earned
 from index.search.query_parse import is_filler, parse_question_full
 from index.search.store_candidates import StoreCandidates
 from index.settings import Settings
@@ -181,6 +182,8 @@ class Retriever:
                           period_empty=period_empty,
                           keyword_only=search.keyword_only)
         hits = await self.build_hits(search, query, k + offset)
+        if mode == "hybrid":
+            hits = earned(hits, query)
         return Answer(question, query, filters, hits[offset : offset + k], relaxed=relaxed,
                       period_empty=period_empty,
                       keyword_only=search.keyword_only)
