@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BOT_ADMIN_ID, bot_articles, bot_settings
-from fakebotapi import FakeBotApi, parse_html, visible_length
 from telegram.ext import Application
 
 from bot.app import build_application
 from bot.runner import running
 from bot.services import KEY, BotServices
+from tests.support.bot import BOT_ADMIN_ID, bot_articles, bot_settings
+from tests.support.fakebotapi import FakeBotApi, parse_html, visible_length
 
 pytestmark = pytest.mark.slow
 

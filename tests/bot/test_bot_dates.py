@@ -16,14 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import bot_articles, bot_settings, write_articles
-from fakebotapi import FakeBotApi, parse_html
 from telegram.ext import Application
-from test_dates import ARTICLES, TODAY
 
 from bot.app import build_application
 from bot.runner import running
 from index.render.i18n import format_date
+from tests.support.bot import bot_articles, bot_settings, write_articles
+from tests.support.dated_articles import ARTICLES, TODAY
+from tests.support.fakebotapi import FakeBotApi, parse_html
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ OLD_OGGI = next(a for a in ARTICLES if a["id"] == "old-oggi")
 
 
 def _dated_now() -> list[dict[str, Any]]:
-    """Today's articles of tests/test_dates.py, published minutes ago (still today in Rome)."""
+    """Today's articles of tests/search/test_dates.py, published minutes ago (still today in Rome)."""
     now = datetime.now(UTC)
     local = now.astimezone(ROME)
     since_midnight = (local - local.replace(hour=0, minute=0, second=0, microsecond=0))

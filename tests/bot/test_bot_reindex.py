@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BOT_ADMIN_ID, SAMPLE_DIR, bot_settings, write_articles
-from fakebotapi import FakeBotApi
 from telegram.ext import Application
 
 from bot.app import build_application
 from bot.runner import running
 from bot.services import KEY, BotServices
+from tests.support.bot import BOT_ADMIN_ID, SAMPLE_DIR, bot_settings, write_articles
+from tests.support.fakebotapi import FakeBotApi
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import bot_settings
-from fakebotapi import FakeBotApi
 
 from bot.app import build_application
 from bot.cli import main
 from bot.runner import running
+from tests.support.bot import bot_settings
+from tests.support.fakebotapi import FakeBotApi
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from fakebotapi import parse_html, visible_length
 from telegram import Bot, Message
 
 from bot import texts
@@ -17,6 +16,7 @@ from bot.handlers import addressed_question, command_argument
 from bot.logs import redact, register_secret
 from bot.ratelimit import UserRateLimiter
 from bot.state import BotState, Page, QuestionLog, new_page_id, percentile
+from tests.support.fakebotapi import parse_html, visible_length
 
 SECRET_TOKEN = "555555:UNIT-secret-abcdefghijklmnopqrstuvwxyz"
 

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DIGEST_ADMIN_ID, DigestClock, digest_settings
-from fakebotapi import FakeBotApi
 from telegram import Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
@@ -33,6 +31,8 @@ from bot.digests import (
     register_digest_handlers,
 )
 from bot.services import KEY, BotServices
+from tests.support.digests import DIGEST_ADMIN_ID, DigestClock, digest_settings
+from tests.support.fakebotapi import FakeBotApi
 
 # 07:00 in Rome on 2 December 2025, an hour before the default 08:00 digest.
 BEFORE = datetime(2025, 12, 2, 6, 0, tzinfo=UTC)
@@ -507,10 +507,9 @@ async def test_wired_into_the_bots_application(
 ) -> None:
     """``build_application`` with its services, flood control and HTML defaults: the digest
     commands answer once (no help fallback), and the scheduled digest goes out."""
-    from conftest import bot_settings
-
     from bot.app import build_application
     from bot.runner import running
+    from tests.support.bot import bot_settings
 
     server = fake_bot_api
     settings = bot_settings(digest_store, server, tmp_path, admin_ids=[DIGEST_ADMIN_ID])
@@ -553,10 +552,9 @@ async def test_a_digest_that_keeps_failing_is_told_once_and_listed_by_stats(
 ) -> None:
     """The channel takes the bot's right to post away: every retry is refused (400), the
     admin hears of it once, with the reason, and /stats lists it until a digest goes out."""
-    from conftest import bot_settings
-
     from bot.app import build_application
     from bot.runner import running
+    from tests.support.bot import bot_settings
 
     server = fake_bot_api
     settings = bot_settings(digest_store, server, tmp_path, admin_ids=[DIGEST_ADMIN_ID])

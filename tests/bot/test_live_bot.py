@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BOT_ADMIN_ID, bot_settings
-from fakebotapi import FakeBotApi
-from feedserver import FeedServer, Route, rss, story
 from telegram.ext import Application
 
 from bot.app import build_application
 from bot.runner import running
 from bot.services import KEY, BotServices
+from tests.support.bot import BOT_ADMIN_ID, bot_settings
+from tests.support.fakebotapi import FakeBotApi
+from tests.support.feedserver import FeedServer, Route, rss, story
 
 pytestmark = pytest.mark.slow
 

@@ -34,7 +34,7 @@ from bot.cli import build_parser
 from bot.serve_cli import EXIT_CONFIG
 from bot.settings import BotSettings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 
 # Variables the deployment files set that are not Settings fields, and why.
@@ -457,7 +457,7 @@ def test_dockerignore_lets_in_only_what_is_copied(dockerfile: Dockerfile) -> Non
                     rel = f.relative_to(ROOT).as_posix()
                     assert not dockerignore_ignores(patterns, rel), rel
     for secret_or_bulk in (".env", "data/newsbot.sqlite3", ".venv/bin/python", ".git/HEAD",
-                           "tests/test_bot.py", "bot/__pycache__/cli.cpython-311.pyc"):
+                           "tests/bot/test_bot.py", "bot/__pycache__/cli.cpython-311.pyc"):
         assert dockerignore_ignores(patterns, secret_or_bulk), secret_or_bulk
 
 

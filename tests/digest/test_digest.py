@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from conftest import DIGEST_EXACT_OF, DIGEST_NEAR_OF, digest_articles
-from fakebotapi import parse_html, utf16_len
 
 from index.digest.central import central_sentence
 from index.digest.grouping import article_names, cluster, grouping_params_for
 from index.digest.render import render_digest_html, render_digest_plain
 from index.digest.stories import Digest, Story, build_digest
 from index.storage.store import ArticleRecord
+from tests.support.digests import DIGEST_EXACT_OF, DIGEST_NEAR_OF, digest_articles
+from tests.support.fakebotapi import parse_html, utf16_len
 
 ROME = ZoneInfo("Europe/Rome")
 DEC1 = datetime(2025, 12, 1, tzinfo=UTC)

@@ -280,7 +280,7 @@ def test_use_fast_token_counts_match_the_package_tokenizer():
 
     from index.embed import UseEmbedder
 
-    fixture = Path(__file__).resolve().parent / "data" / "squad-it-articles-30.jsonl"
+    fixture = Path(__file__).resolve().parents[1] / "data" / "squad-it-articles-30.jsonl"
     rows = fixture.read_text().splitlines()
     texts = [json.loads(r)["text"] for r in rows] + ["Perché l'ANSA? «Così»", "   "]
     emb = UseEmbedder()

@@ -22,7 +22,7 @@ from index.sample import HERE as SAMPLE_DIR
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SEED = SAMPLE_DIR / "seed-it-000_a8b3790d3ac96f0c.txt"
-SQUAD_IT = Path(__file__).resolve().parent / "data" / "squad-it-articles-30.jsonl"
+SQUAD_IT = Path(__file__).resolve().parents[1] / "data" / "squad-it-articles-30.jsonl"
 
 PATHOLOGICAL = {
     "3000-word sentence": " ".join(f"parola{i % 97} numero{i}" for i in range(1500)),

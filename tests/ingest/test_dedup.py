@@ -17,7 +17,7 @@ from index.ingest.cleaning import clean_article
 from index.models import Article
 from index.sample import HERE as SAMPLE_DIR
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

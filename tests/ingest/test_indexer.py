@@ -21,7 +21,7 @@ from index.settings import Settings
 from index.storage.store import Store
 from index.storage.vectors import VectorStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wikinews(n: int, max_chars: int = 1200) -> list[dict]:

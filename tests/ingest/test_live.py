@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from feedserver import TOWNS, FeedServer, Route, http_date, rss, story
 
 from index.ingest.fetch import Fetcher, FetchError, Validators
 from index.ingest.live import LiveIndexer
@@ -27,6 +26,7 @@ from index.ingest.polls import PollResult
 from index.runtime import open_services
 from index.settings import Settings, SourceSpec
 from index.storage.sources import SourceHealth
+from tests.support.feedserver import TOWNS, FeedServer, Route, http_date, rss, story
 
 pytestmark = pytest.mark.slow
 
@@ -381,10 +381,9 @@ async def test_sources_message_stays_under_telegram_limits_and_escapes_everythin
 ) -> None:
     from zoneinfo import ZoneInfo
 
-    from fakebotapi import parse_html
-
     from bot.live import LiveNews
     from bot.settings import BotSettings
+    from tests.support.fakebotapi import parse_html
 
     hostile = "<script>alert(1)</script> & <b>"
     specs = {f"feed-{i}-{hostile}": {"path": f"https://host{i}.example/rss?key=SECRET",

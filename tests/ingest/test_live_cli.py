@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from feedserver import FeedServer, Route, rss, story
 
 from index.ingest.loaders import iter_articles
 from index.models import Article, LoadError
+from tests.support.feedserver import FeedServer, Route, rss, story
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def export(kind: str = "public_channel") -> dict[str, Any]:

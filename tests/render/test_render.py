@@ -18,7 +18,7 @@ from index.render.plain import render_plain
 from index.render.telegram_html import render_telegram_html
 
 try:  # the fake Bot API's parser (tdlib's rules), as a second opinion when present
-    from fakebotapi import parse_html as _tdlib_parse
+    from tests.support.fakebotapi import parse_html as _tdlib_parse
 except ImportError:  # pragma: no cover
     _tdlib_parse = None
 

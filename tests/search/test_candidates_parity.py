@@ -31,7 +31,7 @@ from index.search.retrieval import Retriever
 from index.settings import Settings
 from index.storage import keywords
 
-SAMPLE = Path(__file__).resolve().parents[1] / "index" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "index" / "sample"
 NOW = datetime(2026, 1, 10, 12, tzinfo=UTC)
 ROME = ZoneInfo("Europe/Rome")
 IMPOSSIBLE = 3  # the last questions: filters nothing passes

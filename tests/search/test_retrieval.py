@@ -22,7 +22,7 @@ from index.runtime import build_retriever, open_services
 from index.search.fusion import FusionParams, fuse
 from index.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROME = ZoneInfo("Europe/Rome")
 NOW = datetime(2025, 3, 12, 10, 0, tzinfo=ROME)
 
@@ -179,7 +179,7 @@ async def test_off_topic_question_is_not_answered(retriever):
 async def test_hostile_article_renders_as_valid_telegram_html(retriever):
     answer = await retriever.answer("museum ancient Roman coins gallery", k=4, now=NOW)
     assert any(h.article_id == "en-hostile" for h in answer.hits)
-    from fakebotapi.telegram_html import parse_html  # the fake server's strict parser
+    from tests.support.fakebotapi.telegram_html import parse_html  # the fake server's strict parser
 
     for msg in render_telegram_html(answer, lang="en"):
         assert visible_length(msg) <= 4096

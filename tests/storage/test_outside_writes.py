@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import bot_articles, bot_settings, write_articles
-from fakebotapi import FakeBotApi
 
 from bot.app import build_application
 from bot.runner import running
@@ -22,10 +20,12 @@ from bot.services import KEY
 from index.runtime import open_services
 from index.settings import Settings
 from index.storage.write_lock import LockBusy, WriteLock
+from tests.support.bot import bot_articles, bot_settings, write_articles
+from tests.support.fakebotapi import FakeBotApi
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 10
 # Invented places and things: no article of the corpus mentions them.
 TOWNS = ["Zorvenia", "Quillabrano", "Maretosso", "Brivellina", "Cantavorre", "Ulmeria",

@@ -26,7 +26,7 @@ from index.storage.sources import SourceLedger
 from index.storage.sqlite import Migration, connect_sqlite, migrate, statements
 from index.storage.store import Store
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _load(dump: str, path: Path) -> None:

@@ -11,8 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import BOT_ADMIN_ID, bot_articles, bot_settings, write_articles
-from fakebotapi import FakeBotApi
 
 from bot.app import build_application
 from bot.runner import running
@@ -22,6 +20,8 @@ from index.search import corpus_copy
 from index.settings import Settings
 from index.storage import vectors as vectors_module
 from index.storage.vectors import VectorStore, _system_of
+from tests.support.bot import BOT_ADMIN_ID, bot_articles, bot_settings, write_articles
+from tests.support.fakebotapi import FakeBotApi
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1 serving feeds the test changes as it goes (tests/test_live*.py).
+"""A real HTTP server on 127.0.0.1 serving feeds the test changes as it goes (tests/ingest/test_live*.py,
+tests/bot/test_live_bot.py).
 
 Each path is a :class:`Route` the test edits between polls: the body, its ETag / Last-Modified
 (honoured like a real server: a matching ``If-None-Match`` / ``If-Modified-Since`` gets a 304

@@ -8,8 +8,6 @@ import socket
 
 import httpx
 import pytest
-from fakebotapi import TEST_TOKEN, FakeBotApi, HtmlParseError, parse_html, visible_length
-from fakebotapi.telegram_html import auto_entities, utf16_len
 from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -29,6 +27,15 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+
+from tests.support.fakebotapi import (
+    TEST_TOKEN,
+    FakeBotApi,
+    HtmlParseError,
+    parse_html,
+    visible_length,
+)
+from tests.support.fakebotapi.telegram_html import auto_entities, utf16_len
 
 
 def free_port() -> int:
