@@ -7,7 +7,6 @@ message checked here is also valid Telegram HTML within the length limits.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import sqlite3
@@ -22,7 +21,7 @@ from telegram.ext import Application
 from bot.app import build_application
 from bot.runner import running
 from bot.services import KEY, BotServices
-from tests.support.bot import BOT_ADMIN_ID, bot_articles, bot_settings
+from tests.support.bot import BOT_ADMIN_ID, bot_articles, bot_settings, updates_taken
 from tests.support.fakebotapi import FakeBotApi, parse_html, visible_length
 
 pytestmark = pytest.mark.slow
@@ -172,7 +171,7 @@ async def test_group_answers_ask_mentions_and_replies_and_ignores_chatter(
         server.user_sends(group, bob, "/ask@someother_bot who is the CEO?")
         empty = server.user_sends(group, bob, "/ask")["message"]
         await server.wait_for_messages(group["id"], count=5, timeout=20)
-        await asyncio.sleep(1.0)
+        await updates_taken(server)
     sent = server.sent_messages(group["id"])
     assert len(sent) == 5, server.describe_calls()
     for asked in (ask, ask_at["message"], mention, reply):
@@ -302,7 +301,7 @@ async def test_rate_limit_answers_politely_once(
         for i in range(5):
             server.user_sends(chat, ada, f"General Motors question {i}")
         await server.wait_for_messages(chat["id"], count=3, timeout=20)
-        await asyncio.sleep(1.0)
+        await updates_taken(server)
         other = server.user("Bea")
         other_chat = server.private_chat(other)
         server.user_sends(other_chat, other, GM_EN)
@@ -324,7 +323,7 @@ async def test_hostile_articles_render_as_valid_short_html(
         await server.wait_for_messages(chat["id"], count=1, timeout=20)
         server.user_inline_query(ada, "zebra crossings festival")
         await server.wait_for(lambda: server.inline_answers, timeout=20)
-        await asyncio.sleep(0.5)
+        await updates_taken(server)
     sent = server.sent_messages(chat["id"])
     assert replies_to(server, chat, asked["message"])
     assert any("zebra" in m["text"].lower() for m in sent)
@@ -365,7 +364,7 @@ async def test_every_question_gets_exactly_one_answer_under_faults(
         # still alive and well afterwards
         late = server.user_sends(chats[0], users[0], "GM buyouts")["message"]
         await server.wait_for_messages(chats[0]["id"], count=2, timeout=20)
-        await asyncio.sleep(1.5)
+        await updates_taken(server)
     for c, q in zip(chats, asked, strict=True):
         assert len(replies_to(server, c, q)) == 1, server.describe_calls()
         assert len(server.sent_messages(c["id"])) == (2 if c is chats[0] else 1)

@@ -53,6 +53,8 @@ class SlowPassages:
         with self._lock:
             self.calls += 1
         if self.delay:
+            # Time passing on purpose: a slow model keeps the re-index running while the
+            # test asks questions and presses buttons.
             time.sleep(self.delay)
         return self._inner.embed_passages(texts)  # type: ignore[no-any-return]
 

@@ -119,8 +119,59 @@ def digest_texts(server: FakeBotApi, chat_id: int) -> list[str]:
             or NUMBERED.match(t)]
 
 
-async def settle(ticks: int = 6) -> None:
-    await asyncio.sleep(TICK * ticks)
+class _Passes:
+    """Every finished scheduler pass (DigestService.run_due), in order, by the service that made
+    it; ``changed`` is set after each pass and whenever a delivery task ends. One per test: an
+    asyncio.Event belongs to the loop that first waits on it."""
+
+    def __init__(self) -> None:
+        self.made: list[DigestService] = []
+        self.changed = asyncio.Event()
+
+
+PASSES = _Passes()
+
+
+@pytest.fixture(autouse=True)
+def count_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    global PASSES
+    PASSES = _Passes()
+    run_due = DigestService.run_due
+
+    async def counted(self: DigestService) -> list[int]:
+        try:
+            return await run_due(self)
+        finally:
+            passes = PASSES
+            passes.made.append(self)
+            for task in self.tasks.values():
+                task.add_done_callback(lambda _t: passes.changed.set())
+            passes.changed.set()
+
+    monkeypatch.setattr(DigestService, "run_due", counted)
+
+
+async def settle(passes: int = 2) -> None:
+    """Wait until the scheduler has made ``passes`` more passes over the clock (so at least one
+    began after the test moved it) and every delivery they started has finished or waits for
+    the test clock: whatever was due has been sent, and a test can assert nothing else was.
+    The scheduler ticks every TICK, so the condition is looked at again at least that often."""
+
+    def quiet() -> bool:
+        if len(PASSES.made) < seen + passes:
+            return False
+        return all(
+            sum(not t.done() for t in svc.tasks.values()) <= getattr(svc.clock, "parked", 0)
+            for svc in set(PASSES.made[seen:])
+        )
+
+    seen = len(PASSES.made)
+    async with asyncio.timeout(30):
+        while True:
+            PASSES.changed.clear()
+            if quiet():
+                return
+            await PASSES.changed.wait()
 
 
 @pytest.fixture

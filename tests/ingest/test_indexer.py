@@ -222,6 +222,8 @@ async def test_kill9_mid_run_then_resume_is_consistent(tmp_path: Path, minilm):
     deadline = time.monotonic() + 120
     written = 0
     while time.monotonic() < deadline and proc.poll() is None:
+        # Polls another process's database until it has written some articles: there is no
+        # event across processes, and the loop ends as soon as the rows are there.
         await asyncio.sleep(0.2)
         if db.exists():
             try:

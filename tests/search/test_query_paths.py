@@ -629,6 +629,8 @@ async def test_a_changing_corpus_is_copied_once_it_keeps_still(setup, monkeypatc
         await r.search("zebra", Filters(sources=["ansa"]))
     assert loads == 0
     await r.search("zebra", Filters(sources=["ansa"]))  # the corpus as it is now, seen
+    # A clock, not a wait for something to arrive: the copy starts once the corpus has been
+    # still for SETTLE_S (0.3 s) of wall time, which the retriever reads from time.monotonic.
     await asyncio.sleep(0.35)
     await r.search("zebra", Filters(sources=["ansa"]))  # still now: copied
     assert loads == 1
@@ -654,35 +656,36 @@ async def test_no_matrix_above_its_limit(setup, monkeypatch):
         await small.aclose()
 
 
-async def _load_held(r: Retriever, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """Start the background load and hold it inside ``get_vectors`` until the returned event
-    is set."""
-    started, release = threading.Event(), threading.Event()
+async def _load_held(
+    r: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, threading.Event]:
+    """Start the background load and hold it inside ``get_vectors`` until the first returned
+    event is set; the second is set when ``get_vectors`` has returned."""
+    started, release, returned = threading.Event(), threading.Event(), threading.Event()
     fetch = r.vectors.get_vectors
 
     def slow(ids: list[str]) -> dict[str, np.ndarray]:
         started.set()
         release.wait(10)
-        return fetch(ids)
+        try:
+            return fetch(ids)
+        finally:
+            returned.set()
 
     monkeypatch.setattr(r.vectors, "get_vectors", slow)
     r.keep_vectors_in_memory()
-    for _ in range(500):
-        if started.is_set():
-            break
-        await asyncio.sleep(0.01)
-    assert started.is_set()
-    return release
+    assert await asyncio.to_thread(started.wait, 5)
+    return release, returned
 
 
 async def test_aclose_cancels_a_load(setup, monkeypatch):
     r = setup
-    release = await _load_held(r, monkeypatch)
+    release, returned = await _load_held(r, monkeypatch)
     try:
         await r.aclose()  # mid-load: cancelled, nothing raised
     finally:
         release.set()
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(returned.wait, 10)  # the held read is over: nothing pending
     assert r.memory.matrix is None
     assert await r.answer("governo riforma", now=NOW) is not None
     await r.aclose()  # twice, and with nothing loading: fine
@@ -714,7 +717,7 @@ async def test_styled_capitals_are_found_alike_in_memory(setup, monkeypatch):
 async def test_a_write_during_a_load_is_in_the_matrix_waited_for(setup, monkeypatch):
     """vectors_in_memory() must not hand back a matrix built before a write."""
     r = setup
-    release = await _load_held(r, monkeypatch)
+    release, _ = await _load_held(r, monkeypatch)
     try:
         new = await _add(r, [(_art("z1", "Zebra", 0), ["Una zebra."])])
     finally:

@@ -80,3 +80,15 @@ def bot_settings(data_dir: Path, server: FakeBotApi, state_dir: Path,
     }
     values.update(overrides)
     return BotSettings(_env_file=None, **values)
+
+
+async def updates_taken(server: FakeBotApi, within: float = 20) -> None:
+    """Wait until the bot has taken every update given to ``server``.
+
+    Telegram drops an update when a later getUpdates confirms it, and PTB sends that call only
+    after it has queued the update. Leaving ``running`` then processes the queue and awaits the
+    handlers, so once this returns and the bot has stopped, nothing more can arrive: a test
+    proves "no second reply" with this instead of sleeping.
+    """
+    await server.wait_for(lambda: not server.pending_updates(), within,
+                          what="the bot to take every pending update")

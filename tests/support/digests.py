@@ -65,6 +65,7 @@ class DigestClock:
         self._now = now
         self.auto = auto
         self.slept: list[float] = []
+        self.parked = 0  # sleeps now waiting for the test to move the clock
         self._moved = asyncio.Event()
 
     def now(self) -> datetime:
@@ -85,8 +86,12 @@ class DigestClock:
             self._now = max(self._now, wake)
             await asyncio.sleep(0)
             return
-        while self._now < wake:
-            await self._moved.wait()
+        self.parked += 1
+        try:
+            while self._now < wake:
+                await self._moved.wait()
+        finally:
+            self.parked -= 1
 
 
 def digest_settings(data_dir: Path, state_file: Path, **overrides: Any) -> Any:

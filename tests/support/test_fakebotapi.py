@@ -440,7 +440,10 @@ async def test_long_poll_waits_for_an_update(fake_bot_api: FakeBotApi) -> None:
     url = f"{server.base_url}{TEST_TOKEN}/getUpdates"
     async with httpx.AsyncClient(timeout=5) as client:
         poll = asyncio.ensure_future(client.post(url, data={"timeout": "3"}))
-        await asyncio.sleep(0.2)  # the point here is that the request is held
+        # A clock: a held long poll is one that gives no answer while time passes (0.2 s of
+        # its 3 s); the fake records a call only once it has answered, so no event says
+        # "the request is in".
+        await asyncio.sleep(0.2)
         assert not poll.done()
         update = server.user_sends(chat, user, "wake up")
         result = (await asyncio.wait_for(poll, 2)).json()["result"]
