@@ -773,7 +773,8 @@ def report(result: dict[str, Any]) -> None:
     st = result.get("stages_median_ms", {})
     if st:
         print("\nwhere an answer's time goes (median ms per question; indented rows are part of"
-              " the row above):")
+              " the row above, and their SQLite reads run concurrently, so they may add up to"
+              " more):")
         kinds = list(st)
         print(f"  {'stage':44s}" + "".join(f"{k:>11s}" for k in kinds))
         for stage in STAGE_ORDER:
