@@ -2,7 +2,7 @@
 costs the answers meanwhile.
 
     python bench/live_bench.py [--model usem3|minilm] [--every 5] [--runs 5]
-                               [--rounds 2] [--rate 4] [--ingest-articles 600]
+                               [--rounds 2] [--rate 4] [--ingest-articles 600] [--stacks]
 
 The bot is ``newsbot serve``'s Application (``build_application`` with the product's
 defaults: the encoder in its own process, the corpus copy in memory) long-polling a fake
@@ -26,7 +26,8 @@ as the ingest phase before it. Latency: injection to the fake server receiving t
 Goal: p95 during ingestion / p95 without ≤ 1.5, measured in the same run.
 
 The base store is the built-in sample, indexed once under ``bench/out/`` and copied for
-every run of the bench (ingests add to it).
+every run of the bench (ingests add to it). ``--stacks`` samples the bot's threads during each
+ingest and prints where they are (how the encoder-queue wait was found).
 """
 
 from __future__ import annotations
