@@ -501,12 +501,13 @@ class Stages:
             )
 
 
-def instrument(stages: Stages, retriever: Retriever, embedder: Embedder, memory: Any) -> None:
-    from index.search import retrieval
+def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) -> None:
+    from index.search import hits, retrieval
 
-    stages.wrap(embedder, "embed_queries", "encode (model)")
+    stages.wrap(retriever.encoder.embedder, "embed_queries", "encode (model)")
     stages.wrap(retriever.vectors, "query", "chroma query (bare, unfiltered)")
-    stages.wrap(retriever, "_dense_plan", "filter plan (counts, candidate ids)")
+    stages.wrap(memory, "select", "filter plan (counts, candidate ids)")
+    stages.wrap(retriever.store_candidates, "_plan", "filter plan (counts, candidate ids)")
     stages.wrap(memory, "top", "dense in memory (numpy)")
     stages.wrap(memory, "keyword_top", "keyword side (BM25)")
     stages.wrap(retriever.store, "fts_search", "keyword side (BM25)")
@@ -514,7 +515,7 @@ def instrument(stages: Stages, retriever: Retriever, embedder: Embedder, memory:
         stages.wrap(retriever.store, name, "sqlite: passages of both heads")
     stages.wrap(retrieval, "fuse", "fusion")
     stages.wrap(retrieval, "parse_question_full", "parse question")
-    stages.wrap(retrieval, "make_hit_quote", HITS_QUOTES)
+    stages.wrap(hits, "make_hit_quote", HITS_QUOTES)
     stages.wrap(retriever, "build_hits", HITS)
 
 
