@@ -41,9 +41,6 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from fakebotapi import FakeBotApi  # noqa: E402
 
 from bot.app import build_application  # noqa: E402
 from bot.runner import running  # noqa: E402
@@ -52,6 +49,7 @@ from bot.settings import BotSettings  # noqa: E402
 from index.embed import make_embedder  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.settings import Settings  # noqa: E402
+from tests.support.fakebotapi import FakeBotApi  # noqa: E402
 
 DEV_SET = ROOT / "eval" / "squad-it-dev"
 

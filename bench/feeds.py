@@ -1,6 +1,6 @@
 """A feed server on 127.0.0.1 for the benchmarks: the outside world's news site.
 
-A trimmed copy of the tests' feed server (tests/feedserver.py, which also fails, hangs and
+A trimmed copy of the tests' feed server (tests/support/feedserver.py, which also fails, hangs and
 floods on request): here a route only serves its body, with an ``ETag``, and answers a
 conditional GET whose ``If-None-Match`` matches with ``304``, as a real site does.
 """

@@ -55,8 +55,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 import numpy as np  # noqa: E402
-from bot_bench import questions  # noqa: E402 - also puts the fake Bot API on the path
-from fakebotapi import FakeBotApi  # noqa: E402
+from bot_bench import questions  # noqa: E402
 from feeds import FeedServer, rss, story  # noqa: E402
 from query_bench import Topic, _sentences, _vocabulary  # noqa: E402
 
@@ -66,6 +65,7 @@ from bot.services import KEY, BotServices  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
 from index.runtime import open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
+from tests.support.fakebotapi import FakeBotApi  # noqa: E402
 
 OUT = BENCH / "out"
 WIRE = "/wire.xml"
