@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
@@ -39,6 +39,7 @@ from bot.digests.schedule import (
     zone_name,
 )
 from bot.digests.texts import schedule_text, t, topic_text, when_text
+from bot.settings import BotSettings
 from index.render.i18n import normalize_lang
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,14 @@ def parse_subscribe(args: Sequence[str], lang: str) -> SubscribeArgs:
 # -- handlers ---------------------------------------------------------------------------------
 
 
+class HasSettings(Protocol):
+    """What the permission checks need of a service (digests', alerts')."""
+
+    @property
+    def settings(self) -> BotSettings: ...
+
+
+
 def _lang(update: Update) -> str:
     user = update.effective_user
     return normalize_lang(user.language_code if user else None)
@@ -137,7 +146,7 @@ async def _reply(update: Update, text: str) -> None:
 
 
 async def _is_group_admin(
-    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+    svc: HasSettings, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> bool:
     chat, user, message = update.effective_chat, update.effective_user, update.effective_message
     assert chat is not None
@@ -153,7 +162,7 @@ async def _is_group_admin(
     return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
 
-def _is_bot_admin(svc: DigestService, update: Update) -> bool:
+def _is_bot_admin(svc: HasSettings, update: Update) -> bool:
     user = update.effective_user
     return user is not None and user.id in svc.settings.admin_ids
 
