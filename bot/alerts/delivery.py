@@ -35,25 +35,19 @@ import numpy as np
 from telegram.ext import Application, ContextTypes
 
 from bot.alerts import texts
-from bot.alerts.matching import (
-    Bars,
-    FollowIndex,
-    follow_terms,
-    group_stories,
-    load_batch,
-)
-from bot.alerts.quiet import HOUR, QuietHours, cap_room, parse_quiet_hours
+from bot.alerts.matching import Bars, FollowIndex, follow_terms, load_batch
+from bot.alerts.planning import Limits, plan_batch
+from bot.alerts.quiet import HOUR, QuietHours, parse_quiet_hours
 from bot.alerts.store import AlertStore, Follow, Held, Planned
 from bot.digests.delivery import Clock, SystemClock
 from bot.settings import BotSettings
 from bot.telegram_send import send_html
-from index.digest.stories import _outlets, central_sentence, grouping_params_for
+from index.digest.stories import grouping_params_for
 from index.search.retrieval import Retriever
-from index.storage.store import ArticleRecord, Store
+from index.storage.store import Store
 
 log = logging.getLogger(__name__)
 
-ALERTED_WINDOW = timedelta(days=3)  # a story alerted this recently is not alerted again
 MAX_ATTEMPTS = 6
 RetrieverProvider = Callable[[], Retriever]
 
@@ -288,70 +282,17 @@ class AlertService:
             if index.follows:
                 batch = await load_batch(r.store, r.vectors, fresh)
                 matches = await asyncio.to_thread(index.match, batch, self.bars())
-                by_chat: dict[int, dict[str, tuple[Follow, ArticleRecord]]] = {}
-                for row, rows in sorted(matches.items(), key=lambda kv: index.follows[kv[0]].id):
-                    f = index.follows[row]
-                    for a in rows:
-                        art = batch.articles[a]
-                        by_chat.setdefault(f.chat_id, {}).setdefault(art.id, (f, art))
-                params = grouping_params_for(r.embedder.model_id)
-                for chat_id, found in by_chat.items():
-                    p, h = await self._plan_chat(chat_id, found, params, now)
-                    planned += p
-                    held += h
+                planned, held = await plan_batch(
+                    r.store, r.vectors, db, index, batch, matches,
+                    grouping_params_for(r.embedder.model_id),
+                    Limits(self.settings.alerts_per_hour, self.quiet, self.tz), now,
+                )
             touched = await db.commit_batch(planned, held, fresh + old, mark, now,
                                             texts.summary_html)
             log.info("alerts matched", extra={"kv": {
                 "articles": len(fresh), "follows": len(index.follows), "alerts": len(planned),
                 "held": len(held)}})
             return len(touched)
-
-    async def _plan_chat(
-        self, chat_id: int, found: dict[str, tuple[Follow, ArticleRecord]], params: Any,
-        now: Any,
-    ) -> tuple[list[Planned], list[Held]]:
-        db = self.db()
-        r = self.retriever
-        alerted = await db.alerted(chat_id, now - ALERTED_WINDOW)
-        stories = await group_stories(r.store, r.vectors, [a for _, a in found.values()],
-                                      alerted, params)
-        fresh = [s for s in stories if not s.already]
-        if not fresh:
-            return [], []
-        room, frees = cap_room(await db.recent_alerts(chat_id, now - HOUR), now,
-                               self.settings.alerts_per_hour)
-        quiet_end = self.quiet.end_after(now, self.tz) if self.quiet else None
-        planned: list[Planned] = []
-        held: list[Held] = []
-        dups = await r.store.duplicates_of([m.id for s in fresh for m in s.members])
-        for story in fresh:
-            follow = found[story.members[0].id][0]
-            ids = [m.id for m in story.members]
-            if quiet_end is None and room > 0:
-                room -= 1
-                html = self._story_html(follow, story.members, dups)
-                planned.append(Planned(chat_id, follow.id, follow.lang, html, ids))
-            else:
-                lead = story.members[0]
-                line = texts.summary_line(follow.words, lead.title, lead.url,
-                                          lead.source or "", follow.lang)
-                held.append(Held(chat_id, follow.id, follow.lang, line, ids,
-                                 quiet_end or frees))
-        return planned, held
-
-    def _story_html(
-        self, follow: Follow, members: list[ArticleRecord], dups: dict[str, list[ArticleRecord]]
-    ) -> str:
-        lead, qs, qe = central_sentence(members)
-        copies = [d for m in members for d in dups.get(m.id, []) if d.id not in
-                  {x.id for x in members}]
-        ordered = [lead, *(m for m in members if m.id != lead.id), *copies]
-        outlets = _outlets(ordered)
-        first, others = (outlets[0].name if outlets else (lead.source or "")), outlets[1:]
-        return texts.alert_html(
-            follow.words, lead.title, lead.url, lead.text[qs:qe], first, lead.published,
-            [(o.name, o.url) for o in others], follow.lang, self.tz,
-        )
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ stored with it), and a batch is scored for all follows at once:
   its size times the number of follows.
 
 Same-story articles of a batch are grouped with the digests' grouping
-(:func:`index.digest.stories.group_articles`, over the matched articles together with the
-chat's recently alerted ones): a group holding an article already alerted is not alerted
+(:func:`index.digest.stories.article_similarity` and ``cluster``, over the matched articles
+together with the chat's recently alerted ones): a group holding an article already alerted is not alerted
 again. ``bench/alert_bench.py`` times it; ``bench/alert_eval.py`` measures its quality.
 """
 
@@ -36,7 +36,8 @@ from index.digest.stories import (
     GroupingParams,
     _stem_variants,
     _term_weights,
-    group_articles,
+    article_similarity,
+    cluster,
     grouping_params_for,
     lead_vectors,
 )
@@ -53,11 +54,29 @@ class Bars:
     min_match: float
 
     @classmethod
-    def for_model(cls, model_id: str) -> Bars:
+    def digests(cls, model_id: str) -> Bars:
+        """Exactly the digests' topic filter's bars."""
         fusion: FusionParams = params_for(model_id)
         grouping: GroupingParams = grouping_params_for(model_id)
         return cls(max(fusion.min_dense, grouping.topic_min_dense),
                    max(fusion.min_match, TOPIC_MIN_MATCH))
+
+    @classmethod
+    def for_model(cls, model_id: str) -> Bars:
+        """The alerts' bars: tuned where ``bench/alert_eval.py`` measured them, else the
+        digests'. An alert interrupts, a digest line does not: the bars sit higher."""
+        for prefix, bars in ALERT_BARS.items():
+            if model_id.startswith(prefix):
+                return bars
+        return cls.digests(model_id)
+
+
+# Per embedding model (prefix of its model id): the best F1 on bench/alert_eval.py's tuning
+# weeks (September–October). With the digests' bars (0.25/0.5) USE alerts twice as much at
+# half the precision. Curves in docs/alerts.md.
+ALERT_BARS: dict[str, Bars] = {
+    "usem3:": Bars(min_dense=0.35, min_match=0.6),
+}
 
 
 @dataclass(slots=True)
@@ -218,39 +237,57 @@ def _when(a: ArticleRecord) -> datetime:
 async def group_stories(
     store: Store,
     vectors: Any,
-    matched: Sequence[ArticleRecord],
-    alerted: Sequence[str],
+    matched: dict[int, list[ArticleRecord]],
+    alerted: dict[int, list[str]],
     params: GroupingParams,
-) -> list[StoryGroup]:
-    """The matched articles as stories, each told whether the chat already heard of it.
+) -> dict[int, list[StoryGroup]]:
+    """Each chat's matched articles as stories, each told whether the chat heard of it.
 
-    ``alerted`` are the chat's recently alerted article ids: grouped together with the new
-    ones by the digests' own grouping, so a new outlet's report of an alerted story (or a
-    syndicated copy of it) joins that story instead of being alerted again.
+    ``alerted`` holds each chat's recently alerted article ids: clustered together with its
+    new ones by the digests' own grouping (blended dense and name similarity, average link,
+    duplicate links kept), so a new outlet's report of an alerted story, or a syndicated
+    copy of it, joins that story instead of being alerted again. The similarity is computed
+    once for the whole batch; only the clustering is per chat.
     """
-    if not matched:
-        return []
-    new_ids = {a.id for a in matched}
-    old_recs = await store.articles([a for a in alerted if a not in new_ids])
-    old = [old_recs[a] for a in alerted if a in old_recs]
-    arts = [*matched, *old]
+    new = {a.id: a for arts in matched.values() for a in arts}
+    if not new:
+        return {}
+    old_ids = [a for chat in matched for a in alerted.get(chat, []) if a not in new]
+    old = await store.articles(list(dict.fromkeys(old_ids)))
+    arts = [*new.values(), *old.values()]
     vecs = await lead_vectors(store, vectors, [a.id for a in arts])
+    return await asyncio.to_thread(_group_per_chat, arts, vecs, matched, alerted, params)
+
+
+def _group_per_chat(
+    arts: list[ArticleRecord], vecs: np.ndarray, matched: dict[int, list[ArticleRecord]],
+    alerted: dict[int, list[str]], params: GroupingParams,
+) -> dict[int, list[StoryGroup]]:
     row = {a.id: i for i, a in enumerate(arts)}
+    sim = article_similarity(vecs, [(a.title, a.text) for a in arts], params)
     canonical = [row.get(a.canonical_id) if a.canonical_id else None for a in arts]
-    # An alerted original outside the window still claims its syndicated copies.
-    known = set(alerted)
-    groups, _ = await asyncio.to_thread(
-        group_articles, vecs, [(a.title, a.text) for a in arts], canonical, params
-    )
-    out = []
-    for g in groups:
-        members = [arts[i] for i in g if arts[i].id in new_ids]
-        if not members:
-            continue
-        already = any(arts[i].id in known for i in g) or any(
-            m.canonical_id in known for m in members
-        )
-        members.sort(key=lambda a: (a.canonical_id is not None, _when(a), a.id))
-        out.append(StoryGroup(members, already))
-    out.sort(key=lambda s: (_when(s.members[0]), s.members[0].id))
+    out: dict[int, list[StoryGroup]] = {}
+    for chat, found in matched.items():
+        known = set(alerted.get(chat, []))
+        mine = {a.id for a in found}
+        idx = [row[a.id] for a in found] + [row[a] for a in known if a in row and a not in mine]
+        local = {g: k for k, g in enumerate(idx)}
+        links = [(local[g], local[c]) for g in idx
+                 if (c := canonical[g]) is not None and c in local]
+        labels = cluster(sim[np.ix_(idx, idx)], params.threshold, links)
+        groups: dict[int, list[int]] = {}
+        for k, lab in enumerate(labels):
+            groups.setdefault(lab, []).append(idx[k])
+        stories = []
+        for g in groups.values():
+            members = [arts[i] for i in g if arts[i].id in mine]
+            if not members:
+                continue
+            already = any(arts[i].id in known for i in g) or any(
+                m.canonical_id in known for m in members
+            )
+            members.sort(key=lambda a: (a.canonical_id is not None, _when(a), a.id))
+            stories.append(StoryGroup(members, already))
+        stories.sort(key=lambda s: (_when(s.members[0]), s.members[0].id))
+        out[chat] = stories
     return out

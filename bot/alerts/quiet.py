@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 _SPEC = re.compile(r"^\s*(\d{1,2})(?::(\d{2}))?\s*-\s*(\d{1,2})(?::(\d{2}))?\s*$")
 HOUR = timedelta(hours=1)
@@ -18,7 +17,7 @@ class QuietHours:
     start: time
     end: time
 
-    def end_after(self, now: datetime, tz: ZoneInfo) -> datetime | None:
+    def end_after(self, now: datetime, tz: tzinfo) -> datetime | None:
         """The end of the quiet period ``now`` falls in (UTC), or None when it is not quiet."""
         local = now.astimezone(tz)
         day = local.date()

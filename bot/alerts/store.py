@@ -329,22 +329,29 @@ class AlertStore:
                               article_ids)
 
     @_serialized
-    async def alerted(self, chat_id: int, since: datetime) -> list[str]:
-        """Articles the chat was alerted about since ``since`` (newest first)."""
+    async def alerted(self, since: datetime) -> dict[int, list[str]]:
+        """Per chat, the articles it was alerted about since ``since`` (newest first)."""
+        out: dict[int, list[str]] = {}
         async with self.db.execute(
-            "SELECT article_id FROM alert_sent_articles WHERE chat_id=? AND ts >= ?"
-            " ORDER BY ts DESC", (chat_id, iso(since)),
+            "SELECT chat_id, article_id FROM alert_sent_articles WHERE ts >= ?"
+            " ORDER BY ts DESC", (iso(since),),
         ) as cur:
-            return [r[0] for r in await cur.fetchall()]
+            for r in await cur.fetchall():
+                out.setdefault(r[0], []).append(r[1])
+        return out
 
     @_serialized
-    async def recent_alerts(self, chat_id: int, since: datetime) -> list[datetime]:
-        """When the chat's alerts of the last while were planned (the hourly cap)."""
+    async def recent_alerts(self, since: datetime) -> dict[int, list[datetime]]:
+        """Per chat, when its story alerts since ``since`` were planned (the hourly cap)."""
+        out: dict[int, list[datetime]] = {}
         async with self.db.execute(
-            "SELECT created_at FROM alert_messages WHERE chat_id=? AND kind='story'"
-            " AND state != 'dropped' AND created_at >= ?", (chat_id, iso(since)),
+            "SELECT chat_id, created_at FROM alert_messages WHERE kind='story'"
+            " AND state != 'dropped' AND created_at >= ?", (iso(since),),
         ) as cur:
-            return [d for r in await cur.fetchall() if (d := _dt(r[0])) is not None]
+            for r in await cur.fetchall():
+                if (d := _dt(r[1])) is not None:
+                    out.setdefault(r[0], []).append(d)
+        return out
 
     async def _in(self, sql: str, ids: Sequence[str]) -> set[str]:
         out: set[str] = set()
@@ -372,15 +379,24 @@ class AlertStore:
         """
         touched: list[int] = []
         async with self._tx():
-            for p in planned:
-                cur = await self.db.execute(
-                    "INSERT INTO alert_messages(chat_id, follow_id, kind, lang, html, article_ids,"
-                    " created_at) VALUES(?,?, 'story', ?,?,?,?)",
-                    (p.chat_id, p.follow_id, p.lang, p.html, json.dumps(p.article_ids), iso(now)),
-                )
-                assert cur.lastrowid is not None
-                touched.append(cur.lastrowid)
-                await self._mark_alerted(p.chat_id, p.article_ids, cur.lastrowid, now)
+            async with self.db.execute("SELECT coalesce(max(id), 0) FROM alert_messages") as cur:
+                row = await cur.fetchone()
+            first = (row[0] if row else 0) + 1
+            ids = list(range(first, first + len(planned)))
+            # One statement for all rows (a batch may plan hundreds): ids given, not returned.
+            await self.db.executemany(
+                "INSERT INTO alert_messages(id, chat_id, follow_id, kind, lang, html, article_ids,"
+                " created_at) VALUES(?,?,?, 'story', ?,?,?,?)",
+                [(i, p.chat_id, p.follow_id, p.lang, p.html, json.dumps(p.article_ids), iso(now))
+                 for i, p in zip(ids, planned, strict=True)],
+            )
+            await self.db.executemany(
+                "INSERT OR REPLACE INTO alert_sent_articles(chat_id, article_id, message_id, ts)"
+                " VALUES(?,?,?,?)",
+                [(p.chat_id, a, i, iso(now)) for i, p in zip(ids, planned, strict=True)
+                 for a in p.article_ids],
+            )
+            touched.extend(ids)
             for h in held:
                 touched.append(await self._hold(h, now, render_summary))
             await self.db.executemany(
