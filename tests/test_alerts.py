@@ -22,7 +22,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -191,8 +191,6 @@ class HeldClock:
     """System time, but a sleep (a 429's retry_after) lasts until the service stops."""
 
     def now(self) -> datetime:
-        from datetime import UTC
-
         return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
@@ -242,6 +240,66 @@ async def test_a_restart_between_planning_and_sending_gives_exactly_one_alert(
     rows = sqlite3.connect(settings.bot_state_path).execute(
         "SELECT kind, state FROM alert_messages").fetchall()
     assert rows == [("story", "sent")]
+
+
+class MovableClock:
+    """Real time plus an offset the test moves (the hourly cap's hour passes at once)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(min(seconds, 0.05))
+
+
+async def test_past_the_hourly_cap_stories_wait_in_one_summary_sent_when_the_hour_frees(
+    fake_bot_api: FakeBotApi, feeds: FeedServer, bot_store: Path, bot_embedder: Any,
+    tmp_path: Path
+) -> None:
+    server = fake_bot_api
+    data = tmp_path / "data"
+    shutil.copytree(bot_store, data)
+    feeds.routes[FEED] = Route(rss("Gazzetta di Prova", [CRICKET]), etag='"v1"')
+    settings = bot_settings(data, server, tmp_path, alerts_per_hour=1,
+                            sources={"wire": {"path": feeds.url(FEED), "every": "1s"}})
+    reader = server.user("Ada", language_code="it")
+    chat = server.private_chat(reader)
+    clock = MovableClock()
+    async with serving(settings, bot_embedder, clock=clock) as app:
+        services = services_of(app)
+        assert services.live is not None
+        live, alerts = services.live.indexer, services.alerts
+        await live.wait_for(lambda h: any(r.name == "wire" and r.report for r in h), timeout=30)
+        reply = await command(server, chat, reader, "/follow Quillabrano")
+        assert "al massimo 1 l'ora, gli altri in un riepilogo" in reply
+        await command(server, chat, reader, "/follow Cantavorre")
+        await publish(feeds, live, [QUILLABRANO, CRICKET], '"v2"')
+        await alerts.settled(await article_ids(services, QUILLABRANO["link"]))
+        assert len(alerts_in(server, chat["id"])) == 1
+        # The hour's one alert is spent: the next story waits in the summary.
+        await publish(feeds, live, [CANTAVORRE, QUILLABRANO, CRICKET], '"v3"')
+        await alerts.settled(await article_ids(services, CANTAVORRE["link"]))
+        assert len(alerts_in(server, chat["id"])) == 1
+        waiting = [m for m in await alerts.db().messages() if m.state == "pending"]
+        assert [m.kind for m in waiting] == ["summary"]
+        assert waiting[0].not_before is not None and waiting[0].not_before > clock.now()
+        # An hour later it goes out, once, listing the story with its link.
+        clock.offset = timedelta(hours=1, minutes=1)
+        n = len(alerts_in(server, chat["id"]))
+        alerts.notify()
+        await server.wait_for(lambda: len(alerts_in(server, chat["id"])) == n + 1,
+                              what="the summary", timeout=30)
+        summary = alerts_in(server, chat["id"])[-1]
+        assert summary["text"].startswith("🔔 Un altro articolo nuovo su ciò che segui:\n• ")
+        assert "Cantavorre, riapre il teatro comunale" in summary["text"]
+        assert CANTAVORRE["link"] in links(summary)
+        await alerts.settled(await article_ids(services, CANTAVORRE["link"]))
+    states = sqlite3.connect(settings.bot_state_path).execute(
+        "SELECT kind, state FROM alert_messages ORDER BY id").fetchall()
+    assert states == [("story", "sent"), ("summary", "sent")]
 
 
 async def test_group_follows_are_for_admins_and_channels_are_set_up_from_private(

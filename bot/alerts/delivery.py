@@ -68,8 +68,14 @@ async def new_article_ids(
     """(fresh ids, too old ids, new watermark) of the articles of runs after ``after_run``.
 
     The watermark moves only past runs that have finished: a run still writing may add more
-    articles under its id (the seen table keeps them from being matched twice meanwhile).
+    articles under its id (the seen table keeps them from being matched twice meanwhile). An
+    index rebuilt from scratch numbers its runs from 1 again: then every article is looked at
+    (the seen table and the age limit keep the archive from being alerted again).
     """
+    async with store.db.execute("SELECT coalesce(max(id), 0) FROM runs") as cur:
+        row = await cur.fetchone()
+    if row is not None and int(row[0]) < after_run:
+        after_run = 0
     async with store.db.execute(
         "SELECT id, coalesce(published_ts, indexed_ts) FROM articles WHERE run_id > ?"
         " AND dup_kind IS NOT 'exact' ORDER BY indexed_ts, id", (after_run,),

@@ -64,6 +64,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "also": "Also reported by: ",
         "and_more": "and {n} more",
         "summary_head": "🔔 {n} more new articles on what you follow:",
+        "summary_head_one": "🔔 One more new article on what you follow:",
         "summary_more": "… and {n} more.",
     },
     "it": {
@@ -96,6 +97,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "also": "Ne parlano anche: ",
         "and_more": "e altri {n}",
         "summary_head": "🔔 Altri {n} articoli nuovi su ciò che segui:",
+        "summary_head_one": "🔔 Un altro articolo nuovo su ciò che segui:",
         "summary_more": "… e altri {n}.",
     },
 }
@@ -192,7 +194,8 @@ def summary_line(topic: str, headline: str, url: str | None, outlet: str, lang: 
 def summary_html(lines: list[str], lang: str) -> str:
     """The held stories as one message: as many lines as fit, then how many more."""
     lang = normalize_lang(lang)
-    head = f"<b>{_esc(t('summary_head', lang, n=len(lines)))}</b>"
+    key = "summary_head_one" if len(lines) == 1 else "summary_head"
+    head = f"<b>{_esc(t(key, lang, n=len(lines)))}</b>"
     shown: list[str] = []
     for i, line in enumerate(lines[:MAX_SUMMARY_LINES]):
         rest = len(lines) - i - 1
