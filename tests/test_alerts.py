@@ -242,6 +242,34 @@ async def test_a_restart_between_planning_and_sending_gives_exactly_one_alert(
     assert rows == [("story", "sent")]
 
 
+async def test_a_chat_that_blocked_the_bot_loses_its_follows_at_the_first_403(
+    fake_bot_api: FakeBotApi, feeds: FeedServer, bot_store: Path, bot_embedder: Any,
+    tmp_path: Path
+) -> None:
+    server = fake_bot_api
+    data = tmp_path / "data"
+    shutil.copytree(bot_store, data)
+    feeds.routes[FEED] = Route(rss("Gazzetta di Prova", [CRICKET]), etag='"v1"')
+    settings = bot_settings(data, server, tmp_path,
+                            sources={"wire": {"path": feeds.url(FEED), "every": "1s"}})
+    reader = server.user("Cleo", language_code="en")
+    chat = server.private_chat(reader)
+    async with serving(settings, bot_embedder) as app:
+        services = services_of(app)
+        assert services.live is not None
+        live, alerts = services.live.indexer, services.alerts
+        await live.wait_for(lambda h: any(r.name == "wire" and r.report for r in h), timeout=30)
+        await command(server, chat, reader, "/follow Quillabrano")
+        server.kick_bot(chat)  # blocked: no update says so, only the next send's 403
+        await publish(feeds, live, [QUILLABRANO, CRICKET], '"v2"')
+        await alerts.settled(await article_ids(services, QUILLABRANO["link"]))
+        refused = [c for c in server.calls_to("sendMessage", ok=False)
+                   if c.params["chat_id"] == chat["id"]]
+        assert len(refused) == 1
+        assert await alerts.db().follows() == []
+        assert [m.state for m in await alerts.db().messages()] == ["dropped"]
+
+
 class MovableClock:
     """Real time plus an offset the test moves (the hourly cap's hour passes at once)."""
 
