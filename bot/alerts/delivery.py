@@ -49,6 +49,7 @@ from index.storage.store import Store
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+MAX_BATCH = 500  # new articles matched per transaction (a big import is sliced)
 RetrieverProvider = Callable[[], Retriever]
 
 
@@ -278,6 +279,10 @@ class AlertService:
             )
             seen = await db.seen(fresh + old)
             fresh = [a for a in fresh if a not in seen]
+            if len(fresh) > MAX_BATCH:
+                # A large import: matched in slices, the watermark moving after the last.
+                fresh, mark, old = fresh[:MAX_BATCH], after, []
+                self._wake.set()
             if not fresh:
                 if mark != after or old:
                     await db.commit_batch([], [], old, mark, now, texts.summary_html)
