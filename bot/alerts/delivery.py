@@ -39,10 +39,10 @@ from bot.alerts.matching import Bars, FollowIndex, follow_terms, load_batch
 from bot.alerts.planning import Limits, plan_batch
 from bot.alerts.quiet import HOUR, QuietHours, parse_quiet_hours
 from bot.alerts.store import AlertStore, Follow, Held, Planned
-from bot.digests.delivery import Clock, SystemClock
+from bot.digests.clock import Clock, SystemClock
 from bot.settings import BotSettings
 from bot.telegram_send import send_html
-from index.digest.stories import grouping_params_for
+from index.digest.grouping import grouping_params_for
 from index.search.retrieval import Retriever
 from index.storage.store import Store
 

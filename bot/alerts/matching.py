@@ -1,6 +1,6 @@
 """Which new articles match which follows: the digests' topic gate, for thousands of follows.
 
-The gate is :func:`index.digest.stories.topic_article_ids`'s, computed another way. There, a
+The gate is :func:`index.digest.topic.topic_article_ids`'s, computed another way. There, a
 topic's hybrid search over a period gives every article its best chunk's dense cosine and the
 rarity-weighted share of the topic's words in its best chunk; an article is on topic when
 either clears its bar (the per-model dense bar, the IDF-weighted keyword bar). Running that
@@ -15,7 +15,7 @@ stored with it), and a batch is scored for all follows at once:
   its size times the number of follows.
 
 Same-story articles of a batch are grouped with the digests' grouping
-(:func:`index.digest.stories.article_similarity` and ``cluster``, over the matched articles
+(:func:`index.digest.grouping.article_similarity` and ``cluster``, over the matched articles
 together with the chat's recently alerted ones): a group holding an article already alerted is not alerted
 again. ``bench/alert_bench.py`` times it; ``bench/alert_eval.py`` measures its quality.
 """
@@ -31,16 +31,14 @@ from typing import Any
 import numpy as np
 
 from bot.alerts.store import Follow
-from index.digest.stories import (
-    TOPIC_MIN_MATCH,
+from index.digest.grouping import (
     GroupingParams,
-    _stem_variants,
-    _term_weights,
     article_similarity,
     cluster,
     grouping_params_for,
-    lead_vectors,
 )
+from index.digest.period import lead_vectors
+from index.digest.topic import TOPIC_MIN_MATCH, _stem_variants, _term_weights
 from index.search.retrieval import FusionParams, params_for
 from index.storage import keywords
 from index.storage.store import ArticleRecord, Store
@@ -48,7 +46,7 @@ from index.storage.store import ArticleRecord, Store
 
 @dataclass(frozen=True, slots=True)
 class Bars:
-    """The gate's two bars, as :func:`~index.digest.stories.topic_article_ids` sets them."""
+    """The gate's two bars, as :func:`~index.digest.topic.topic_article_ids` sets them."""
 
     min_dense: float
     min_match: float

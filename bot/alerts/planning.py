@@ -16,7 +16,9 @@ from bot.alerts import texts
 from bot.alerts.matching import Batch, FollowIndex, group_stories
 from bot.alerts.quiet import HOUR, QuietHours, cap_room
 from bot.alerts.store import AlertStore, Follow, Held, Planned
-from index.digest.stories import GroupingParams, _outlets, central_sentence
+from index.digest.central import central_sentence
+from index.digest.grouping import GroupingParams
+from index.digest.stories import story_outlets
 from index.storage.store import ArticleRecord, Store
 
 ALERTED_WINDOW = timedelta(days=3)  # a story alerted this recently is not alerted again
@@ -111,7 +113,7 @@ def story_html(
     lead, qs, qe = quote
     ids = {m.id for m in members}
     copies = [d for m in members for d in dups.get(m.id, []) if d.id not in ids]
-    outlets = _outlets([lead, *(m for m in members if m.id != lead.id), *copies])
+    outlets = story_outlets([lead, *(m for m in members if m.id != lead.id), *copies])
     first = outlets[0].name if outlets else (lead.source or "")
     return texts.alert_html(
         follow.words, lead.title, lead.url, lead.text[qs:qe], first, lead.published,
