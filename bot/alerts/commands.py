@@ -33,12 +33,12 @@ from bot.alerts.store import Follow
 from bot.alerts.texts import t
 from bot.digests import texts as digest_texts
 from bot.digests.commands import (
-    _chat_name,
-    _is_bot_admin,
-    _is_group_admin,
-    _lang,
-    _reply,
-    _resolve_channel,
+    chat_name,
+    is_bot_admin,
+    is_group_admin,
+    reply_plain,
+    resolve_channel,
+    user_lang,
 )
 from index.search.query_parse import parse_question_full
 from index.storage import keywords
@@ -71,31 +71,31 @@ async def _target_chat(
     assert chat is not None
     if chat.type == ChatType.PRIVATE:
         if target is None:
-            return chat.id, str(chat.type), _chat_name(chat)
-        if not _is_bot_admin(svc, update):
-            await _reply(update, t("need_bot_admin", lang))
+            return chat.id, str(chat.type), chat_name(chat)
+        if not is_bot_admin(svc, update):
+            await reply_plain(update, t("need_bot_admin", lang))
             return None
         if not check_channel:
             for f in await svc.db().follows():
                 if target.lower() in (f.title.lower(), str(f.chat_id)):
                     return f.chat_id, f.chat_type, f.title
-        found = await _resolve_channel(update, context, target, lang)
+        found = await resolve_channel(update, context, target, lang)
         if found is None:
             return None
-        return found.id, str(found.type), _chat_name(found)
+        return found.id, str(found.type), chat_name(found)
     if target is not None:
-        await _reply(update, digest_texts.t("channel_only_private", lang))
+        await reply_plain(update, digest_texts.t("channel_only_private", lang))
         return None
     if for_change:
         try:
-            allowed = await _is_group_admin(svc, update, context)
+            allowed = await is_group_admin(svc, update, context)
         except TelegramError as exc:
-            await _reply(update, digest_texts.t("admin_check_failed", lang, error=str(exc)))
+            await reply_plain(update, digest_texts.t("admin_check_failed", lang, error=str(exc)))
             return None
         if not allowed:
-            await _reply(update, t("need_group_admin", lang))
+            await reply_plain(update, t("need_group_admin", lang))
             return None
-    return chat.id, str(chat.type), _chat_name(chat)
+    return chat.id, str(chat.type), chat_name(chat)
 
 
 def _filters_text(sources: Sequence[str], langs: Sequence[str]) -> str:
@@ -111,7 +111,7 @@ def follow_label(f: Follow) -> str:
 async def follow_command(
     svc: AlertService, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> None:
-    lang = _lang(update)
+    lang = user_lang(update)
     target, words = split_target(context.args or [])
     query = " ".join(words).strip()[:MAX_QUERY]
     r = svc.retriever
@@ -119,7 +119,7 @@ async def follow_command(
                                  known_sources=await r.known_sources()) if query else None
     text = " ".join(parsed.query.split()) if parsed else ""
     if not text or not keywords.query_terms(text):
-        await _reply(update, t("need_words", lang))
+        await reply_plain(update, t("need_words", lang))
         return
     found = await _target_chat(svc, update, context, target, lang, for_change=True)
     if found is None:
@@ -130,10 +130,10 @@ async def follow_command(
     existing = await svc.db().follows(chat_id)
     for f in existing:
         if f.words.lower() == text.lower() and f.sources == sources and f.langs == langs:
-            await _reply(update, t("duplicate", lang, chat=name, topic=follow_label(f)))
+            await reply_plain(update, t("duplicate", lang, chat=name, topic=follow_label(f)))
             return
     if len(existing) >= svc.settings.alert_max_follows:
-        await _reply(update, t("too_many", lang, chat=name, n=len(existing)))
+        await reply_plain(update, t("too_many", lang, chat=name, n=len(existing)))
         return
     vector, terms, weights = await svc.encode(text)
     user = update.effective_user
@@ -152,7 +152,7 @@ async def follow_command(
         limits.append(t("cap", lang, cap=svc.settings.alerts_per_hour))
     if svc.settings.alert_quiet_hours:
         limits.append(t("quiet", lang, quiet=svc.settings.alert_quiet_hours))
-    await _reply(update, t(
+    await reply_plain(update, t(
         "followed", lang, topic=text, chat=name,
         filters=t("filters", lang, filters=extra) if extra else "",
         limits=f" ({', '.join(limits)})" if limits else "",
@@ -162,7 +162,7 @@ async def follow_command(
 async def following_command(
     svc: AlertService, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> None:
-    lang = _lang(update)
+    lang = user_lang(update)
     target, _ = split_target(context.args or [])
     found = await _target_chat(svc, update, context, target, lang, for_change=False,
                                check_channel=False)
@@ -171,22 +171,22 @@ async def following_command(
     chat_id, _, name = found
     follows = await svc.db().follows(chat_id)
     if not follows:
-        await _reply(update, t("list_none", lang))
+        await reply_plain(update, t("list_none", lang))
         return
     lines = [t("list_header", lang, chat=name)]
     lines += [t("list_item", lang, n=i, topic=follow_label(f)) for i, f in enumerate(follows, 1)]
     lines.append(t("list_footer", lang))
-    await _reply(update, "\n".join(lines))
+    await reply_plain(update, "\n".join(lines))
 
 
 async def unfollow_command(
     svc: AlertService, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> None:
-    lang = _lang(update)
+    lang = user_lang(update)
     target, words = split_target(context.args or [])
     which = words[0].lower() if len(words) == 1 else ""
     if which not in ("all", "tutti", "tutto") and not which.isdigit():
-        await _reply(update, t("unfollow_usage", lang))
+        await reply_plain(update, t("unfollow_usage", lang))
         return
     found = await _target_chat(svc, update, context, target, lang, for_change=True,
                                check_channel=False)
@@ -197,14 +197,14 @@ async def unfollow_command(
     if which.isdigit():
         n = int(which)
         if not 1 <= n <= len(follows):
-            await _reply(update, t("unfollow_bad", lang, chat=name, n=n))
+            await reply_plain(update, t("unfollow_bad", lang, chat=name, n=n))
             return
         gone = follows[n - 1]
         await svc.remove([gone.id])
-        await _reply(update, t("unfollowed", lang, topic=follow_label(gone), chat=name))
+        await reply_plain(update, t("unfollowed", lang, topic=follow_label(gone), chat=name))
     else:
         await svc.remove([f.id for f in follows])
-        await _reply(update, t("unfollowed_all", lang, n=len(follows), chat=name))
+        await reply_plain(update, t("unfollowed_all", lang, n=len(follows), chat=name))
     log.info("unfollowed", extra={"kv": {"chat": chat_id, "which": which}})
 
 
@@ -232,7 +232,7 @@ def _command(callback: Command, service: ServiceProvider) -> Any:
             log.exception("alert command failed", extra={"kv": {
                 "command": callback.__name__, "chat": chat.id if chat else None}})
             with contextlib.suppress(TelegramError):
-                await _reply(update, t("error", _lang(update)))
+                await reply_plain(update, t("error", user_lang(update)))
         raise ApplicationHandlerStop
 
     return run

@@ -73,30 +73,13 @@ async def new_article_ids(
     index rebuilt from scratch numbers its runs from 1 again: then every article is looked at
     (the seen table and the age limit keep the archive from being alerted again).
     """
-    async with store.db.execute("SELECT coalesce(max(id), 0) FROM runs") as cur:
-        row = await cur.fetchone()
-    if row is not None and int(row[0]) < after_run:
+    if await store.latest_run_id() < after_run:
         after_run = 0
-    async with store.db.execute(
-        "SELECT id, coalesce(published_ts, indexed_ts) FROM articles WHERE run_id > ?"
-        " AND dup_kind IS NOT 'exact' ORDER BY indexed_ts, id", (after_run,),
-    ) as cur:
-        rows = [(r[0], int(r[1])) for r in await cur.fetchall()]
-    async with store.db.execute(
-        "SELECT max(id), (SELECT min(id) FROM runs WHERE status='running') FROM runs"
-    ) as cur:
-        row = await cur.fetchone()
-    top, running = (row[0], row[1]) if row else (None, None)
-    mark = (running - 1) if running is not None else (top or after_run)
+    rows = await store.articles_after_run(after_run)
+    mark = await store.settled_run_id()
     fresh = [a for a, ts in rows if ts >= not_before]
     old = [a for a, ts in rows if ts < not_before]
     return fresh, old, max(after_run, mark)
-
-
-async def latest_run(store: Store) -> int:
-    async with store.db.execute("SELECT coalesce(max(id), 0) FROM runs") as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
 
 
 class AlertService:
@@ -140,7 +123,7 @@ class AlertService:
         if self.store is None:
             self.store = await AlertStore.open(self.settings.bot_state_path)
             if await self.store.watermark() is None:
-                await self.store.set_watermark(await latest_run(self.retriever.store))
+                await self.store.set_watermark(await self.retriever.store.latest_run_id())
 
     async def start(self) -> None:
         await self.open()

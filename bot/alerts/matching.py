@@ -38,7 +38,7 @@ from index.digest.grouping import (
     grouping_params_for,
 )
 from index.digest.period import lead_vectors
-from index.digest.topic import TOPIC_MIN_MATCH, _stem_variants, _term_weights
+from index.digest.topic import TOPIC_MIN_MATCH, stem_variants, term_weights
 from index.search.retrieval import FusionParams, params_for
 from index.storage import keywords
 from index.storage.store import ArticleRecord, Store
@@ -120,7 +120,7 @@ def _assemble(
         rec = recs.get(cid)
         a = arts[i]
         text = f"{rec.title}\n{rec.text}" if rec is not None else f"{a.title}\n{a.text}"
-        stems.append(frozenset(_stem_variants(text, a.lang)))
+        stems.append(frozenset(stem_variants(text, a.lang)))
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
     mat /= np.maximum(norms, 1e-12)
     return Batch(arts, np.asarray(rows, dtype=np.int64), mat, stems)
@@ -212,7 +212,7 @@ async def follow_terms(store: Store, words: str) -> tuple[list[list[str]], list[
     """A follow's keyword groups (stems of each word in every query language) and their
     IDF weights over the index, as the digests' gate weighs a topic's words."""
     groups = keywords.query_terms(words)
-    weights = await _term_weights(store, groups)
+    weights = await term_weights(store, groups)
     return [sorted(g) for g in groups], [float(w) for w in weights]
 
 

@@ -6,8 +6,8 @@ it got to are written together. A crash before that commit leaves nothing (the b
 matched again at start-up); after it, the pending messages are sent at start-up and marked
 one by one as Telegram accepts them.
 
-The tables are created in one place, :data:`SCHEMA`, with ``CREATE … IF NOT EXISTS`` (so it
-can become one numbered migration of the bot state). Like :class:`bot.digests.store.DigestStore`
+The tables are migration ``m002_alerts`` of the bot state (:mod:`bot.migrations`). Like
+:class:`bot.digests.store.DigestStore`
 this store has a connection of its own on the bot's state file, for the same reason: its
 ``BEGIN IMMEDIATE … COMMIT`` spans must not take in another component's writes.
 """
@@ -28,65 +28,12 @@ from typing import Any, TypeVar
 import aiosqlite
 import numpy as np
 
-from index.storage.store import connect_sqlite
+from bot.migrations import BOT_MIGRATIONS
+from index.storage.sqlite import connect_sqlite, migrate
 
 SEEN_TTL = timedelta(days=30)  # articles looked at, and articles alerted, are kept this long
 DONE_TTL = timedelta(days=7)  # sent message rows (the hourly cap reads the last hour)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_follows(
-    id INTEGER PRIMARY KEY,
-    chat_id INTEGER NOT NULL,
-    chat_type TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    query TEXT NOT NULL,
-    words TEXT NOT NULL,
-    sources TEXT NOT NULL DEFAULT '[]',
-    langs TEXT NOT NULL DEFAULT '[]',
-    lang TEXT NOT NULL,
-    created_by INTEGER,
-    created_at TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    terms TEXT NOT NULL,
-    weights TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alert_follows_chat ON alert_follows(chat_id);
-CREATE TABLE IF NOT EXISTS alert_meta(
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alert_seen(
-    article_id TEXT PRIMARY KEY,
-    ts TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS alert_messages(
-    id INTEGER PRIMARY KEY,
-    chat_id INTEGER NOT NULL,
-    follow_id INTEGER,
-    kind TEXT NOT NULL,
-    lang TEXT NOT NULL,
-    html TEXT NOT NULL,
-    items TEXT NOT NULL DEFAULT '[]',
-    article_ids TEXT NOT NULL DEFAULT '[]',
-    state TEXT NOT NULL DEFAULT 'pending',
-    not_before TEXT,
-    created_at TEXT NOT NULL,
-    sent_at TEXT,
-    message_id INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    retry_at TEXT
-);
-CREATE INDEX IF NOT EXISTS alert_messages_open ON alert_messages(state, chat_id);
-CREATE INDEX IF NOT EXISTS alert_messages_chat ON alert_messages(chat_id, created_at);
-CREATE TABLE IF NOT EXISTS alert_sent_articles(
-    chat_id INTEGER NOT NULL,
-    article_id TEXT NOT NULL,
-    message_id INTEGER NOT NULL,
-    ts TEXT NOT NULL,
-    PRIMARY KEY(chat_id, article_id)
-);
-"""
 
 WATERMARK = "run_watermark"  # the highest index run whose articles were all matched
 
@@ -213,7 +160,11 @@ class AlertStore:
     @classmethod
     async def open(cls, path: Path) -> AlertStore:
         db = await connect_sqlite(path)
-        await db.executescript(SCHEMA)
+        try:
+            await migrate(db, BOT_MIGRATIONS, label=str(path))
+        except BaseException:
+            await db.close()
+            raise
         return cls(db)
 
     async def close(self) -> None:

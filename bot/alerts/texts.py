@@ -11,15 +11,8 @@ import html
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 
-from index.render.answers import (
-    _CONTROL,
-    RAW_LIMIT,
-    TELEGRAM_LIMIT,
-    _clip,
-    _one_line,
-    safe_url,
-    visible_length,
-)
+from index.render.answers import RAW_LIMIT, TELEGRAM_LIMIT, safe_url, visible_length
+from index.render.html import CONTROL, clip, one_line
 from index.render.i18n import format_date, normalize_lang
 
 COMMANDS = ("follow", "following", "unfollow")  # menu order
@@ -139,7 +132,7 @@ def _fits(text: str) -> bool:
 
 
 def _link(name: str, url: str | None) -> str:
-    shown = _esc(_clip(_one_line(name), MAX_OUTLET)) or "?"
+    shown = _esc(clip(one_line(name), MAX_OUTLET)) or "?"
     u = safe_url(url)
     return f'<a href="{_attr(u)}">{shown}</a>' if u else shown
 
@@ -158,16 +151,16 @@ def alert_html(
     """One story's alert: the follow, the linked headline, one quoted sentence, outlet and
     date, and who else reported it. Every part is bounded, so the whole always fits."""
     lang = normalize_lang(lang)
-    head = _esc(t("alert_head", lang, topic=_clip(_one_line(topic), MAX_TOPIC)))
-    title = _esc(_clip(_one_line(headline), MAX_HEADLINE)) or "…"
+    head = _esc(t("alert_head", lang, topic=clip(one_line(topic), MAX_TOPIC)))
+    title = _esc(clip(one_line(headline), MAX_HEADLINE)) or "…"
     u = safe_url(url)
     if u:
         title = f'<a href="{_attr(u)}">{title}</a>'
     lines = [f"<i>{head}</i>", f"<b>{title}</b>"]
-    q = _clip(_CONTROL.sub("", quote).strip(), MAX_QUOTE)
+    q = clip(CONTROL.sub("", quote).strip(), MAX_QUOTE)
     if q:
         lines.append(f"<blockquote>{_esc(q)}</blockquote>")
-    meta = [m for m in (_esc(_clip(_one_line(outlet), MAX_OUTLET)), _esc(_day(published, lang, tz)))
+    meta = [m for m in (_esc(clip(one_line(outlet), MAX_OUTLET)), _esc(_day(published, lang, tz)))
             if m]
     if meta:
         lines.append("— " + ", ".join(meta))
@@ -182,12 +175,12 @@ def alert_html(
 
 def summary_line(topic: str, headline: str, url: str | None, outlet: str, lang: str) -> str:
     """One story in a summary: ``• headline — outlet (topic)``."""
-    title = _esc(_clip(_one_line(headline), 120)) or "…"
+    title = _esc(clip(one_line(headline), 120)) or "…"
     u = safe_url(url)
     if u:
         title = f'<a href="{_attr(u)}">{title}</a>'
-    tail = _esc(_clip(_one_line(outlet), MAX_OUTLET))
-    what = _esc(_clip(_one_line(topic), 40))
+    tail = _esc(clip(one_line(outlet), MAX_OUTLET))
+    what = _esc(clip(one_line(topic), 40))
     return f"• {title}" + (f" — {tail}" if tail else "") + (f" <i>({what})</i>" if what else "")
 
 
