@@ -24,6 +24,8 @@ from telegram.ext import (
 )
 
 from bot import handlers, live
+from bot.alerts.commands import register_alert_handlers
+from bot.alerts.delivery import AlertOptions
 from bot.digests import DigestOptions, register_digest_handlers
 from bot.logs import register_secret
 from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
@@ -52,11 +54,13 @@ def build_application(
     *,
     embedder: Embedder | None = None,
     digests: DigestOptions | None = None,
+    alerts: AlertOptions | None = None,
 ) -> Application:
     """The bot, ready for :func:`bot.runner.running` (or PTB's own ``run_polling``).
 
     ``embedder`` lets a caller that already loaded the model (tests, benchmarks) share it;
-    ``digests`` lets tests run the digest scheduler on their own clock.
+    ``digests`` and ``alerts`` let tests run the digest scheduler and the alerts on their own
+    clock.
     """
     secret = settings.telegram_bot_token
     token = secret.get_secret_value().strip() if secret else ""
@@ -68,10 +72,11 @@ def build_application(
 
     async def post_init(app: Application) -> None:
         services = await BotServices.open(settings, embedder, application=app,
-                                          digest_options=digests)
+                                          digest_options=digests, alert_options=alerts)
         app.bot_data[KEY] = services
         await set_commands(app, settings)
         await services.digests.start()
+        await services.alerts.start()
         if services.live is not None:
             await services.live.start(app.bot, services, just_read=services.just_read)
 
@@ -79,6 +84,7 @@ def build_application(
         services: BotServices | None = app.bot_data.get(KEY)
         if services is not None:
             await services.digests.stop()
+            await services.alerts.stop()
             if services.live is not None:
                 await services.live.stop()
             await services.reindexer.close()
@@ -112,6 +118,7 @@ def build_application(
     app = builder.build()
     add_handlers(app)
     register_digest_handlers(app, lambda context: services_of(context).digests)
+    register_alert_handlers(app, lambda context: services_of(context).alerts)
     return app
 
 

@@ -1,8 +1,8 @@
 """The bot state database's migrations (``bot.sqlite3``), in order. Never edit one that has
 shipped: add the next.
 
-One list for the whole file, though three connections open it (``BotState``, ``DigestStore``
-and ``DeliveryFailures`` each keep their own, see bot/digests/store.py): whichever opens first
+One list for the whole file, though four connections open it (``BotState``, ``DigestStore``,
+``AlertStore`` and ``DeliveryFailures`` each keep their own, see bot/digests/store.py): whichever opens first
 applies what is missing, under ``BEGIN IMMEDIATE``, and the others find it done.
 ``m001_initial`` is the schema as it stood before numbered migrations; it is re-runnable, so a
 state file made by earlier code is recorded as migrated without being changed.
@@ -120,4 +120,63 @@ CREATE TABLE IF NOT EXISTS delivery_failures(
 """
 )
 
-BOT_MIGRATIONS: tuple[Migration, ...] = (Migration(1, "m001_initial", M001_INITIAL),)
+# Alerts: follows with their encoding, the planned messages, what was seen (bot/alerts/store.py).
+M002_ALERTS = """
+CREATE TABLE IF NOT EXISTS alert_follows(
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    chat_type TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    query TEXT NOT NULL,
+    words TEXT NOT NULL,
+    sources TEXT NOT NULL DEFAULT '[]',
+    langs TEXT NOT NULL DEFAULT '[]',
+    lang TEXT NOT NULL,
+    created_by INTEGER,
+    created_at TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    terms TEXT NOT NULL,
+    weights TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_follows_chat ON alert_follows(chat_id);
+CREATE TABLE IF NOT EXISTS alert_meta(
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_seen(
+    article_id TEXT PRIMARY KEY,
+    ts TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_messages(
+    id INTEGER PRIMARY KEY,
+    chat_id INTEGER NOT NULL,
+    follow_id INTEGER,
+    kind TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    html TEXT NOT NULL,
+    items TEXT NOT NULL DEFAULT '[]',
+    article_ids TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL DEFAULT 'pending',
+    not_before TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    message_id INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    retry_at TEXT
+);
+CREATE INDEX IF NOT EXISTS alert_messages_open ON alert_messages(state, chat_id);
+CREATE INDEX IF NOT EXISTS alert_messages_chat ON alert_messages(chat_id, created_at);
+CREATE TABLE IF NOT EXISTS alert_sent_articles(
+    chat_id INTEGER NOT NULL,
+    article_id TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    PRIMARY KEY(chat_id, article_id)
+);
+"""
+
+BOT_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "m001_initial", M001_INITIAL),
+    Migration(2, "m002_alerts", M002_ALERTS),
+)

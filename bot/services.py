@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from telegram.ext import Application, ContextTypes
 
+from bot.alerts.delivery import AlertOptions, AlertService
 from bot.digests.delivery import DigestOptions, DigestService
 from bot.live import LiveNews
 from bot.ratelimit import UserRateLimiter
@@ -54,6 +55,7 @@ class BotServices:
     inline_limiter: UserRateLimiter
     reindexer: Reindexer
     digests: DigestService
+    alerts: AlertService
     tz: ZoneInfo
     encoder: ProcessEmbedder | None = None  # the child process this object started
     live: LiveNews | None = None  # sources read in the background, channel posts (bot/live.py)
@@ -68,6 +70,7 @@ class BotServices:
         *,
         application: Application,
         digest_options: DigestOptions | None = None,
+        alert_options: AlertOptions | None = None,
     ) -> BotServices:
         """Open everything; the digest state is opened too, its scheduler started by the
         caller (``post_init``, once the command menu is set)."""
@@ -75,6 +78,8 @@ class BotServices:
         # The digests read whatever retriever the services hold when a digest is built.
         digests = DigestService(application, settings, retriever=lambda: self.retriever,
                                 options=digest_options)
+        alerts = AlertService(application, settings, retriever=lambda: self.retriever,
+                              options=alert_options)
         child: ProcessEmbedder | None = None
         if embedder is None and settings.encoder_process:
             child = ProcessEmbedder(settings)
@@ -96,9 +101,13 @@ class BotServices:
             vectors = await index.vectors()
             retriever = build_retriever(settings, index.store, index.embedder, vectors, tz=tz)
             state = await BotState.open(settings.bot_state_path, tz)
+            # The alerts' retriever is read before ``self`` exists: the first one, meanwhile.
+            alerts._retriever = lambda: retriever
             try:
                 await digests.open()
+                await alerts.open()
             except BaseException:
+                await digests.close()
                 await state.close()
                 raise
         except BaseException:
@@ -117,12 +126,14 @@ class BotServices:
                                            if settings.user_rate_limit > 0 else 0),
             reindexer=Reindexer(settings, index.embedder, vectors=vectors),
             digests=digests,
+            alerts=alerts,
             tz=tz,
             encoder=child,
             live=LiveNews(settings, index.embedder, vectors, tz),
             just_read=just_read,
         )
         self.reindexer.on_done = self.after_reindex
+        alerts._retriever = lambda: self.retriever
         retriever.keep_vectors_in_memory()  # in the background: answers go on meanwhile
         return self
 
@@ -130,6 +141,7 @@ class BotServices:
         if self.live is not None:
             await self.live.stop()
         await self.digests.close()
+        await self.alerts.close()
         await self.retriever.aclose()
         await self.reindexer.close()
         await self.state.close()
@@ -191,8 +203,11 @@ class BotServices:
         return self._overview[1], self._overview[2]
 
     async def after_reindex(self) -> None:
+        """The archive changed (a live poll, channel posts, /reindex): answers read it at
+        once, and its new articles are matched against the follows."""
         self.retriever.invalidate()
         self._overview = None
+        self.alerts.notify()
 
     def is_admin(self, user_id: int | None) -> bool:
         return user_id is not None and user_id in self.settings.admin_ids

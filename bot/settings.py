@@ -41,6 +41,16 @@ class BotSettings(Settings):
         3, ge=1, validation_alias=env_alias(
             "DELIVERY_FAILURE_NOTICE_AFTER", "delivery_failure_notice_after")
     )  # consecutive failed passes of a digest before the admins are told (once per streak)
+    alerts_per_hour: int = Field(
+        10, ge=0, validation_alias=env_alias("ALERTS_PER_HOUR", "alerts_per_hour")
+    )  # alert messages per chat per hour; beyond, matches fold into one summary (0: no cap)
+    alert_quiet_hours: str | None = Field(
+        None, validation_alias=env_alias("ALERT_QUIET_HOURS", "alert_quiet_hours")
+    )  # "23-7": alerts wait until the end of these hours (NEWSBOT_TIMEZONE); unset: none
+    alert_max_follows: int = Field(
+        20, ge=1, validation_alias=env_alias("ALERT_MAX_FOLLOWS", "alert_max_follows")
+    )  # /follow topics per chat
+
 
     # Serving (newsbot serve)
     bot_concurrency: int = Field(
@@ -115,6 +125,17 @@ class BotSettings(Settings):
                 out.append(entry)
             return out
         return value
+
+    @field_validator("alert_quiet_hours", mode="before")
+    @classmethod
+    def _parse_quiet(cls, value: object) -> object:
+        """``23-7`` or ``23:30-07:00``; checked here so a typo stops the bot at start-up."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        from bot.alerts.quiet import parse_quiet_hours
+
+        parse_quiet_hours(str(value))
+        return str(value).strip()
 
     @property
     def bot_state_path(self) -> Path:

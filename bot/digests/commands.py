@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
@@ -39,6 +39,7 @@ from bot.digests.schedule import (
     zone_name,
 )
 from bot.digests.texts import schedule_text, t, topic_text, when_text
+from bot.settings import BotSettings
 from index.render.i18n import normalize_lang
 
 log = logging.getLogger(__name__)
@@ -116,18 +117,26 @@ def parse_subscribe(args: Sequence[str], lang: str) -> SubscribeArgs:
 # -- handlers ---------------------------------------------------------------------------------
 
 
-def _lang(update: Update) -> str:
+class HasSettings(Protocol):
+    """What the permission checks need of a service (digests', alerts')."""
+
+    @property
+    def settings(self) -> BotSettings: ...
+
+
+
+def user_lang(update: Update) -> str:
     user = update.effective_user
     return normalize_lang(user.language_code if user else None)
 
 
-def _chat_name(chat: Any) -> str:
+def chat_name(chat: Any) -> str:
     if getattr(chat, "username", None):
         return f"@{chat.username}"
     return getattr(chat, "title", None) or getattr(chat, "full_name", None) or str(chat.id)
 
 
-async def _reply(update: Update, text: str) -> None:
+async def reply_plain(update: Update, text: str) -> None:
     message = update.effective_message
     if message is not None:
         await message.reply_text(
@@ -136,12 +145,12 @@ async def _reply(update: Update, text: str) -> None:
         )
 
 
-async def _is_group_admin(
-    svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
+async def is_group_admin(
+    svc: HasSettings, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> bool:
     chat, user, message = update.effective_chat, update.effective_user, update.effective_message
     assert chat is not None
-    if _is_bot_admin(svc, update):
+    if is_bot_admin(svc, update):
         return True
     if message is not None and message.sender_chat is not None and (
         message.sender_chat.id == chat.id
@@ -153,12 +162,12 @@ async def _is_group_admin(
     return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
 
 
-def _is_bot_admin(svc: DigestService, update: Update) -> bool:
+def is_bot_admin(svc: HasSettings, update: Update) -> bool:
     user = update.effective_user
     return user is not None and user.id in svc.settings.admin_ids
 
 
-async def _resolve_channel(
+async def resolve_channel(
     update: Update, context: ContextTypes.DEFAULT_TYPE, target: str, lang: str
 ) -> Any | None:
     """The channel named in a private chat, if the bot may post there; else explain why."""
@@ -166,22 +175,22 @@ async def _resolve_channel(
     try:
         chat = await context.bot.get_chat(ref)
     except (BadRequest, Forbidden):
-        await _reply(update, t("channel_not_found", lang, channel=target))
+        await reply_plain(update, t("channel_not_found", lang, channel=target))
         return None
-    name = _chat_name(chat)
+    name = chat_name(chat)
     if chat.type != ChatType.CHANNEL:
-        await _reply(update, t("not_a_channel", lang, channel=name))
+        await reply_plain(update, t("not_a_channel", lang, channel=name))
         return None
     try:
         me = await context.bot.get_chat_member(chat.id, context.bot.id)
     except (BadRequest, Forbidden):
-        await _reply(update, t("channel_not_admin", lang, channel=name))
+        await reply_plain(update, t("channel_not_admin", lang, channel=name))
         return None
     if me.status != ChatMemberStatus.ADMINISTRATOR:
-        await _reply(update, t("channel_not_admin", lang, channel=name))
+        await reply_plain(update, t("channel_not_admin", lang, channel=name))
         return None
     if not getattr(me, "can_post_messages", False):
-        await _reply(update, t("channel_cannot_post", lang, channel=name))
+        await reply_plain(update, t("channel_cannot_post", lang, channel=name))
         return None
     return chat
 
@@ -196,41 +205,41 @@ async def _target_chat(
     assert chat is not None
     if chat.type == ChatType.PRIVATE:
         if target is None:
-            return chat.id, chat.type, _chat_name(chat)
-        if not _is_bot_admin(svc, update):
-            await _reply(update, t("need_bot_admin", lang))
+            return chat.id, chat.type, chat_name(chat)
+        if not is_bot_admin(svc, update):
+            await reply_plain(update, t("need_bot_admin", lang))
             return None
         if not check_channel:
             for sub in await svc.db().subscriptions():
                 if target.lower() in (sub.title.lower(), str(sub.chat_id)):
                     return sub.chat_id, sub.chat_type, sub.title
-        found = await _resolve_channel(update, context, target, lang)
+        found = await resolve_channel(update, context, target, lang)
         if found is None:
             return None
-        return found.id, found.type, _chat_name(found)
+        return found.id, found.type, chat_name(found)
     if target is not None:
-        await _reply(update, t("channel_only_private", lang))
+        await reply_plain(update, t("channel_only_private", lang))
         return None
     if for_change:
         try:
-            allowed = await _is_group_admin(svc, update, context)
+            allowed = await is_group_admin(svc, update, context)
         except TelegramError as exc:
-            await _reply(update, t("admin_check_failed", lang, error=str(exc)))
+            await reply_plain(update, t("admin_check_failed", lang, error=str(exc)))
             return None
         if not allowed:
-            await _reply(update, t("need_group_admin", lang))
+            await reply_plain(update, t("need_group_admin", lang))
             return None
-    return chat.id, chat.type, _chat_name(chat)
+    return chat.id, chat.type, chat_name(chat)
 
 
 async def subscribe_command(
     svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> None:
-    lang = _lang(update)
+    lang = user_lang(update)
     try:
         args = parse_subscribe(context.args or [], lang)
     except UsageError as exc:
-        await _reply(update, f"{exc}\n{t('usage', lang)}")
+        await reply_plain(update, f"{exc}\n{t('usage', lang)}")
         return
     target = await _target_chat(svc, update, context, args.target, lang, for_change=True)
     if target is None:
@@ -267,13 +276,13 @@ async def subscribe_command(
              next=when_text(sub.next_slot(now), sub.zone, lang))
     if sub.send_empty:
         text += t("empty_on", lang)
-    await _reply(update, text)
+    await reply_plain(update, text)
 
 
 async def unsubscribe_command(
     svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> None:
-    lang = _lang(update)
+    lang = user_lang(update)
     args = context.args or []
     target = await _target_chat(
         svc, update, context, args[0] if args else None, lang, for_change=True, check_channel=False
@@ -284,7 +293,7 @@ async def unsubscribe_command(
     removed = await svc.remove(chat_id)
     if removed:
         log.info("digest unsubscribed", extra={"kv": {"chat": chat_id}})
-    await _reply(update, t("unsubscribed" if removed else "not_subscribed", lang, chat=name))
+    await reply_plain(update, t("unsubscribed" if removed else "not_subscribed", lang, chat=name))
 
 
 async def digest_command(
@@ -292,7 +301,7 @@ async def digest_command(
 ) -> None:
     """A preview: built like the scheduled one but neither persisted nor moving the
     watermark."""
-    lang = _lang(update)
+    lang = user_lang(update)
     args = context.args or []
     target = await _target_chat(
         svc, update, context, args[0] if args else None, lang, for_change=False, check_channel=False
@@ -310,11 +319,11 @@ async def digest_command(
         digest = await svc.build(sub, now)
     except Exception:
         log.exception("digest preview failed", extra={"kv": {"chat": chat_id}})
-        await _reply(update, t("preview_failed", lang))
+        await reply_plain(update, t("preview_failed", lang))
         return
     messages = svc.render(digest, sub, preview=True, empty_line=False)
     if not messages:
-        await _reply(update, t("nothing_new", lang))
+        await reply_plain(update, t("nothing_new", lang))
         return
     message = update.effective_message
     assert message is not None
@@ -329,17 +338,17 @@ async def digest_command(
 async def subscriptions_command(
     svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE
 ) -> None:
-    lang = _lang(update)
+    lang = user_lang(update)
     chat = update.effective_chat
     assert chat is not None
     db = svc.db()
-    if chat.type == ChatType.PRIVATE and _is_bot_admin(svc, update):
+    if chat.type == ChatType.PRIVATE and is_bot_admin(svc, update):
         subs = await db.subscriptions()
     else:
         one = await db.subscription(chat.id)
         subs = [one] if one else []
     if not subs:
-        await _reply(update, t("list_none", lang))
+        await reply_plain(update, t("list_none", lang))
         return
     now = svc.clock.now()
     lines = [t("list_header", lang)]
@@ -353,7 +362,7 @@ async def subscriptions_command(
             "list_item", lang, chat=sub.name, schedule=schedule_text(sub, lang), topic=topic,
             next=when_text(sub.next_slot(now), sub.zone, lang), last=last,
         ))
-    await _reply(update, "\n".join(lines))
+    await reply_plain(update, "\n".join(lines))
 
 
 async def bot_membership(
@@ -382,7 +391,7 @@ def _command(callback: Command, service: ServiceProvider) -> Any:
             log.exception("digest command failed", extra={"kv": {
                 "command": callback.__name__, "chat": chat.id if chat else None}})
             with contextlib.suppress(TelegramError):
-                await _reply(update, t("error", _lang(update)))
+                await reply_plain(update, t("error", user_lang(update)))
         raise ApplicationHandlerStop
 
     return run

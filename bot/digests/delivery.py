@@ -46,17 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from telegram import LinkPreviewOptions
-from telegram.constants import ParseMode
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-    TimedOut,
-)
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.ext import Application, ContextTypes
 
 from bot.delivery_failures import DeliveryFailures, delivery_failures
@@ -66,6 +56,7 @@ from bot.digests.clock import Clock, SystemClock
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore, Plan, iso
 from bot.settings import BotSettings
+from bot.telegram_send import send_html
 from index.digest.render import render_digest_html
 from index.digest.stories import Digest, DigestMessage
 from index.search.retrieval import Retriever
@@ -73,7 +64,6 @@ from index.search.retrieval import Retriever
 log = logging.getLogger(__name__)
 
 TELEGRAM_GROUP_RATE = 20  # messages per minute to one group or channel
-MAX_NETWORK_RETRIES = 5
 RETRY_BACKOFF_MAX = timedelta(hours=1)
 FAILURE_KIND = "digest"  # this module's deliveries in bot.delivery_failures
 
@@ -334,61 +324,45 @@ class DigestService:
         for msg in await db.messages(plan.id):
             if msg.state != "pending":
                 continue
-            network_failures = 0
             while True:
                 if self._stopping.is_set() or not await self._pace(chat_id):
                     return
-                try:
-                    sent = await self.application.bot.send_message(
-                        chat_id,
-                        msg.html,
-                        parse_mode=ParseMode.HTML,
-                        link_preview_options=LinkPreviewOptions(is_disabled=True),
-                    )
-                except RetryAfter as exc:
-                    wait = _seconds(exc)
-                    log.warning("Telegram asked to slow down", extra={"kv": {
-                        "chat": chat_id, "retry_after_s": wait}})
-                    if not await self._sleep(wait):
-                        return
-                    continue
-                except ChatMigrated as exc:
+                # 429 waited out and transport failures retried there (bot/telegram_send.py).
+                sent = await send_html(self.application.bot, chat_id, msg.html,
+                                       sleep=self._sleep)
+                if sent.outcome == "migrated" and sent.new_chat_id is not None:
                     log.info("group became a supergroup", extra={"kv": {
-                        "chat": chat_id, "new_chat": exc.new_chat_id}})
-                    await db.migrate(chat_id, exc.new_chat_id)
-                    await self.failures.migrate(chat_id, exc.new_chat_id)
-                    chat_id = exc.new_chat_id
+                        "chat": chat_id, "new_chat": sent.new_chat_id}})
+                    await db.migrate(chat_id, sent.new_chat_id)
+                    await self.failures.migrate(chat_id, sent.new_chat_id)
+                    chat_id = sent.new_chat_id
                     continue
-                except Forbidden as exc:
-                    await self.remove(chat_id)
-                    log.warning("bot removed from chat: digest unsubscribed", extra={"kv": {
-                        "chat": chat_id, "error": str(exc)}})
-                    return
-                except TimedOut as exc:
-                    # Telegram may have posted it: not sent again (see the module docstring).
-                    await db.mark(plan.id, msg.seq, "uncertain", None, self.clock.now())
-                    log.warning("digest message timed out; not repeated", extra={"kv": {
-                        "chat": chat_id, "plan": plan.id, "seq": msg.seq,
-                        "stories": ",".join(msg.story_ids), "error": str(exc)}})
-                    break
-                except BadRequest as exc:
-                    await self._postpone(plan, chat_id, f"rejected: {exc}", exc)
-                    return
-                except NetworkError as exc:
-                    network_failures += 1
-                    if network_failures > MAX_NETWORK_RETRIES:
-                        await self._postpone(plan, chat_id, f"network: {exc}", exc)
-                        return
-                    if not await self._sleep(min(60.0, 2.0 ** network_failures)):
-                        return
-                    continue
-                except TelegramError as exc:
-                    await self._postpone(plan, chat_id, f"error: {exc}", exc)
-                    return
-                now = self.clock.now()
-                self._pacers.setdefault(chat_id, _ChatPacer()).sent.append(now)
-                await db.mark(plan.id, msg.seq, "sent", sent.message_id, now)
                 break
+            error = sent.error
+            if sent.outcome == "stopped":
+                return
+            if sent.outcome == "forbidden":
+                await self.remove(chat_id)
+                log.warning("bot removed from chat: digest unsubscribed", extra={"kv": {
+                    "chat": chat_id, "error": str(error)}})
+                return
+            if sent.outcome == "uncertain":
+                # Telegram may have posted it: not sent again (see the module docstring).
+                await db.mark(plan.id, msg.seq, "uncertain", None, self.clock.now())
+                log.warning("digest message timed out; not repeated", extra={"kv": {
+                    "chat": chat_id, "plan": plan.id, "seq": msg.seq,
+                    "stories": ",".join(msg.story_ids), "error": str(error)}})
+                continue
+            if sent.outcome != "sent" or error is not None:
+                assert error is not None
+                kind = {"rejected": "rejected", "failed": "error"}.get(sent.outcome, "error")
+                if isinstance(error, NetworkError) and not isinstance(error, TimedOut):
+                    kind = "network"
+                await self._postpone(plan, chat_id, f"{kind}: {error}", error)
+                return
+            now = self.clock.now()
+            self._pacers.setdefault(chat_id, _ChatPacer()).sent.append(now)
+            await db.mark(plan.id, msg.seq, "sent", sent.message_id, now)
         refreshed = await db.plan(plan.id)
         if refreshed is not None and refreshed.status == "sending":
             await db.finish(refreshed, self.clock.now())
@@ -440,10 +414,3 @@ class DigestService:
         removed = await self.db().remove(chat_id)
         await self.failures.forget(FAILURE_KIND, chat_id)
         return removed
-
-
-def _seconds(exc: RetryAfter) -> float:
-    value: Any = exc.retry_after
-    if isinstance(value, timedelta):
-        return max(0.0, value.total_seconds())
-    return max(0.0, float(value))

@@ -43,7 +43,7 @@ async def topic_scores(
     search = await r.search(topic, Filters(date_from=since, date_to=until))
     await r.load_records(search, [x.chunk_id for x in search.ranked])
     groups = keywords.query_terms(topic)
-    weights = await _term_weights(base.store, groups)
+    weights = await term_weights(base.store, groups)
     total = sum(weights) or 1.0
     out: dict[str, TopicScore] = {}
     for ranked in search.ranked:
@@ -53,7 +53,7 @@ async def topic_scores(
         score = out.setdefault(rec.article_id, TopicScore())
         score.dense = max(score.dense, ranked.dense or 0.0)
         if groups and score.match < 1.0:
-            stems = _stem_variants(f"{rec.title}\n{rec.text}", rec.lang)
+            stems = stem_variants(f"{rec.title}\n{rec.text}", rec.lang)
             matched = sum(w for g, w in zip(groups, weights, strict=True) if g & stems)
             score.match = max(score.match, matched / total)
     return out, params.min_match
@@ -89,7 +89,7 @@ async def topic_article_ids(
     return {a for a, s in scores.items() if s.dense >= min_dense or s.match >= min_match}
 
 
-def _stem_variants(text: str, lang: str | None) -> set[str]:
+def stem_variants(text: str, lang: str | None) -> set[str]:
     """Words and their stems in the text's and the query languages, as retrieval matches."""
     words = set(keywords.tokens(text))
     stems = set(words)
@@ -98,7 +98,7 @@ def _stem_variants(text: str, lang: str | None) -> set[str]:
     return stems
 
 
-async def _term_weights(store: Store, groups: list[set[str]]) -> list[float]:
+async def term_weights(store: Store, groups: list[set[str]]) -> list[float]:
     """BM25's IDF of each query word (its most frequent stem variant) over the indexed chunks.
 
     A word absent from the index gets the highest weight: it is as specific as words get.

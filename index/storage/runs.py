@@ -47,6 +47,29 @@ class RunsMixin(StoreBase):
             "stats": json.loads(row["stats"]) if row["stats"] else {},
         }
 
+    async def latest_run_id(self) -> int:
+        """The newest run's id (0 before the first run)."""
+        rows = await self._all("SELECT coalesce(max(id), 0) FROM runs")
+        return int(rows[0][0]) if rows else 0
+
+    async def settled_run_id(self) -> int:
+        """The highest run id such that no run up to it is still writing (0 if none)."""
+        rows = await self._all(
+            "SELECT coalesce(max(id), 0), (SELECT min(id) FROM runs WHERE status='running')"
+            " FROM runs"
+        )
+        top, running = (int(rows[0][0]), rows[0][1]) if rows else (0, None)
+        return int(running) - 1 if running is not None else top
+
+    async def articles_after_run(self, run_id: int) -> list[tuple[str, int]]:
+        """(id, epoch seconds of publication, else of indexing) of the articles written by
+        runs after ``run_id``, oldest write first; exact duplicates are left out."""
+        rows = await self._all(
+            "SELECT id, coalesce(published_ts, indexed_ts) FROM articles WHERE run_id > ?"
+            " AND dup_kind IS NOT 'exact' ORDER BY indexed_ts, id", (run_id,),
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
     async def article_states(self) -> dict[str, StoredState]:
         rows = await self._all(
             "SELECT id, content_hash, raw_hash, dup_kind, embedded FROM articles"

@@ -228,4 +228,6 @@ def test_concurrent_opens_from_several_processes(tmp_path):
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
     assert _rows(index_path, "SELECT version FROM schema_migrations") == [(1,), (2,)]
-    assert _rows(state_path, "SELECT version FROM schema_migrations") == [(1,)]
+    assert _rows(state_path, "SELECT version FROM schema_migrations") == [
+        (m.version,) for m in BOT_MIGRATIONS
+    ]

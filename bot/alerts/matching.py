@@ -1,0 +1,291 @@
+"""Which new articles match which follows: the digests' topic gate, for thousands of follows.
+
+The gate is :func:`index.digest.topic.topic_article_ids`'s, computed another way. There, a
+topic's hybrid search over a period gives every article its best chunk's dense cosine and the
+rarity-weighted share of the topic's words in its best chunk; an article is on topic when
+either clears its bar (the per-model dense bar, the IDF-weighted keyword bar). Running that
+search once per follow after every batch would cost thousands of encodings and searches. So
+each follow is encoded once, at /follow (vector, keyword groups and their IDF weights are
+stored with it), and a batch is scored for all follows at once:
+
+- dense: one matrix product of every follow vector with every chunk vector of the batch,
+  reduced to each article's best chunk;
+- keywords: an inverted index from stem to (follow, word) finds, for each chunk, the follows
+  that share a word with it; only those are scored, so a batch costs about its own size, not
+  its size times the number of follows.
+
+Same-story articles of a batch are grouped with the digests' grouping
+(:func:`index.digest.grouping.article_similarity` and ``cluster``, over the matched articles
+together with the chat's recently alerted ones): a group holding an article already alerted is not alerted
+again. ``bench/alert_bench.py`` times it; ``bench/alert_eval.py`` measures its quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from bot.alerts.store import Follow
+from index.digest.grouping import (
+    GroupingParams,
+    article_similarity,
+    cluster,
+    grouping_params_for,
+)
+from index.digest.period import lead_vectors
+from index.digest.topic import TOPIC_MIN_MATCH, stem_variants, term_weights
+from index.search.retrieval import FusionParams, params_for
+from index.storage import keywords
+from index.storage.store import ArticleRecord, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """The gate's two bars, as :func:`~index.digest.topic.topic_article_ids` sets them."""
+
+    min_dense: float
+    min_match: float
+
+    @classmethod
+    def digests(cls, model_id: str) -> Bars:
+        """Exactly the digests' topic filter's bars."""
+        fusion: FusionParams = params_for(model_id)
+        grouping: GroupingParams = grouping_params_for(model_id)
+        return cls(max(fusion.min_dense, grouping.topic_min_dense),
+                   max(fusion.min_match, TOPIC_MIN_MATCH))
+
+    @classmethod
+    def for_model(cls, model_id: str) -> Bars:
+        """The alerts' bars: tuned where ``bench/alert_eval.py`` measured them, else the
+        digests'. An alert interrupts, a digest line does not: the bars sit higher."""
+        for prefix, bars in ALERT_BARS.items():
+            if model_id.startswith(prefix):
+                return bars
+        return cls.digests(model_id)
+
+
+# Per embedding model (prefix of its model id): the best F1 on bench/alert_eval.py's tuning
+# weeks (September–October). With the digests' bars (0.25/0.5) USE alerts twice as much at
+# half the precision. Curves in docs/alerts.md.
+ALERT_BARS: dict[str, Bars] = {
+    "usem3:": Bars(min_dense=0.35, min_match=0.6),
+}
+
+
+@dataclass(slots=True)
+class Batch:
+    """New articles with what the gate reads of them, loaded once for every follow."""
+
+    articles: list[ArticleRecord]
+    chunk_article: np.ndarray  # article row of each chunk row
+    chunk_vectors: np.ndarray  # unit vectors, one row per chunk (zeros when missing)
+    chunk_stems: list[frozenset[str]]  # stem variants of each chunk's title + text
+
+    @property
+    def empty(self) -> bool:
+        return not self.articles
+
+
+async def load_batch(store: Store, vectors: Any, article_ids: Sequence[str]) -> Batch:
+    records = await store.articles(list(article_ids))
+    arts = [records[a] for a in article_ids if a in records]
+    chunk_ids = await store.article_chunk_ids([a.id for a in arts])
+    order: list[tuple[int, str]] = [
+        (i, cid) for i, a in enumerate(arts) for cid in chunk_ids.get(a.id, [])
+    ]
+    ids = [cid for _, cid in order]
+    chunk_recs = await store.chunk_records(ids) if ids else {}
+    got: dict[str, np.ndarray] = {}
+    if ids and vectors is not None:
+        got = await asyncio.to_thread(vectors.get_vectors, ids)
+    return await asyncio.to_thread(_assemble, arts, order, chunk_recs, got)
+
+
+def _assemble(
+    arts: list[ArticleRecord], order: list[tuple[int, str]], recs: dict[str, Any],
+    got: dict[str, np.ndarray],
+) -> Batch:
+    dim = next((len(v) for v in got.values()), 1)
+    mat = np.zeros((len(order), dim), dtype=np.float32)
+    rows, stems = [], []
+    for r, (i, cid) in enumerate(order):
+        rows.append(i)
+        if cid in got:
+            mat[r] = got[cid]
+        rec = recs.get(cid)
+        a = arts[i]
+        text = f"{rec.title}\n{rec.text}" if rec is not None else f"{a.title}\n{a.text}"
+        stems.append(frozenset(stem_variants(text, a.lang)))
+    norms = np.linalg.norm(mat, axis=1, keepdims=True)
+    mat /= np.maximum(norms, 1e-12)
+    return Batch(arts, np.asarray(rows, dtype=np.int64), mat, stems)
+
+
+@dataclass(slots=True)
+class FollowIndex:
+    """Every follow's vector as one matrix, and its keyword groups as an inverted index.
+
+    Built once per change of the follows (the service keeps it), not once per batch.
+    """
+
+    follows: list[Follow]
+    matrix: np.ndarray  # unit follow vectors, one row per follow
+    weights: list[list[float]]
+    totals: np.ndarray
+    postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    vocab: frozenset[str] = frozenset()
+
+    @classmethod
+    def build(cls, follows: Sequence[Follow]) -> FollowIndex:
+        fs = list(follows)
+        dim = next((len(f.vector) for f in fs), 1)
+        mat = np.zeros((len(fs), dim), dtype=np.float32)
+        postings: dict[str, list[tuple[int, int]]] = {}
+        for i, f in enumerate(fs):
+            if len(f.vector) == dim:
+                mat[i] = f.vector
+            for g, group in enumerate(f.terms):
+                for term in group:
+                    postings.setdefault(term, []).append((i, g))
+        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+        weights = [list(f.weights) for f in fs]
+        totals = np.asarray([sum(w) or 1.0 for w in weights], dtype=np.float64)
+        return cls(fs, mat, weights, totals, postings, frozenset(postings))
+
+    def scores(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """(dense, match): follows × articles, each article's best chunk."""
+        n_f, n_a = len(self.follows), len(batch.articles)
+        dense = np.zeros((n_f, n_a), dtype=np.float32)
+        match = np.zeros((n_f, n_a), dtype=np.float64)
+        if not n_f or not n_a or not len(batch.chunk_article):
+            return dense, match
+        if self.matrix.shape[1] == batch.chunk_vectors.shape[1]:
+            sims = self.matrix @ batch.chunk_vectors.T  # follows × chunks
+            # Chunk rows are grouped by article: each article's best chunk in one pass.
+            starts = np.flatnonzero(np.r_[True, np.diff(batch.chunk_article) != 0])
+            best = np.maximum.reduceat(sims, starts, axis=1)
+            dense[:, batch.chunk_article[starts]] = best
+        vocab = self.vocab
+        for c, stems in enumerate(batch.chunk_stems):
+            common = stems & vocab
+            if not common:
+                continue
+            hit: dict[int, set[int]] = {}
+            for term in common:
+                for f, g in self.postings[term]:
+                    hit.setdefault(f, set()).add(g)
+            a = int(batch.chunk_article[c])
+            for f, groups in hit.items():
+                w = self.weights[f]
+                share = sum(w[g] for g in groups) / self.totals[f]
+                if share > match[f, a]:
+                    match[f, a] = share
+        return dense, match
+
+    def match(self, batch: Batch, bars: Bars) -> dict[int, list[int]]:
+        """Follow row → rows of the batch's articles that pass its gate and its filters."""
+        dense, match = self.scores(batch)
+        passing = (dense >= bars.min_dense) | (match >= bars.min_match - 1e-9)
+        out: dict[int, list[int]] = {}
+        for f, a in zip(*np.nonzero(passing), strict=True):
+            if _passes_filters(self.follows[int(f)], batch.articles[int(a)]):
+                out.setdefault(int(f), []).append(int(a))
+        return out
+
+
+def _passes_filters(f: Follow, a: ArticleRecord) -> bool:
+    if f.langs and (a.lang or "") not in f.langs:
+        return False
+    if f.sources:
+        key = (a.source or "").lower()
+        if not any(s in key for s in f.sources):
+            return False
+    return True
+
+
+async def follow_terms(store: Store, words: str) -> tuple[list[list[str]], list[float]]:
+    """A follow's keyword groups (stems of each word in every query language) and their
+    IDF weights over the index, as the digests' gate weighs a topic's words."""
+    groups = keywords.query_terms(words)
+    weights = await term_weights(store, groups)
+    return [sorted(g) for g in groups], [float(w) for w in weights]
+
+
+# -- stories ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class StoryGroup:
+    """Matched articles of one story in one batch: ``members`` lead-first."""
+
+    members: list[ArticleRecord]
+    already: bool  # holds an article the chat was alerted about before
+
+
+def _when(a: ArticleRecord) -> datetime:
+    dt = a.published or a.indexed_at
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+async def group_stories(
+    store: Store,
+    vectors: Any,
+    matched: dict[int, list[ArticleRecord]],
+    alerted: dict[int, list[str]],
+    params: GroupingParams,
+) -> dict[int, list[StoryGroup]]:
+    """Each chat's matched articles as stories, each told whether the chat heard of it.
+
+    ``alerted`` holds each chat's recently alerted article ids: clustered together with its
+    new ones by the digests' own grouping (blended dense and name similarity, average link,
+    duplicate links kept), so a new outlet's report of an alerted story, or a syndicated
+    copy of it, joins that story instead of being alerted again. The similarity is computed
+    once for the whole batch; only the clustering is per chat.
+    """
+    new = {a.id: a for arts in matched.values() for a in arts}
+    if not new:
+        return {}
+    old_ids = [a for chat in matched for a in alerted.get(chat, []) if a not in new]
+    old = await store.articles(list(dict.fromkeys(old_ids)))
+    arts = [*new.values(), *old.values()]
+    vecs = await lead_vectors(store, vectors, [a.id for a in arts])
+    return await asyncio.to_thread(_group_per_chat, arts, vecs, matched, alerted, params)
+
+
+def _group_per_chat(
+    arts: list[ArticleRecord], vecs: np.ndarray, matched: dict[int, list[ArticleRecord]],
+    alerted: dict[int, list[str]], params: GroupingParams,
+) -> dict[int, list[StoryGroup]]:
+    row = {a.id: i for i, a in enumerate(arts)}
+    sim = article_similarity(vecs, [(a.title, a.text) for a in arts], params)
+    canonical = [row.get(a.canonical_id) if a.canonical_id else None for a in arts]
+    out: dict[int, list[StoryGroup]] = {}
+    for chat, found in matched.items():
+        known = set(alerted.get(chat, []))
+        mine = {a.id for a in found}
+        idx = [row[a.id] for a in found] + [row[a] for a in known if a in row and a not in mine]
+        local = {g: k for k, g in enumerate(idx)}
+        links = [(local[g], local[c]) for g in idx
+                 if (c := canonical[g]) is not None and c in local]
+        labels = cluster(sim[np.ix_(idx, idx)], params.threshold, links)
+        groups: dict[int, list[int]] = {}
+        for k, lab in enumerate(labels):
+            groups.setdefault(lab, []).append(idx[k])
+        stories = []
+        for g in groups.values():
+            members = [arts[i] for i in g if arts[i].id in mine]
+            if not members:
+                continue
+            already = any(arts[i].id in known for i in g) or any(
+                m.canonical_id in known for m in members
+            )
+            members.sort(key=lambda a: (a.canonical_id is not None, _when(a), a.id))
+            stories.append(StoryGroup(members, already))
+        stories.sort(key=lambda s: (_when(s.members[0]), s.members[0].id))
+        out[chat] = stories
+    return out
