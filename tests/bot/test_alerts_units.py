@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from fakebotapi.telegram_html import parse_html
 
 from bot.alerts.matching import Bars, Batch, FollowIndex
 from bot.alerts.quiet import cap_room, parse_quiet_hours
@@ -16,6 +15,7 @@ from bot.alerts.store import Follow
 from bot.alerts.texts import alert_html, summary_html, summary_line
 from bot.settings import BotSettings
 from index.storage.store import ArticleRecord
+from tests.support.fakebotapi.telegram_html import parse_html
 
 ROME = ZoneInfo("Europe/Rome")
 

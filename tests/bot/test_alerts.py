@@ -27,9 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BOT_ADMIN_ID, bot_settings
-from fakebotapi import FakeBotApi
-from feedserver import FeedServer, Route, http_date, rss
 from telegram.ext import Application
 
 from bot.alerts.delivery import AlertOptions, AlertService
@@ -37,6 +34,9 @@ from bot.app import build_application
 from bot.runner import running
 from bot.services import KEY, BotServices
 from index.ingest.live import LiveIndexer
+from tests.support.bot import BOT_ADMIN_ID, bot_settings
+from tests.support.fakebotapi import FakeBotApi
+from tests.support.feedserver import FeedServer, Route, http_date, rss
 
 pytestmark = pytest.mark.slow
 
