@@ -252,9 +252,10 @@ async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
     finally:
         await store.close()
     health = await _source_health(settings)
+    from index.storage.chroma_client import server_description
+
     where = (
-        f"chroma server http://{settings.chroma_host}:{settings.chroma_port}"
-        if settings.chroma_host
+        server_description(settings) if settings.chroma_host
         else f"embedded chroma at {settings.chroma_path}"
     )
     info: dict[str, Any] = {

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from index.settings import Settings
+from index.storage.chroma_client import server_client, server_description
 from index.storage.write_lock import WriteLock, WriteStamp
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ def _connect(settings: Settings, *, fresh: bool) -> Any:
     import chromadb
 
     if settings.chroma_host:
-        return chromadb.HttpClient(
-            host=settings.chroma_host, port=settings.chroma_port,
-            settings=_chroma_settings(allow_reset=False),
-        )
+        return server_client(settings, _chroma_settings(allow_reset=False))
     settings.chroma_path.mkdir(parents=True, exist_ok=True)
     if fresh:
         _forget_cached_system(str(settings.chroma_path))
@@ -141,7 +139,7 @@ class VectorStore:
                 f"{meta.get('model_id')} ({meta.get('dim')} dims), not {model_id} ({dim} dims)"
             )
         if settings.chroma_host:
-            description = f"chroma server http://{settings.chroma_host}:{settings.chroma_port}"
+            description = server_description(settings)
             lock = None
         else:
             description = f"embedded chroma at {settings.chroma_path}"
