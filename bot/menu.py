@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot import texts
 from bot.digests import texts as digest_texts
 
-PUBLIC_COMMANDS = ("start", "help", "ask", "whoami")
+PUBLIC_COMMANDS = ("start", "help", "ask", "whoami", "forgetme")
 ADMIN_COMMANDS = ("reindex", "stats", "sources")
 
 
