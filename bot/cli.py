@@ -363,10 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_more(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Subcommands defined in their own modules (ask, eval, digest, serve)."""
-    from bot import commands
+    """Subcommands defined in their own modules (ask, eval, backup, restore, digest, serve)."""
+    from bot import backup_cli, commands
 
     commands.register(sub, common)
+    backup_cli.register(sub, common)
     try:
         from bot import digest_cli, serve_cli
     except ImportError:  # the Telegram side is optional for index-only installs
