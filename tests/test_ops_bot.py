@@ -374,3 +374,48 @@ async def test_forgetme_in_italian(
     assert done["text"].startswith("Fatto: ho cancellato")
     assert "domande: 1" in done["text"]
     assert "conservate finché non invii di nuovo /forgetme" in done["text"]
+
+
+# -- live sources -----------------------------------------------------------------------------
+
+
+async def test_source_reads_are_counted_per_source(
+    fake_bot_api: FakeBotApi, bot_embedder: Any, tmp_path: Path
+) -> None:
+    from feedserver import FeedServer, Route, rss, story
+
+    feeds = FeedServer().start()
+    port = free_port()
+    try:
+        feeds.routes["/wire.xml"] = Route(rss("Gazzetta di Prova", [story(0)]), etag='"v1"')
+        feeds.routes["/broken.xml"] = Route(status=500)
+        settings = bot_settings(
+            tmp_path / "data", fake_bot_api, tmp_path, metrics_port=port,
+            sources={"wire": {"path": feeds.url("/wire.xml"), "every": "1s"},
+                     "broken": {"path": feeds.url("/broken.xml"), "every": "0.3s"}},
+            fetch_timeout=2.0,
+        )
+        async with serving(settings, bot_embedder) as app, \
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            services = services_of(app)
+            assert services.live is not None
+            live = services.live.indexer
+            feeds.routes["/wire.xml"] = Route(rss("Gazzetta di Prova", [story(1), story(0)]),
+                                              etag='"v2"')
+            await live.wait_for(
+                lambda h: any(r.name == "wire" and r.report and r.report.added for r in h)
+                and sum(r.name == "broken" for r in h) >= 2, timeout=30)
+            failed_before = sum(r.name == "broken" and not r.ok for r in live.history)
+            text = (await http.get("/metrics")).text
+            failed_after = sum(r.name == "broken" and not r.ok for r in live.history)
+            wire_ok = {r.at for r in live.history if r.name == "wire" and r.ok}
+    finally:
+        feeds.stop()
+    assert sample(text, "newsbot_source_articles_total", {"source": "wire"}) == 1
+    # the time of one of its successful reads (the last one before the scrape)
+    assert sample(text, "newsbot_source_last_success_timestamp_seconds",
+                  {"source": "wire"}) in wire_ok
+    assert sample(text, "newsbot_source_last_success_timestamp_seconds",
+                  {"source": "broken"}) is None
+    failures = sample(text, "newsbot_source_failures_total", {"source": "broken"}) or 0
+    assert 2 <= failed_before <= failures <= failed_after
