@@ -169,8 +169,11 @@ async def test_a_damaged_or_unfinished_backup_is_not_restored(
         await services.index([write_articles(tmp_path / "a.jsonl", bot_articles()[:4])])
     finally:
         await services.close()
+    stamp = WriteLock(data).stamp()
     assert await asyncio.to_thread(run_cli, "backup", str(saved), "--data-dir", str(data)) == 0
     assert "backed up into" in capsys.readouterr().out
+    # it kept writers out without looking like a write: a running bot does not reload
+    assert WriteLock(data).stamp() == stamp is not None
     # into a folder that is not empty: refused
     assert await asyncio.to_thread(run_cli, "backup", str(saved), "--data-dir", str(data)) == 2
     assert "not empty" in capsys.readouterr().err

@@ -284,7 +284,8 @@ def backup(settings: Settings, dest: Path, *, bot_state: Path | None = None) -> 
         log.info("backup waits for the index run of another process",
                  extra={"kv": {"pid": waiting_for}})
     manifest["waited_for_writer"] = waiting_for
-    with lock.hold(settings.write_lock_timeout):
+    # No write stamp: nothing is written, so readers (a running bot) need not reload.
+    with lock.hold(settings.write_lock_timeout, stamp=False):
         sqlite_snapshot(settings.sqlite_path, dest / STORE)
         if settings.chroma_host:
             client = _server(settings)
