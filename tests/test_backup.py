@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -226,3 +227,50 @@ async def test_vectors_of_a_chroma_server_are_exported_and_restored(
     assert await asyncio.to_thread(run_cli, "restore", str(saved), "--data-dir",
                                    str(embedded.data_dir)) == 0
     assert await answers(embedded, bot_embedder) == await answers(server, bot_embedder)
+
+
+async def test_backup_while_the_bot_answers(
+    fake_bot_api: Any, bot_store: Path, bot_embedder: Any, tmp_path: Path, clean_env: None,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot keeps its SQLite files open (WAL) and writes its question log meanwhile: the
+    snapshot has what was written before it, and the bot goes on answering after it."""
+    from conftest import bot_settings
+
+    from bot.app import build_application
+    from bot.runner import running
+
+    server = fake_bot_api
+    settings = bot_settings(bot_store, server, tmp_path)
+    ada = server.user("Ada", language_code="en")
+    chat = server.private_chat(ada)
+    saved, restored = tmp_path / "backup", tmp_path / "restored"
+    app = build_application(settings, embedder=bot_embedder)
+    async with running(app, settings):
+        for i in range(3):
+            server.user_sends(chat, ada, QUESTIONS[0])
+            await server.wait_for_messages(chat["id"], count=i + 1, timeout=30)
+        services = app.bot_data["services"]
+        deadline = time.monotonic() + 30
+        while services.metrics.registry.get_sample_value(  # logged after the answer is sent
+                "newsbot_questions_total", {"kind": "message"}) != 3:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await services.state.flush()
+        monkeypatch.setenv("BOT_STATE_PATH", str(settings.bot_state_path))
+        code = await asyncio.to_thread(
+            run_cli, "backup", str(saved), "--data-dir", str(bot_store), "--json")
+        server.user_sends(chat, ada, QUESTIONS[0])
+        await server.wait_for_messages(chat["id"], count=4, timeout=30)
+    manifest = json.loads(capsys.readouterr().out)
+    assert code == 0 and manifest["waited_for_writer"] is None
+    assert manifest["bot_state"]["questions"] == 3
+    monkeypatch.setenv("BOT_STATE_PATH", str(restored / "bot.sqlite3"))
+    assert await asyncio.to_thread(run_cli, "restore", str(saved), "--data-dir",
+                                   str(restored)) == 0
+    with sqlite3.connect(restored / "bot.sqlite3") as con:
+        assert con.execute("SELECT count(*) FROM questions").fetchone()[0] == 3
+    restored_settings = Settings(_env_file=None, data_dir=restored, embedding_model="minilm")
+    source_settings = Settings(_env_file=None, data_dir=bot_store, embedding_model="minilm")
+    assert await answers(restored_settings, bot_embedder) == await answers(source_settings,
+                                                                           bot_embedder)

@@ -74,6 +74,16 @@ async def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:  #
         await asyncio.sleep(0.1)
 
 
+async def logged(app: Application, n: int) -> None:
+    """Wait until ``n`` questions are logged: that happens just after the answer is sent."""
+    registry = services_of(app).metrics.registry
+
+    async def done() -> bool:
+        return registry.get_sample_value("newsbot_questions_total", {"kind": "message"}) == n
+
+    await eventually(done)
+
+
 def buttons(message: JSON) -> list[JSON]:
     return [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
 
@@ -324,7 +334,7 @@ async def test_forgetme_deletes_the_users_rows_and_says_how_many(
     eva = server.user("Eva", language_code="it")
     ada_chat, eva_chat = server.private_chat(ada), server.private_chat(eva)
     settings = settings_for()
-    async with serving(settings, bot_embedder):
+    async with serving(settings, bot_embedder) as app:
         server.user_sends(ada_chat, ada, GM_EN)
         (answer,) = await server.wait_for_messages(ada_chat["id"], count=1, timeout=30)
         server.user_sends(ada_chat, ada, NOT_FOUND)
@@ -336,7 +346,7 @@ async def test_forgetme_deletes_the_users_rows_and_says_how_many(
         await server.wait_for_messages(ada_chat["id"], count=3, timeout=30)
         server.user_sends(eva_chat, eva, GM_EN)
         await server.wait_for_messages(eva_chat["id"], count=1, timeout=30)
-        await asyncio.sleep(0.5)  # the question log is written in batches (bot/state.py)
+        await logged(app, 3)
         server.user_sends(ada_chat, ada, "/forgetme")
         *_, done = await server.wait_for_messages(ada_chat["id"], count=4, timeout=30)
         server.user_sends(ada_chat, ada, "/forgetme")
@@ -365,10 +375,10 @@ async def test_forgetme_in_italian(
     server = fake_bot_api
     eva = server.user("Eva", language_code="it")
     chat = server.private_chat(eva)
-    async with serving(settings_for(question_log_days=0), bot_embedder):
+    async with serving(settings_for(question_log_days=0), bot_embedder) as app:
         server.user_sends(chat, eva, GM_EN)
         await server.wait_for_messages(chat["id"], count=1, timeout=30)
-        await asyncio.sleep(0.5)
+        await logged(app, 1)
         server.user_sends(chat, eva, "/forgetme")
         _, done = await server.wait_for_messages(chat["id"], count=2, timeout=30)
     assert done["text"].startswith("Fatto: ho cancellato")
