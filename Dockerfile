@@ -49,7 +49,9 @@ USER newsbot
 VOLUME /data
 # 8443: webhook mode (WEBHOOK_PORT), 9108: health/metrics (METRICS_PORT).
 EXPOSE 8443 9108
-HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+# The health server starts once the services are open: on a first start with an empty store,
+# after the built-in sample is indexed (a few minutes on 2 cores), hence the start period.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=300s --retries=3 \
     CMD ["python", "/opt/newsbot/healthcheck.py"]
 ENTRYPOINT ["newsbot"]
 CMD ["serve"]

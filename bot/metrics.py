@@ -189,7 +189,9 @@ class MeteredRequest(HTTPXRequest):
         *args: Any,
         **kwargs: Any,
     ) -> tuple[int, bytes]:
-        endpoint = url.rsplit("/", 1)[-1]
+        # The method is the URL's last segment (after bot<token>/, never the token itself);
+        # a file download's last segment is a file path: one label for all of them.
+        endpoint = "file_download" if "/file/bot" in url else url.rsplit("/", 1)[-1]
         try:
             code, payload = await super().do_request(url, method, request_data, *args, **kwargs)
         except TimedOut:

@@ -212,8 +212,7 @@ class BotServices:
     async def probe_store(self) -> None:
         """A read on the open connections (the health check; raises if it fails)."""
         await self.index.store.get_meta("schema_version")
-        async with self.state.db.execute("SELECT count(*) FROM pages") as cur:
-            await cur.fetchone()
+        await self.state.probe()
 
     # -- corpus facts -----------------------------------------------------------------------
 

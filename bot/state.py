@@ -262,6 +262,11 @@ class BotState:
         deleted["pages"] = max(0, cur.rowcount)
         return deleted
 
+    async def probe(self) -> None:
+        """One read on the open connection (the health check; raises if it fails)."""
+        async with self.db.execute("SELECT count(*) FROM pages") as cur:
+            await cur.fetchone()
+
     async def forget_user(self, user_id: int) -> dict[str, int]:
         """Every row of ``user_id``: their questions, votes and answer pages (/forgetme)."""
         await self.flush()

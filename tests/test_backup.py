@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -87,11 +89,24 @@ def run_cli(*argv: str) -> int:
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """``main()`` in this process: no .env, no outside settings, and the logging it sets up
+    (a stderr handler, quieter library loggers) undone afterwards for the tests that follow."""
     for name in ("NEWSBOT_SOURCES", "CHROMA_HOST", "CHROMA_PORT", "BOT_STATE_PATH",
                  "NEWSBOT_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("EMBEDDING_MODEL", "minilm")
+    monkeypatch.chdir(tmp_path)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in logging.root.manager.loggerDict}
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
 
 
 async def test_backup_during_an_index_run_restores_the_same_answers(
