@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from index.embed import make_embedder  # noqa: E402
-from index.ingest.pipeline import passage_text  # noqa: E402
+from index.ingest.pending import passage_text  # noqa: E402
 from index.runtime import open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
 

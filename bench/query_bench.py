@@ -65,7 +65,7 @@ import numpy as np  # noqa: E402
 
 from index.embed import Embedder, make_embedder  # noqa: E402
 from index.models import Article, Chunk, Filters  # noqa: E402
-from index.render.answers import render_telegram_html  # noqa: E402
+from index.render.telegram_html import render_telegram_html  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.search.query_parse import parse_question  # noqa: E402
 from index.search.retrieval import Retriever  # noqa: E402

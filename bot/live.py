@@ -32,7 +32,9 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.settings import BotSettings
 from index.embed import Embedder
-from index.ingest.live import LiveIndexer, PollResult, services_writer, source_kind
+from index.ingest.live import LiveIndexer
+from index.ingest.live_writers import services_writer
+from index.ingest.polls import PollResult, source_kind
 from index.ingest.telegram import channel_post_article
 from index.render.i18n import format_date, normalize_lang
 from index.storage.sources import SourceHealth
