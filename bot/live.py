@@ -251,13 +251,10 @@ class LiveNews:
         if services is None:
             return "en"
         try:
-            rows = list(await services.state.db.execute_fetchall(
-                "SELECT lang FROM questions WHERE user_id=? ORDER BY rowid DESC LIMIT 1",
-                (admin,),
-            ))
+            lang = await services.state.last_question_lang(admin)
         except Exception:  # noqa: BLE001 - a guess at a language is not worth a failure
             return "en"
-        return texts.user_lang(rows[0][0]) if rows and rows[0][0] else "en"
+        return texts.user_lang(lang) if lang else "en"
 
     # -- reading ----------------------------------------------------------------------------
 

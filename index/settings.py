@@ -22,6 +22,8 @@ def env_alias(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0,
                    "d": 86400.0}

@@ -38,29 +38,12 @@ async def candidate_ids(
     ``late_grace``, articles indexed in the period but published up to that much before it
     are also taken: a feed read at 10:00 delivers news of 07:00 after the 08:00 digest,
     and without this the next digest would start at 08:00 and miss it forever.
-    ``sources``/``langs`` restrict them as a question's filters do (store._filter_sql).
+    ``sources``/``langs`` restrict them as a question's filters do (storage/filters.py).
     """
-    params: list[Any] = [_ts(since), _ts(until)]
-    sql = (
-        "SELECT id FROM articles WHERE dup_kind IS NOT 'exact' AND ("
-        "(coalesce(published_ts, indexed_ts) >= ? AND coalesce(published_ts, indexed_ts) < ?)"
+    late_from = _ts(since - late_grace) if late_grace > timedelta(0) else None
+    return await store.period_article_ids(
+        _ts(since), _ts(until), late_from_ts=late_from, limit=limit, sources=sources, langs=langs
     )
-    if late_grace > timedelta(0):
-        sql += (
-            " OR (indexed_ts >= ? AND indexed_ts < ? AND published_ts >= ? AND published_ts < ?)"
-        )
-        params += [_ts(since), _ts(until), _ts(since - late_grace), _ts(since)]
-    sql += ")"
-    if sources:
-        sql += " AND (" + " OR ".join("source_key LIKE ?" for _ in sources) + ")"
-        params += [f"%{s.lower()}%" for s in sources]
-    if langs:
-        sql += f" AND lang IN ({','.join('?' * len(langs))})"
-        params += list(langs)
-    sql += " ORDER BY coalesce(published_ts, indexed_ts) DESC, id LIMIT ?"
-    params.append(limit)
-    async with store.db.execute(sql, params) as cur:
-        return [r[0] for r in await cur.fetchall()]
 
 
 async def lead_vectors(store: Store, vectors: Any, article_ids: Sequence[str]) -> np.ndarray:

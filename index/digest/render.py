@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import html
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from index.digest.central import MAX_QUOTE
 from index.digest.stories import Digest, DigestMessage, Outlet, Story
 from index.render.answers import (
-    _CONTROL,
     RAW_LIMIT,
     TELEGRAM_LIMIT,
-    _clip,
-    _one_line,
     safe_url,
     visible_length,
 )
+from index.render.html import CONTROL, attr, clip, esc, one_line
 from index.render.i18n import format_date, format_number, normalize_lang, plural, t
 
 __all__ = [
@@ -32,14 +29,6 @@ MAX_OUTLET_NAME = 60
 
 
 # -- rendering --------------------------------------------------------------------------------
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
-def _attr(text: str) -> str:
-    return html.escape(text, quote=True)
-
 
 def _local(dt: datetime, tz: tzinfo | None) -> datetime:
     aware = dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
@@ -98,7 +87,7 @@ def _header_lines(digest: Digest, lang: str, tz: tzinfo | None, preview: bool) -
         summary = t("digest_summary", lang, stories=n, **words)
     lines = [title, summary]
     if digest.topic:
-        lines.append(t("digest_topic", lang, topic=_clip(_one_line(digest.topic), 200)))
+        lines.append(t("digest_topic", lang, topic=clip(one_line(digest.topic), 200)))
     return lines
 
 
@@ -117,30 +106,30 @@ def _story_html(
 ) -> str:
     lead = story.lead
     url = safe_url(lead.url)
-    headline = _esc(_clip(_one_line(lead.title) or t("untitled", lang), MAX_HEADLINE))
+    headline = esc(clip(one_line(lead.title) or t("untitled", lang), MAX_HEADLINE))
     if url:
-        headline = f'<a href="{_attr(url)}">{headline}</a>'
+        headline = f'<a href="{attr(url)}">{headline}</a>'
     lines = [f"<b>{n}. {headline}</b>"]
-    quote = _clip(_CONTROL.sub("", story.quote).strip(), quote_limit)
+    quote = clip(CONTROL.sub("", story.quote).strip(), quote_limit)
     if quote:
-        lines.append(f"<blockquote>{_esc(quote)}</blockquote>")
+        lines.append(f"<blockquote>{esc(quote)}</blockquote>")
     first, *others = story.outlets or [Outlet("", None, lead.id)]
     meta = []
-    name = _esc(_clip(first.name, MAX_OUTLET_NAME))
+    name = esc(clip(first.name, MAX_OUTLET_NAME))
     if name:
-        meta.append(f'<a href="{_attr(first.url)}">{name}</a>' if first.url else name)
+        meta.append(f'<a href="{attr(first.url)}">{name}</a>' if first.url else name)
     if lead.published is not None:
-        meta.append(_esc(_day_text(lead.published, lang, tz)))
+        meta.append(esc(_day_text(lead.published, lang, tz)))
     if meta:
         lines.append("— " + ", ".join(meta))
     if others:
         shown = []
         for o in others[:max_outlets]:
-            oname = _esc(_clip(o.name, MAX_OUTLET_NAME)) or "?"
-            shown.append(f'<a href="{_attr(o.url)}">{oname}</a>' if o.url else oname)
+            oname = esc(clip(o.name, MAX_OUTLET_NAME)) or "?"
+            shown.append(f'<a href="{attr(o.url)}">{oname}</a>' if o.url else oname)
         if len(others) > max_outlets:
-            shown.append(_esc(t("digest_and_more", lang, n=len(others) - max_outlets)))
-        lines.append(_esc(t("digest_also", lang)) + ", ".join(shown))
+            shown.append(esc(t("digest_and_more", lang, n=len(others) - max_outlets)))
+        lines.append(esc(t("digest_also", lang)) + ", ".join(shown))
     return "\n".join(lines)
 
 
@@ -157,7 +146,7 @@ def _fit_story(story: Story, n: int, lang: str, tz: tzinfo | None, max_len: int)
         block = _story_html(story, n, lang, tz, quote_limit, outlets)
         if _fits(block, max_len):
             return block
-    return f"<b>{n}.</b> " + _esc(_clip(_one_line(story.headline), max(10, max_len // 4)))
+    return f"<b>{n}.</b> " + esc(clip(one_line(story.headline), max(10, max_len // 4)))
 
 
 def render_digest_html(
@@ -179,10 +168,10 @@ def render_digest_html(
     if digest.empty:
         if not empty_line:
             return []
-        return [DigestMessage(_esc(empty_text(digest, lang, tz)))]
+        return [DigestMessage(esc(empty_text(digest, lang, tz)))]
     head = _header_lines(digest, lang, tz, preview)
     header = "\n".join(
-        [f"<b>{_esc(head[0])}</b>", *(f"<i>{_esc(line)}</i>" for line in head[1:])]
+        [f"<b>{esc(head[0])}</b>", *(f"<i>{esc(line)}</i>" for line in head[1:])]
     )
     sep = "\n\n"
     messages: list[DigestMessage] = []
@@ -214,8 +203,8 @@ def render_digest_plain(
     for n, story in enumerate(digest.stories, 1):
         lead = story.lead
         lines.append("")
-        lines.append(f"{n}. {_one_line(lead.title) or t('untitled', lang)}")
-        quote = _CONTROL.sub("", story.quote).replace("\r", "").strip()
+        lines.append(f"{n}. {one_line(lead.title) or t('untitled', lang)}")
+        quote = CONTROL.sub("", story.quote).replace("\r", "").strip()
         lines.extend(indent + "│ " + line.strip() for line in quote.split("\n") if line.strip())
         for i, o in enumerate(story.outlets):
             label = o.name or "?"

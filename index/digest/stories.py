@@ -21,7 +21,10 @@ from index.digest.central import central_sentence, idf_weights
 from index.digest.grouping import GroupingParams, group_articles, grouping_params_for
 from index.digest.period import load_period
 from index.digest.topic import topic_article_ids
-from index.render.answers import _one_line, safe_url
+from index.render.answers import (
+    safe_url,
+)
+from index.render.html import one_line
 from index.search.query_parse import strip_relative_dates
 from index.storage.store import ArticleRecord, Store
 
@@ -107,7 +110,7 @@ def story_outlets(records: Sequence[ArticleRecord]) -> list[Outlet]:
         if key in seen:
             continue
         seen.add(key)
-        name = _one_line(a.source) or _host(a.url) or _one_line(a.title)
+        name = one_line(a.source) or _host(a.url) or one_line(a.title)
         out.append(Outlet(name, safe_url(a.url), a.id))
     return out
 

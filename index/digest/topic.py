@@ -39,8 +39,7 @@ async def topic_scores(
     base: Retriever = retriever
     wide = max(base.params.dense_candidates, min(n_chunks, base.params.filtered_exact_limit))
     params = replace(base.params, dense_candidates=wide, bm25_candidates=wide)
-    r = Retriever(base.settings, base.store, base.embedder, base.vectors, params=params, tz=base.tz)
-    r.encoder = base.encoder  # share the batching encoder
+    r = base.with_params(params)
     search = await r.search(topic, Filters(date_from=since, date_to=until))
     await r.load_records(search, [x.chunk_id for x in search.ranked])
     groups = keywords.query_terms(topic)
@@ -106,19 +105,10 @@ async def _term_weights(store: Store, groups: list[set[str]]) -> list[float]:
     """
     if not groups:
         return []
-    await store.db.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab"
-        " USING fts5vocab(main, chunks_fts, 'row')"
-    )
     terms = sorted({t for g in groups for t in g})
-    q = ",".join("?" * len(terms))
-    async with store.db.execute(
-        f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({q})", terms
-    ) as cur:
-        df = {r[0]: int(r[1]) for r in await cur.fetchall()}
-    async with store.db.execute("SELECT count(*) FROM chunks") as cur:
-        row = await cur.fetchone()
-    n = int(row[0]) if row else 0
+    freqs = await store.doc_freqs(terms)
+    df = {t: d for t, d in freqs.items() if d > 0}
+    n = await store.chunk_count()
 
     def idf(d: int) -> float:
         return math.log(1.0 + (n - d + 0.5) / (d + 0.5))

@@ -165,7 +165,7 @@ class Indexer:
 
         if prune:
             failed_sources = {source_origin(e.origin) for e in errors}
-            stored_origins = await self._origins()
+            stored_origins = await self.store.article_origins()
             gone = [
                 aid for aid in states
                 if aid not in seen and source_origin(stored_origins.get(aid, "")) not in failed_sources
@@ -175,10 +175,6 @@ class Indexer:
                 await self.store.remove_articles(gone)
                 await self._flush_stale()
                 report.removed += len(gone)
-
-    async def _origins(self) -> dict[str, str]:
-        async with self.store.db.execute("SELECT id, origin FROM articles") as cur:
-            return {r[0]: r[1] or "" for r in await cur.fetchall()}
 
     # -- stages -----------------------------------------------------------------------------
 

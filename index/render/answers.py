@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
 
 from index.models import Answer, Filters, Hit, OutletRef
+from index.render.html import clip, one_line, utf16_len
 from index.render.i18n import date_prepositions, format_date, t
 
 __all__ = [
@@ -37,15 +38,12 @@ MAX_QUESTION = 300
 MAX_HEADER_QUESTION = 64
 MAX_OUTLETS = 5
 MAX_OUTLET_NAME = 80
-ELLIPSIS = "…"
 
 _TAG = re.compile(r"<[^>]*>")
 # Characters never valid raw in a URL: encoded so no client or server rejects the link.
 _URL_UNSAFE = str.maketrans({'"': "%22", "<": "%3C", ">": "%3E", "`": "%60", "\\": "%5C"})
-_SPACES = re.compile(r"\s+")
 # Whitespace (``str.isspace``, as ``\s`` in a str pattern) or an ASCII control character.
 _URL_BAD_CHAR = re.compile(r"[\s\x00-\x1f\x7f]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def visible_length(html_text: str) -> int:
@@ -54,19 +52,10 @@ def visible_length(html_text: str) -> int:
     Counted in UTF-16 code units, Telegram's unit for entity offsets: an emoji counts twice,
     which can only make us cut earlier than necessary, never later.
     """
-    return _utf16(html.unescape(_TAG.sub("", html_text)))
+    return utf16_len(html.unescape(_TAG.sub("", html_text)))
 
 
-def _utf16(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
-def _attr(text: str) -> str:
-    return html.escape(text, quote=True)
 
 
 def safe_url(url: str | None) -> str | None:
@@ -85,19 +74,6 @@ def safe_url(url: str | None) -> str | None:
     return u.translate(_URL_UNSAFE)
 
 
-def _one_line(text: str | None) -> str:
-    return _SPACES.sub(" ", _CONTROL.sub("", text or "")).strip()
-
-
-def _clip(text: str, limit: int) -> str:
-    """At most ``limit`` characters, cut at a word boundary with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: max(1, limit - 1)]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + ELLIPSIS
 
 
 # -- dates ----------------------------------------------------------------------------------
@@ -162,7 +138,7 @@ def _suggestion(answer: Answer, lang: str) -> str | None:
         try:
             return t(f"suggest_{code}", lang)
         except KeyError:
-            return _clip(_one_line(code), 500)
+            return clip(one_line(code), 500)
     if not answer.filters.is_empty():
         return t("suggest_filters", lang)
     return None
@@ -174,7 +150,7 @@ def not_found_lines(answer: Answer, lang: str, tz: tzinfo | None) -> list[str]:
         desc = describe_filters(answer.filters, lang, tz)
         lines = [t("nothing_published", lang, filters=desc)]
     else:
-        lines = [t("not_found", lang, question=_clip(_one_line(answer.question), MAX_QUESTION))]
+        lines = [t("not_found", lang, question=clip(one_line(answer.question), MAX_QUESTION))]
     if not answer.filters.is_empty() and not answer.period_empty:
         lines.append(t("filters_active", lang, filters=describe_filters(answer.filters, lang, tz)))
     hint = _suggestion(answer, lang)
@@ -196,16 +172,16 @@ def split_quote(hit: Hit) -> tuple[str, str, str]:
 
 
 def _outlet_name(ref: OutletRef) -> str:
-    name = _one_line(ref.source) or _one_line(ref.title)
+    name = one_line(ref.source) or one_line(ref.title)
     if not name:
         url = safe_url(ref.url)
         name = urlsplit(url).hostname or "" if url else ""
-    return _clip(name, MAX_OUTLET_NAME)
+    return clip(name, MAX_OUTLET_NAME)
 
 
 def other_outlets(refs: Iterable[OutletRef], exclude: str | None) -> list[tuple[str, str | None]]:
     """Distinct (name, link) of other outlets, the hit's own outlet left out."""
-    seen = {(_one_line(exclude) or "").lower()} if exclude else set()
+    seen = {(one_line(exclude) or "").lower()} if exclude else set()
     out: list[tuple[str, str | None]] = []
     for ref in refs:
         name = _outlet_name(ref)
@@ -218,7 +194,7 @@ def other_outlets(refs: Iterable[OutletRef], exclude: str | None) -> list[tuple[
 
 def hit_meta(hit: Hit, lang: str, tz: tzinfo | None) -> list[str]:
     parts = []
-    source = _clip(_one_line(hit.source), MAX_OUTLET_NAME)
+    source = clip(one_line(hit.source), MAX_OUTLET_NAME)
     if source:
         parts.append(source)
     if hit.published is not None:

@@ -6,9 +6,6 @@ from datetime import tzinfo
 
 from index.models import Answer
 from index.render.answers import (
-    _CONTROL,
-    ELLIPSIS,
-    _one_line,
     describe_filters,
     header_notes,
     hit_meta,
@@ -16,6 +13,7 @@ from index.render.answers import (
     other_outlets,
     split_quote,
 )
+from index.render.html import CONTROL, ELLIPSIS, one_line
 from index.render.i18n import normalize_lang, t
 
 __all__ = [
@@ -25,7 +23,7 @@ __all__ = [
 
 def _plain_text(text: str) -> str:
     """Article text safe for a terminal: no control characters or bidi overrides."""
-    return _CONTROL.sub("", text).replace("\r", "")
+    return CONTROL.sub("", text).replace("\r", "")
 
 
 HL_OPEN, HL_CLOSE = "⟦", "⟧"
@@ -37,7 +35,7 @@ def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) 
     lang = normalize_lang(lang)
     if not answer.hits:
         return "\n".join(not_found_lines(answer, lang, tz))
-    question = _one_line(answer.question)
+    question = one_line(answer.question)
     if len(answer.hits) == 1:
         lines = [t("header_one", lang, question=question)]
     else:
@@ -48,12 +46,12 @@ def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) 
     indent = "    "
     for n, hit in enumerate(answer.hits, 1):
         lines.append("")
-        lines.append(f"[{n}] {_one_line(hit.title) or t('untitled', lang)}")
+        lines.append(f"[{n}] {one_line(hit.title) or t('untitled', lang)}")
         meta = hit_meta(hit, lang, tz)
         if meta:
             lines.append(indent + " · ".join(meta))
         if hit.url:
-            lines.append(indent + _one_line(hit.url))
+            lines.append(indent + one_line(hit.url))
         before, hl, after = (_plain_text(p) for p in split_quote(hit))
         quote = "".join(
             [

@@ -11,17 +11,11 @@ from itertools import accumulate
 
 from index.models import Answer, Hit
 from index.render.answers import (
-    ELLIPSIS,
     MAX_HEADER_QUESTION,
     MAX_OUTLETS,
     MAX_TITLE,
     RAW_LIMIT,
     TELEGRAM_LIMIT,
-    _attr,
-    _clip,
-    _esc,
-    _one_line,
-    _utf16,
     describe_filters,
     header_notes,
     hit_meta,
@@ -31,6 +25,7 @@ from index.render.answers import (
     split_quote,
     visible_length,
 )
+from index.render.html import ELLIPSIS, attr, clip, esc, one_line, utf16_len
 from index.render.i18n import normalize_lang, t
 from index.search.quotes import text_fragment_url
 
@@ -46,12 +41,12 @@ def _outlets_html(hit: Hit, lang: str) -> str:
     if not outlets:
         return ""
     shown = [
-        f'<a href="{_attr(url)}">{_esc(name)}</a>' if url else _esc(name)
+        f'<a href="{attr(url)}">{esc(name)}</a>' if url else esc(name)
         for name, url in outlets[:MAX_OUTLETS]
     ]
     if len(outlets) > MAX_OUTLETS:
-        shown.append(_esc(t("and_more", lang, n=len(outlets) - MAX_OUTLETS)))
-    return _esc(t("also_reported_by", lang)) + ", ".join(shown)
+        shown.append(esc(t("and_more", lang, n=len(outlets) - MAX_OUTLETS)))
+    return esc(t("also_reported_by", lang)) + ", ".join(shown)
 
 
 def _hit_html(
@@ -70,22 +65,22 @@ def _hit_html(
     quote = "".join(
         [
             ELLIPSIS + " " if ell_before else "",
-            _esc(before),
-            f"<b>{_esc(hl)}</b>" if hl else "",
-            _esc(after),
+            esc(before),
+            f"<b>{esc(hl)}</b>" if hl else "",
+            esc(after),
             " " + ELLIPSIS if ell_after else "",
         ]
     )
     if quote.strip():
         lines.append(f"<blockquote>{quote}</blockquote>")
     url = safe_url(hit.url)
-    title = _esc(_clip(_one_line(hit.title) or t("untitled", lang), title_limit))
-    lines.append(f'<b><a href="{_attr(url)}">{title}</a></b>' if url else f"<b>{title}</b>")
+    title = esc(clip(one_line(hit.title) or t("untitled", lang), title_limit))
+    lines.append(f'<b><a href="{attr(url)}">{title}</a></b>' if url else f"<b>{title}</b>")
     if with_meta:
-        meta = [_esc(p) for p in hit_meta(hit, lang, tz)]
+        meta = [esc(p) for p in hit_meta(hit, lang, tz)]
         if url:
             link = text_fragment_url(url, hit.highlight or hit.quote)
-            meta.append(f'<a href="{_attr(link)}">{_esc(t("open_at_passage", lang))}</a>')
+            meta.append(f'<a href="{attr(link)}">{esc(t("open_at_passage", lang))}</a>')
         if meta:
             lines.append(" · ".join(meta))
     if with_outlets:
@@ -104,8 +99,8 @@ class _Costs:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.vis = [0, *accumulate(_utf16(c) for c in text)]
-        self.raw = [0, *accumulate(len(_esc(c)) for c in text)]
+        self.vis = [0, *accumulate(utf16_len(c) for c in text)]
+        self.raw = [0, *accumulate(len(esc(c)) for c in text)]
 
     def total(self) -> tuple[int, int]:
         return self.vis[-1], self.raw[-1]
@@ -214,23 +209,23 @@ def _fit_hit(hit: Hit, n: int, lang: str, tz: tzinfo | None, vis_limit: int, raw
         )
         if _fits(short, vis_limit, raw_limit):
             return short
-    return f"<b>{n}.</b> " + _esc(_clip(_one_line(hit.title) or t("untitled", lang), 20))
+    return f"<b>{n}.</b> " + esc(clip(one_line(hit.title) or t("untitled", lang), 20))
 
 
 def _header_html(answer: Answer, lang: str, start_index: int, tz: tzinfo | None, limit: int) -> str:
-    question = _clip(_one_line(answer.question), min(MAX_HEADER_QUESTION, max(20, limit // 8)))
+    question = clip(one_line(answer.question), min(MAX_HEADER_QUESTION, max(20, limit // 8)))
     if start_index > 1:
         head = t("header_more", lang, question=question)
     elif len(answer.hits) == 1:
         head = t("header_one", lang, question=question)
     else:
         head = t("header", lang, n=len(answer.hits), question=question)
-    lines = [f"<b>{_esc(head)}</b>"]
+    lines = [f"<b>{esc(head)}</b>"]
     if not answer.filters.is_empty():
         desc = describe_filters(answer.filters, lang, tz)
-        lines.append(f"<i>{_esc(t('filters_line', lang, filters=desc))}</i>")
+        lines.append(f"<i>{esc(t('filters_line', lang, filters=desc))}</i>")
     for line in header_notes(answer, lang, tz):
-        lines.append(f"<i>{_esc(line)}</i>")
+        lines.append(f"<i>{esc(line)}</i>")
     return "\n".join(lines)
 
 
@@ -253,9 +248,9 @@ def render_telegram_html(
     max_len = max(100, max_len)
     if not answer.hits:
         lines = not_found_lines(answer, lang, tz)
-        text = "\n".join(_esc(line) for line in lines)
+        text = "\n".join(esc(line) for line in lines)
         if visible_length(text) > max_len or len(text) > RAW_LIMIT:
-            text = _esc(_clip("\n".join(lines), max_len // 2))
+            text = esc(clip("\n".join(lines), max_len // 2))
         return [text]
 
     header = _header_html(answer, lang, start_index, tz, max_len)

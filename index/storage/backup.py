@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from index.settings import Settings
+from index.storage.vectors import client_settings, close_client, embedded_client
 from index.storage.write_lock import WriteLock
 
 log = logging.getLogger(__name__)
@@ -136,37 +137,10 @@ def _bot_facts(db: Path) -> dict[str, int]:
 # -- vectors ------------------------------------------------------------------------------------
 
 
-def _chroma_settings() -> Any:
-    from index.storage.vectors import _chroma_settings as make
-
-    return make(allow_reset=False)
-
-
-def _embedded(path: Path) -> Any:
-    """A client of its own on ``path`` (not the per-path one chromadb caches)."""
-    import chromadb
-
-    from index.storage.vectors import _forget_cached_system
-
-    _forget_cached_system(str(path))
-    return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
-
-
-def _close(client: Any) -> None:
-    from index.storage.vectors import _forget_cached_system, _system_of
-
-    system = _system_of(client)
-    ident = getattr(client, "_identifier", None)
-    if system is not None:
-        system.stop()
-    if ident:
-        _forget_cached_system(ident)
-
-
 def _server(settings: Settings) -> Any:
     from index.storage.chroma_client import server_client
 
-    return server_client(settings, _chroma_settings())
+    return server_client(settings, client_settings())
 
 
 def _pages(collection: Any) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
@@ -313,7 +287,7 @@ def _verify_vectors(dest: Path, manifest: dict[str, Any], chunk_ids: set[str]) -
         if n != len(ids):
             raise BackupError(f"{VECTORS_NPY} holds {n} vectors for {len(ids)} ids")
     elif (dest / CHROMA_DIR).exists():
-        client = _embedded(dest / CHROMA_DIR)
+        client = embedded_client(dest / CHROMA_DIR)
         try:
             try:
                 collection = client.get_collection(manifest["chroma_collection"])
@@ -323,7 +297,7 @@ def _verify_vectors(dest: Path, manifest: dict[str, Any], chunk_ids: set[str]) -
             if collection is not None:
                 manifest["collection_metadata"] = dict(collection.metadata or {})
         finally:
-            _close(client)
+            close_client(client)
     else:
         ids = set()
     missing = chunk_ids - ids
@@ -386,14 +360,14 @@ def restore(settings: Settings, src: Path, *, bot_state: Path | None = None) -> 
     if same_place:
         if (src / CHROMA_DIR).exists():
             shutil.copytree(src / CHROMA_DIR, settings.chroma_path)
-        restored = _count_embedded(settings.chroma_path, settings.chroma_collection)
+        restored = _countembedded_client(settings.chroma_path, settings.chroma_collection)
     else:
-        target_client = server if server is not None else _embedded(settings.chroma_path)
+        target_client = server if server is not None else embedded_client(settings.chroma_path)
         try:
             restored = _import(src, manifest, target_client, settings.chroma_collection)
         finally:
             if server is None:
-                _close(target_client)
+                close_client(target_client)
     facts, _ = _store_facts(settings.sqlite_path)
     if facts["chunks"] != manifest["store"]["chunks"] or restored < manifest["vectors_count"]:
         raise BackupError(
@@ -403,16 +377,16 @@ def restore(settings: Settings, src: Path, *, bot_state: Path | None = None) -> 
                   time.monotonic() - started)
 
 
-def _count_embedded(path: Path, name: str) -> int:
+def _countembedded_client(path: Path, name: str) -> int:
     if not path.exists():
         return 0
-    client = _embedded(path)
+    client = embedded_client(path)
     try:
         return int(client.get_collection(name).count())
     except Exception:  # noqa: BLE001 - no collection in the backup: an empty store
         return 0
     finally:
-        _close(client)
+        close_client(client)
 
 
 def _source_pages(src: Path, manifest: dict[str, Any]) -> Iterator[
@@ -431,11 +405,11 @@ def _source_pages(src: Path, manifest: dict[str, Any]) -> Iterator[
     # Read from a scratch copy: opening the backup's own folder with Chroma would write to it.
     scratch = src.parent / f".{src.name}.restore-{os.getpid()}"
     shutil.copytree(src / CHROMA_DIR, scratch)
-    client = _embedded(scratch)
+    client = embedded_client(scratch)
     try:
         yield from _pages(client.get_collection(manifest["chroma_collection"]))
     finally:
-        _close(client)
+        close_client(client)
         shutil.rmtree(scratch, ignore_errors=True)
 
 

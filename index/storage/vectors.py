@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -81,6 +82,30 @@ def _forget_cached_system(identifier: str) -> None:
 
     SharedSystemClient._identifier_to_system.pop(identifier, None)  # noqa: SLF001
     SharedSystemClient._identifier_to_refcount.pop(identifier, None)  # noqa: SLF001
+
+
+def client_settings() -> Any:
+    """The Chroma settings every client of newsbot uses (no telemetry, no reset)."""
+    return _chroma_settings(allow_reset=False)
+
+
+def embedded_client(path: Path) -> Any:
+    """A client of its own on the persist directory ``path``, not the per-path one chromadb
+    caches (a backup's copy, checked or read while the store's own clients stay open)."""
+    import chromadb
+
+    _forget_cached_system(str(path))
+    return chromadb.PersistentClient(path=str(path), settings=client_settings())
+
+
+def close_client(client: Any) -> None:
+    """Stop an :func:`embedded_client` (its files are released) and forget it."""
+    system = _system_of(client)
+    ident = getattr(client, "_identifier", None)
+    if system is not None:
+        system.stop()
+    if ident:
+        _forget_cached_system(ident)
 
 
 def _system_of(client: Any) -> Any:
