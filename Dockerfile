@@ -31,7 +31,9 @@ RUN groupadd --system --gid 10001 newsbot \
     && mkdir /data && chown newsbot:newsbot /data
 COPY --from=builder /opt/venv /opt/venv
 COPY deploy/healthcheck.py /opt/newsbot/healthcheck.py
-# METRICS_PORT: where the health endpoint (/healthz) is expected; see deploy/healthcheck.py.
+# METRICS_PORT: /healthz and /metrics (off by default outside the image); METRICS_LISTEN:
+# every interface of the container, so a Prometheus on the compose network can scrape it
+# (compose publishes nothing). deploy/healthcheck.py asks 127.0.0.1.
 ENV PATH=/opt/venv/bin:$PATH \
     NEWSBOT_DATA_DIR=/data \
     HF_HUB_OFFLINE=1 \
@@ -39,14 +41,17 @@ ENV PATH=/opt/venv/bin:$PATH \
     ANONYMIZED_TELEMETRY=False \
     TOKENIZERS_PARALLELISM=false \
     PYTHONUNBUFFERED=1 \
-    METRICS_PORT=9108
+    METRICS_PORT=9108 \
+    METRICS_LISTEN=0.0.0.0
 # An empty working directory: no stray .env is read from it (settings come from the environment).
 WORKDIR /app
 USER newsbot
 VOLUME /data
 # 8443: webhook mode (WEBHOOK_PORT), 9108: health/metrics (METRICS_PORT).
 EXPOSE 8443 9108
-HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+# The health server starts once the services are open: on a first start with an empty store,
+# after the built-in sample is indexed (a few minutes on 2 cores), hence the start period.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=300s --retries=3 \
     CMD ["python", "/opt/newsbot/healthcheck.py"]
 ENTRYPOINT ["newsbot"]
 CMD ["serve"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions
+from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -17,9 +17,11 @@ from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
+    ContextTypes,
     Defaults,
     InlineQueryHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -27,8 +29,11 @@ from bot import handlers, live
 from bot.alerts.commands import register_alert_handlers
 from bot.alerts.delivery import AlertOptions
 from bot.digests import DigestOptions, register_digest_handlers
+from bot.health import HealthCheck, HealthServer
 from bot.logs import register_secret
 from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
+from bot.metrics import KEY as METRICS_KEY
+from bot.metrics import BotMetrics, MeteredRequest, metrics_of
 from bot.ratelimit import MAX_IN_FLIGHT, FloodControl
 from bot.services import KEY, BotServices, services_of
 from bot.settings import BotSettings
@@ -37,6 +42,8 @@ from index.embed import Embedder
 log = logging.getLogger(__name__)
 
 LIVE_GROUP = 1  # channel posts: a handler group of their own, whatever else matches them
+METRICS_GROUP = -100  # sees every update first, whatever handles it
+HEALTH_KEY = "health"
 
 
 class MissingToken(ValueError):
@@ -70,10 +77,16 @@ def build_application(
     if settings.webhook_secret:
         register_secret(settings.webhook_secret.get_secret_value())
 
+    metrics = BotMetrics()
+
     async def post_init(app: Application) -> None:
         services = await BotServices.open(settings, embedder, application=app,
-                                          digest_options=digests, alert_options=alerts)
+                                          digest_options=digests, alert_options=alerts,
+                                          metrics=metrics)
         app.bot_data[KEY] = services
+        if settings.metrics_port:
+            app.bot_data[HEALTH_KEY] = await start_health(app, services, settings)
+        await services.start_retention(app)
         await set_commands(app, settings)
         await services.digests.start()
         await services.alerts.start()
@@ -90,6 +103,9 @@ def build_application(
             await services.reindexer.close()
 
     async def post_shutdown(app: Application) -> None:
+        health: HealthServer | None = app.bot_data.pop(HEALTH_KEY, None)
+        if health is not None:
+            await health.stop()
         services: BotServices | None = app.bot_data.pop(KEY, None)
         if services is not None:
             await services.close()
@@ -98,7 +114,9 @@ def build_application(
         Application.builder()
         .token(token)
         .concurrent_updates(max(1, settings.bot_concurrency))
-        .connection_pool_size(MAX_IN_FLIGHT + 2)
+        # PTB's own HTTP client (its defaults), counting Bot API errors and getUpdates.
+        .request(MeteredRequest(metrics, connection_pool_size=MAX_IN_FLIGHT + 2))
+        .get_updates_request(MeteredRequest(metrics, connection_pool_size=1))
         .rate_limiter(FloodControl(
             overall_max_rate=settings.telegram_max_rate,
             group_max_rate=settings.telegram_group_rate,
@@ -116,10 +134,37 @@ def build_application(
         base = settings.telegram_api_url.rstrip("/")
         builder = builder.base_url(base).base_file_url(file_url_for(base))
     app = builder.build()
+    app.bot_data[METRICS_KEY] = metrics
+    if settings.webhook_url:
+        app.add_handler(TypeHandler(Update, _count_webhook_update), group=METRICS_GROUP)
     add_handlers(app)
     register_digest_handlers(app, lambda context: services_of(context).digests)
     register_alert_handlers(app, lambda context: services_of(context).alerts)
     return app
+
+
+async def _count_webhook_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    metrics = metrics_of(context.application)
+    if metrics is not None:
+        metrics.webhook_update()
+
+
+async def start_health(app: Application, services: BotServices,
+                       settings: BotSettings) -> HealthServer:
+    """``/healthz`` and ``/metrics`` on METRICS_PORT (bot/health.py)."""
+    metrics = services.metrics
+    check = HealthCheck(
+        metrics=metrics,
+        max_update_age=settings.health_max_update_age,
+        webhook=bool(settings.webhook_url),
+        sqlite_paths=[settings.sqlite_path, settings.bot_state_path],
+        live_probe=services.probe_store,
+        webhook_info=app.bot.get_webhook_info,
+    )
+    server = HealthServer(check, metrics, host=settings.metrics_listen,
+                          port=settings.metrics_port)
+    await server.start()
+    return server
 
 
 def add_handlers(app: Application) -> None:
@@ -130,6 +175,7 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CommandHandler("reindex", handlers.reindex_command, filters=new_message))
     app.add_handler(CommandHandler("stats", handlers.stats_command, filters=new_message))
     app.add_handler(CommandHandler("whoami", handlers.whoami_command, filters=new_message))
+    app.add_handler(CommandHandler("forgetme", handlers.forgetme_command, filters=new_message))
     app.add_handler(CommandHandler("sources", live.sources_command, filters=new_message))
     app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POSTS, live.channel_post),
                     group=LIVE_GROUP)

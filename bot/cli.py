@@ -254,9 +254,10 @@ async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
     finally:
         await store.close()
     health = await _source_health(settings)
+    from index.storage.chroma_client import server_description
+
     where = (
-        f"chroma server http://{settings.chroma_host}:{settings.chroma_port}"
-        if settings.chroma_host
+        server_description(settings) if settings.chroma_host
         else f"embedded chroma at {settings.chroma_path}"
     )
     info: dict[str, Any] = {
@@ -364,10 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_more(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Subcommands defined in their own modules (ask, eval, digest, serve)."""
-    from bot import commands
+    """Subcommands defined in their own modules (ask, eval, backup, restore, digest, serve)."""
+    from bot import backup_cli, commands
 
     commands.register(sub, common)
+    backup_cli.register(sub, common)
     try:
         from bot import digest_cli, serve_cli
     except ImportError:  # the Telegram side is optional for index-only installs

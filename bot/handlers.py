@@ -92,6 +92,18 @@ async def whoami_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     ]))
 
 
+async def forgetme_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Delete what the bot keeps of this user, and say how much that was."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    services = services_of(context)
+    deleted = await services.forget_user(user.id)
+    await message.reply_text(texts.forgetme_html(
+        deleted, lang_of(update), services.settings.question_log_days
+    ))
+
+
 async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is None or not message.text:
@@ -336,7 +348,7 @@ async def feedback_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if page is None or vote not in ("+", "-"):
         await query.answer(texts.raw("page_gone", lang), show_alert=True)
         return
-    await services.state.record_feedback(page, query.from_user.id, 1 if vote == "+" else -1)
+    await services.record_feedback(page, query.from_user.id, 1 if vote == "+" else -1)
     log.info("feedback", extra={"kv": {"page": page.id, "user": query.from_user.id,
                                        "vote": vote}})
     await query.answer(texts.raw("thanks_up" if vote == "+" else "thanks_down", lang))

@@ -184,7 +184,7 @@ class LiveNews:
         self.services: BotServices | None = None
         self.indexer = indexer or LiveIndexer(
             settings, services_writer(settings, embedder, vectors),
-            on_change=self._changed, on_alert=self._alert,
+            on_change=self._changed, on_alert=self._alert, on_poll=self._polled,
         )
         self.channels = list(settings.channel_sources)
         self.channel_problems: dict[str, ChannelProblem] = {}
@@ -229,6 +229,14 @@ class LiveNews:
         if self.started or self.indexer.ledger is not None:
             self.started = False
             await self.indexer.stop()
+
+    async def _polled(self, result: PollResult) -> None:
+        """Every read of a source, for the metrics (bot/metrics.py)."""
+        if self.services is not None:
+            report = result.report
+            articles = report.added + report.updated if report is not None else 0
+            self.services.metrics.polled(result.name, ok=result.ok, at=result.at,
+                                         articles=articles)
 
     async def _changed(self, result: PollResult) -> None:
         if self.services is not None:

@@ -6,7 +6,7 @@ from bot import texts
 from bot.alerts import texts as alert_texts
 from bot.digests import texts as digest_texts
 
-PUBLIC_COMMANDS = ("start", "help", "ask", "whoami")
+PUBLIC_COMMANDS = ("start", "help", "ask", "whoami", "forgetme")
 ADMIN_COMMANDS = ("reindex", "stats", "sources")
 
 

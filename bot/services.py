@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from telegram.ext import Application, ContextTypes
 
+from bot import retention
 from bot.alerts.delivery import AlertOptions, AlertService
 from bot.digests.delivery import DigestOptions, DigestService
 from bot.live import LiveNews
+from bot.metrics import BotMetrics
 from bot.ratelimit import UserRateLimiter
 from bot.reindex import Reindexer
 from bot.settings import BotSettings
@@ -60,6 +63,9 @@ class BotServices:
     encoder: ProcessEmbedder | None = None  # the child process this object started
     live: LiveNews | None = None  # sources read in the background, channel posts (bot/live.py)
     just_read: list[str] = field(default_factory=list)  # sources indexed at start-up
+    metrics: BotMetrics = field(default_factory=BotMetrics)  # the Application's (bot/metrics.py)
+    # /forgetme: each returns the rows it deleted of a user id (bot/alerts adds its own).
+    forgetters: dict[str, Callable[[int], Awaitable[int]]] = field(default_factory=dict)
     _overview: tuple[float, dict[str, Any], dict[str, Any]] | None = field(default=None)
 
     @classmethod
@@ -71,6 +77,7 @@ class BotServices:
         application: Application,
         digest_options: DigestOptions | None = None,
         alert_options: AlertOptions | None = None,
+        metrics: BotMetrics | None = None,
     ) -> BotServices:
         """Open everything; the digest state is opened too, its scheduler started by the
         caller (``post_init``, once the command menu is set)."""
@@ -131,7 +138,11 @@ class BotServices:
             encoder=child,
             live=LiveNews(settings, index.embedder, vectors, tz),
             just_read=just_read,
+            metrics=metrics or BotMetrics(),
         )
+        self.forgetters["digests"] = digests.forget_user
+        self.forgetters["alerts"] = alerts.forget_user
+        self.metrics.watch_memory_copy(lambda: self.retriever.memory.status())
         self.reindexer.on_done = self.after_reindex
         alerts._retriever = lambda: self.retriever
         retriever.keep_vectors_in_memory()  # in the background: answers go on meanwhile
@@ -182,6 +193,7 @@ class BotServices:
     ) -> float:
         answer = reply_or_answer.answer if isinstance(reply_or_answer, Reply) else reply_or_answer
         latency = (time.perf_counter() - started) * 1000
+        self.metrics.answered(kind, latency / 1000, len(answer.hits))
         await self.state.log_question(QuestionLog(
             user_id, chat_id, chat_type, kind, lang, answer.question, len(answer.hits), latency,
         ))
@@ -190,6 +202,30 @@ class BotServices:
             "latency_ms": round(latency, 1),
         }})
         return latency
+
+    async def record_feedback(self, page: Page, user_id: int, vote: int) -> None:
+        await self.state.record_feedback(page, user_id, vote)
+        self.metrics.voted(vote)
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def start_retention(self, application: Application) -> dict[str, int]:
+        """QUESTION_LOG_DAYS: purge now and daily (bot/retention.py)."""
+        return await retention.start(application, self)
+
+    async def forget_user(self, user_id: int) -> dict[str, int]:
+        """/forgetme: every row keyed by ``user_id``, by kind (questions, feedback, pages,
+        digests and whatever else registered in :attr:`forgetters`)."""
+        deleted = await self.state.forget_user(user_id)
+        for name, forget in self.forgetters.items():
+            deleted[name] = await forget(user_id)
+        log.info("user data deleted on request", extra={"kv": {"user": user_id, **deleted}})
+        return deleted
+
+    async def probe_store(self) -> None:
+        """A read on the open connections (the health check; raises if it fails)."""
+        await self.index.store.get_meta("schema_version")
+        await self.state.probe()
 
     # -- corpus facts -----------------------------------------------------------------------
 

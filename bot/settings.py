@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from index.settings import Settings, env_alias
+from index.settings import Settings, env_alias, parse_duration
 
 
 class BotSettings(Settings):
@@ -82,6 +82,25 @@ class BotSettings(Settings):
         default_factory=list,
         validation_alias=env_alias("TELEGRAM_CHANNEL_SOURCES", "channel_sources"),
     )
+
+    # Operations (bot/health.py, bot/metrics.py, bot/retention.py)
+    metrics_port: int = Field(
+        0, ge=0, le=65535, validation_alias=env_alias("METRICS_PORT", "metrics_port")
+    )  # /healthz and /metrics on this port; 0 = no server
+    metrics_listen: str = Field(
+        "127.0.0.1", validation_alias=env_alias("METRICS_LISTEN", "metrics_listen")
+    )
+    health_max_update_age: float = Field(
+        300.0, validation_alias=env_alias("HEALTH_MAX_UPDATE_AGE", "health_max_update_age")
+    )  # /healthz fails once the last getUpdates (or webhook delivery) is older; 0 = no check
+    question_log_days: int = Field(
+        90, ge=0, validation_alias=env_alias("QUESTION_LOG_DAYS", "question_log_days")
+    )  # questions and feedback older than this are deleted (daily); 0 = kept forever
+
+    @field_validator("health_max_update_age", mode="before")
+    @classmethod
+    def _parse_update_age(cls, value: object) -> object:
+        return parse_duration(value, name="HEALTH_MAX_UPDATE_AGE")
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -217,6 +217,44 @@ class BotState:
         ) as cur:
             return [(r[0], r[1]) for r in await cur.fetchall()]
 
+    # -- retention and privacy (bot/retention.py) ---------------------------------------------
+
+    async def purge(self, question_log_days: int, now: float | None = None) -> dict[str, int]:
+        """Delete questions and feedback older than ``question_log_days`` (0: keep them) and
+        "More" pages older than PAGE_TTL_DAYS; the counts deleted, by table."""
+        await self.flush()
+        now = time.time() if now is None else now
+        deleted = {"questions": 0, "feedback": 0}
+        if question_log_days > 0:
+            cutoff = now - question_log_days * 86400
+            for table in deleted:
+                cur = await self.db.execute(f"DELETE FROM {table} WHERE ts < ?", (cutoff,))
+                deleted[table] = max(0, cur.rowcount)
+        cur = await self.db.execute("DELETE FROM pages WHERE ts < ?",
+                                    (now - PAGE_TTL_DAYS * 86400,))
+        deleted["pages"] = max(0, cur.rowcount)
+        return deleted
+
+    async def probe(self) -> None:
+        """One read on the open connection (the health check; raises if it fails)."""
+        async with self.db.execute("SELECT count(*) FROM pages") as cur:
+            await cur.fetchone()
+
+    async def forget_user(self, user_id: int) -> dict[str, int]:
+        """Every row of ``user_id``: their questions, votes and answer pages (/forgetme)."""
+        await self.flush()
+        deleted: dict[str, int] = {}
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for table in ("questions", "feedback", "pages"):
+                cur = await self.db.execute(f"DELETE FROM {table} WHERE user_id=?", (user_id,))
+                deleted[table] = max(0, cur.rowcount)
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        await self.db.execute("COMMIT")
+        return deleted
+
     # -- stats --------------------------------------------------------------------------------
 
     async def stats(self) -> dict[str, Any]:

@@ -103,6 +103,22 @@ STRINGS: dict[str, dict[str, str]] = {
         "help_commands": "<b>Commands</b>",
         "help_admin": "<b>For admins</b>",
         "cmd_whoami": "Your Telegram id and this chat's (for ADMIN_IDS)",
+        "cmd_forgetme": "Delete what I keep about you",
+        "forgetme_done": (
+            "Done: I deleted what I kept about you.\n"
+            "• questions: {questions}\n"
+            "• votes: {feedback}\n"
+            "• saved answers (for <i>More</i>): {pages}\n"
+            "• digests and their history: {digests}"
+        ),
+        "forgetme_other": "• other records: {other}",
+        "forgetme_nothing": "I kept nothing about you: there was nothing to delete.",
+        "forgetme_keep_days": (
+            "New questions are kept {days} days, then deleted; /forgetme deletes them at once."
+        ),
+        "forgetme_keep_forever": (
+            "New questions are kept until you send /forgetme again."
+        ),
         "whoami": "Your Telegram id: <code>{user}</code>\nThis chat's id: <code>{chat}</code>",
         "whoami_admin": "You are an admin of this bot.",
         "whoami_not_admin": (
@@ -235,6 +251,23 @@ STRINGS: dict[str, dict[str, str]] = {
         "help_commands": "<b>Comandi</b>",
         "help_admin": "<b>Per gli amministratori</b>",
         "cmd_whoami": "Il tuo id Telegram e quello di questa chat (per ADMIN_IDS)",
+        "cmd_forgetme": "Cancella ciò che conservo su di te",
+        "forgetme_done": (
+            "Fatto: ho cancellato ciò che conservavo su di te.\n"
+            "• domande: {questions}\n"
+            "• voti: {feedback}\n"
+            "• risposte salvate (per <i>Altri</i>): {pages}\n"
+            "• rassegne e il loro storico: {digests}"
+        ),
+        "forgetme_other": "• altri dati: {other}",
+        "forgetme_nothing": "Non conservavo nulla su di te: non c'era niente da cancellare.",
+        "forgetme_keep_days": (
+            "Le nuove domande sono conservate {days} giorni, poi cancellate; /forgetme le "
+            "cancella subito."
+        ),
+        "forgetme_keep_forever": (
+            "Le nuove domande sono conservate finché non invii di nuovo /forgetme."
+        ),
         "whoami": "Il tuo id Telegram: <code>{user}</code>\nId di questa chat: <code>{chat}</code>",
         "whoami_admin": "Sei un amministratore di questo bot.",
         "whoami_not_admin": (
@@ -397,6 +430,21 @@ def start_html(lang: str, counts: Mapping[str, int], overview: Mapping[str, Any]
     lines += ["", t("how_private", lang), t("how_groups", lang)]
     if bot_username:
         lines.append(t("how_inline", lang, bot=bot_username))
+    return "\n".join(lines)
+
+
+def forgetme_html(deleted: Mapping[str, int], lang: str, keep_days: int) -> str:
+    """What /forgetme deleted, by kind, and how long new questions are kept."""
+    known = ("questions", "feedback", "pages", "digests")
+    other = sum(v for k, v in deleted.items() if k not in known)
+    if not sum(deleted.values()):
+        lines = [t("forgetme_nothing", lang)]
+    else:
+        lines = [t("forgetme_done", lang, **{k: deleted.get(k, 0) for k in known})]
+        if other:
+            lines.append(t("forgetme_other", lang, other=other))
+    lines.append(t("forgetme_keep_days", lang, days=keep_days) if keep_days > 0
+                 else t("forgetme_keep_forever", lang))
     return "\n".join(lines)
 
 

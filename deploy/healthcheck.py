@@ -3,20 +3,16 @@
 Exit status 0 = healthy, 1 = unhealthy (what Docker expects):
 
 - a 2xx answer: healthy;
-- any other HTTP status, a timeout or a broken answer: unhealthy (something listens on the
-  port but the bot is not well, or is stuck);
-- nothing listening on the port (connection refused): healthy, with a note on stdout, unless
-  ``HEALTHCHECK_REQUIRE_SERVER=1``. newsbot does not serve ``/healthz`` yet (the health and
-  metrics server is being built): until it does, the check must not mark every container
-  unhealthy. While the container runs, its PID 1 is ``newsbot serve`` itself, so a refused
-  connection means "no health server", not "the bot is gone" (a bot that exits stops the
-  container and ``restart: unless-stopped`` brings it back). Once the server exists, set
-  ``HEALTHCHECK_REQUIRE_SERVER=1`` (or drop this fallback).
+- any other HTTP status (newsbot answers 503 with the reason: the store is unreadable, the
+  event loop is stuck, no updates arrive), a timeout, a broken answer, or nothing listening
+  on the port (the health server is started with the bot, within the image's start period):
+  unhealthy, with the reason on stdout (``docker inspect`` shows it);
+- ``METRICS_PORT=0``: the operator switched the health server off, so there is nothing to
+  ask: healthy, with a note.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import urllib.error
@@ -27,23 +23,20 @@ PATH = "/healthz"
 TIMEOUT_S = 5.0
 
 
-def check(port: int, *, timeout: float = TIMEOUT_S, require_server: bool = False) -> int:
+def check(port: int, *, timeout: float = TIMEOUT_S) -> int:
+    if port == 0:
+        print("METRICS_PORT=0: the health server is off, nothing to check")
+        return 0
     url = f"http://127.0.0.1:{port}{PATH}"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             status = response.status
     except urllib.error.HTTPError as exc:
-        print(f"unhealthy: {url} answered {exc.code}")
+        detail = exc.read(300).decode("utf-8", "replace").strip()
+        print(f"unhealthy: {url} answered {exc.code}" + (f": {detail}" if detail else ""))
         return 1
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        if isinstance(reason, OSError) and reason.errno == errno.ECONNREFUSED:
-            if require_server:
-                print(f"unhealthy: nothing listens on {url}")
-                return 1
-            print(f"no health server on port {port} (not enabled yet): healthy by default")
-            return 0
-        print(f"unhealthy: {url}: {reason}")
+        print(f"unhealthy: {url}: {getattr(exc, 'reason', exc)}")
         return 1
     if 200 <= status < 300:
         return 0
@@ -57,8 +50,7 @@ def main() -> int:
     except ValueError:
         print(f"unhealthy: METRICS_PORT={os.environ['METRICS_PORT']!r} is not a port number")
         return 1
-    require = os.environ.get("HEALTHCHECK_REQUIRE_SERVER", "").lower() in {"1", "true", "yes"}
-    return check(port, require_server=require)
+    return check(port)
 
 
 if __name__ == "__main__":

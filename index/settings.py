@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -119,6 +119,21 @@ class Settings(BaseSettings):
     chroma_collection: str = Field(
         "newsbot_chunks", validation_alias=env_alias("CHROMA_COLLECTION", "chroma_collection")
     )
+    # A secured server (index/storage/chroma_client.py): HTTPS, extra headers (JSON object),
+    # a token sent as ``Authorization: Bearer``, and the tenant/database to use.
+    chroma_ssl: bool = Field(False, validation_alias=env_alias("CHROMA_SSL", "chroma_ssl"))
+    chroma_headers: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, validation_alias=env_alias("CHROMA_HEADERS", "chroma_headers")
+    )
+    chroma_token: SecretStr | None = Field(
+        None, validation_alias=env_alias("CHROMA_TOKEN", "chroma_token")
+    )
+    chroma_tenant: str = Field(
+        "default_tenant", validation_alias=env_alias("CHROMA_TENANT", "chroma_tenant")
+    )
+    chroma_database: str = Field(
+        "default_database", validation_alias=env_alias("CHROMA_DATABASE", "chroma_database")
+    )
 
     # A write run waits at most this long for another process's run to finish.
     write_lock_timeout: float = Field(
@@ -179,6 +194,24 @@ class Settings(BaseSettings):
         if isinstance(value, dict):
             return {str(name): _source_spec(str(name), v) for name, v in value.items()}
         return value
+
+    @field_validator("chroma_headers", mode="before")
+    @classmethod
+    def _parse_headers(cls, value: Any) -> Any:
+        """``CHROMA_HEADERS={"X-Api-Key": "..."}``: a JSON object of header → value."""
+        if value is None or value == "":
+            return {}
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"CHROMA_HEADERS is not JSON ({exc.msg}): write "
+                                 '{"Header-Name": "value"}') from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int | float) for k, v in value.items()
+        ):
+            raise ValueError('CHROMA_HEADERS must be a JSON object of strings: {"Name": "value"}')
+        return {k: str(v) for k, v in value.items()}
 
     @field_validator("ingest_every", mode="before")
     @classmethod

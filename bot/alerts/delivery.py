@@ -40,6 +40,7 @@ from bot.alerts.planning import Limits, plan_batch
 from bot.alerts.quiet import HOUR, QuietHours, parse_quiet_hours
 from bot.alerts.store import AlertStore, Follow, Held, Planned
 from bot.digests.clock import Clock, SystemClock
+from bot.metrics import count_delivery
 from bot.settings import BotSettings
 from bot.telegram_send import send_html
 from index.digest.grouping import grouping_params_for
@@ -225,6 +226,9 @@ class AlertService:
         self._index = None
         return removed
 
+    async def forget_user(self, user_id: int) -> int:
+        return await self.db().forget_user(user_id)
+
     async def remove_chat(self, chat_id: int) -> int:
         removed = await self.db().remove_chat(chat_id)
         self._index = None
@@ -351,6 +355,7 @@ class AlertService:
                 break
             if sent.outcome == "stopped":
                 return
+            count_delivery(self.application, "alert", ok=sent.outcome == "sent")
             if sent.outcome == "sent":
                 await db.mark(msg.id, "sent", sent.message_id, now)
             elif sent.outcome == "uncertain":

@@ -236,6 +236,22 @@ class AlertStore:
         return cur.rowcount
 
     @_serialized
+    async def forget_user(self, user_id: int) -> int:
+        """/forgetme: the follows of the user's private chat (its id is the user's), with its
+        alerts; as the creator of a group's follow the user becomes anonymous."""
+        total = 0
+        async with self._tx():
+            for sql in (
+                "DELETE FROM alert_messages WHERE chat_id=?",
+                "DELETE FROM alert_sent_articles WHERE chat_id=?",
+                "DELETE FROM alert_follows WHERE chat_id=?",
+                "UPDATE alert_follows SET created_by=NULL WHERE created_by=?",
+            ):
+                cur = await self.db.execute(sql, (user_id,))
+                total += max(0, cur.rowcount)
+        return total
+
+    @_serialized
     async def remove_chat(self, chat_id: int) -> int:
         """The chat is gone (403, the bot removed): every follow and unsent alert of it."""
         async with self._tx():

@@ -55,6 +55,7 @@ from bot.digests.building import build_subscription_digest
 from bot.digests.clock import Clock, SystemClock
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore, Plan, iso
+from bot.metrics import count_delivery
 from bot.settings import BotSettings
 from bot.telegram_send import send_html
 from index.digest.render import render_digest_html
@@ -367,6 +368,7 @@ class DigestService:
         if refreshed is not None and refreshed.status == "sending":
             await db.finish(refreshed, self.clock.now())
             log.info("digest delivered", extra={"kv": {"chat": chat_id, "plan": plan.id}})
+            count_delivery(self.application, "digest", ok=True)
             await self._succeeded(chat_id)
 
     async def _postpone(
@@ -387,6 +389,7 @@ class DigestService:
         """Count a failed pass for the admins (told once per streak, listed by /stats).
 
         Never raises: the bookkeeping of a failure must not become a second one."""
+        count_delivery(self.application, "digest", ok=False)
         try:
             sub = await self.db().subscription(chat_id)
             if sub is None:
@@ -408,6 +411,13 @@ class DigestService:
             await self.failures.succeeded(FAILURE_KIND, chat_id)
         except Exception:
             log.exception("could not clear a failed digest", extra={"kv": {"chat": chat_id}})
+
+    async def forget_user(self, user_id: int) -> int:
+        """/forgetme: the user's private digest and its history (none sent meanwhile)."""
+        async with self._locks.setdefault(user_id, asyncio.Lock()):
+            removed = await self.db().forget_user(user_id)
+            await self.failures.forget(FAILURE_KIND, user_id)
+        return removed
 
     async def remove(self, chat_id: int) -> bool:
         """Unsubscribe ``chat_id``; a failure its digest had is no longer anyone's concern."""

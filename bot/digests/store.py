@@ -190,6 +190,25 @@ class DigestStore:
         return cur.rowcount > 0
 
     @_serialized
+    async def forget_user(self, user_id: int) -> int:
+        """/forgetme: the digest of the user's private chat (its id is the user's) with every
+        plan, message and sent-article row of it; as the creator of a group's digest the user
+        becomes anonymous (the group keeps its digest). The rows deleted or anonymised."""
+        total = 0
+        async with self._tx():
+            for sql in (
+                "DELETE FROM digest_messages WHERE plan_id IN"
+                " (SELECT id FROM digest_plans WHERE chat_id=?)",
+                "DELETE FROM digest_plans WHERE chat_id=?",
+                "DELETE FROM digest_sent_articles WHERE chat_id=?",
+                "DELETE FROM digest_subscriptions WHERE chat_id=?",
+                "UPDATE digest_subscriptions SET created_by=NULL WHERE created_by=?",
+            ):
+                cur = await self.db.execute(sql, (user_id,))
+                total += max(0, cur.rowcount)
+        return total
+
+    @_serialized
     async def migrate(self, old: int, new: int) -> None:
         """A group became a supergroup: everything moves to the new chat id."""
         async with self._tx():

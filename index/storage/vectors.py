@@ -19,11 +19,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
 from index.settings import Settings
+from index.storage.chroma_client import server_client, server_description
 from index.storage.write_lock import WriteLock, WriteStamp
 
 log = logging.getLogger(__name__)
@@ -56,10 +58,7 @@ def _connect(settings: Settings, *, fresh: bool) -> Any:
     import chromadb
 
     if settings.chroma_host:
-        return chromadb.HttpClient(
-            host=settings.chroma_host, port=settings.chroma_port,
-            settings=_chroma_settings(allow_reset=False),
-        )
+        return server_client(settings, _chroma_settings(allow_reset=False))
     settings.chroma_path.mkdir(parents=True, exist_ok=True)
     if fresh:
         _forget_cached_system(str(settings.chroma_path))
@@ -83,6 +82,30 @@ def _forget_cached_system(identifier: str) -> None:
 
     SharedSystemClient._identifier_to_system.pop(identifier, None)  # noqa: SLF001
     SharedSystemClient._identifier_to_refcount.pop(identifier, None)  # noqa: SLF001
+
+
+def client_settings() -> Any:
+    """The Chroma settings every client of newsbot uses (no telemetry, no reset)."""
+    return _chroma_settings(allow_reset=False)
+
+
+def embedded_client(path: Path) -> Any:
+    """A client of its own on the persist directory ``path``, not the per-path one chromadb
+    caches (a backup's copy, checked or read while the store's own clients stay open)."""
+    import chromadb
+
+    _forget_cached_system(str(path))
+    return chromadb.PersistentClient(path=str(path), settings=client_settings())
+
+
+def close_client(client: Any) -> None:
+    """Stop an :func:`embedded_client` (its files are released) and forget it."""
+    system = _system_of(client)
+    ident = getattr(client, "_identifier", None)
+    if system is not None:
+        system.stop()
+    if ident:
+        _forget_cached_system(ident)
 
 
 def _system_of(client: Any) -> Any:
@@ -141,7 +164,7 @@ class VectorStore:
                 f"{meta.get('model_id')} ({meta.get('dim')} dims), not {model_id} ({dim} dims)"
             )
         if settings.chroma_host:
-            description = f"chroma server http://{settings.chroma_host}:{settings.chroma_port}"
+            description = server_description(settings)
             lock = None
         else:
             description = f"embedded chroma at {settings.chroma_path}"

@@ -53,11 +53,17 @@ class WriteLock:
         self.path = data_dir / LOCK_NAME
         self.gen_path = data_dir / GEN_NAME
         self._fd: int | None = None
+        self._stamps = True
 
     # -- writers ----------------------------------------------------------------------------
 
-    def acquire(self, timeout: float | None = None, poll: float = 0.2) -> None:
-        """Block until this process is the only writer (``timeout`` None: forever)."""
+    def acquire(self, timeout: float | None = None, poll: float = 0.2, *,
+                stamp: bool = True) -> None:
+        """Block until this process is the only writer (``timeout`` None: forever).
+
+        ``stamp=False``: hold the lock only to keep writers out (a backup copying the store),
+        without telling readers that something was written, which would make them reopen
+        their clients and reload their in-memory copies for nothing."""
         if self._fd is not None:
             raise RuntimeError("the write lock is already held by this object")
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +90,9 @@ class WriteLock:
             os.close(fd)
             raise
         self._fd = fd
-        self._stamp()
+        self._stamps = stamp
+        if stamp:
+            self._stamp()
 
     async def acquire_async(
         self, timeout: float | None = None, poll: float = 0.2  # noqa: ASYNC109 - polled
@@ -111,14 +119,15 @@ class WriteLock:
         if fd is None:
             return
         try:
-            self._stamp()
+            if self._stamps:
+                self._stamp()
             os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing the descriptor drops the flock
 
     @contextlib.contextmanager
-    def hold(self, timeout: float | None = None) -> Iterator[None]:
-        self.acquire(timeout)
+    def hold(self, timeout: float | None = None, *, stamp: bool = True) -> Iterator[None]:
+        self.acquire(timeout, stamp=stamp)
         try:
             yield
         finally:

@@ -143,7 +143,7 @@ async def test_italian_user_gets_italian_texts_and_start_describes_the_corpus(
     assert [c["command"] for c in server.get_commands(language_code="it") or []] == default
     admin_scope = {"type": "chat", "chat_id": BOT_ADMIN_ID}
     admin = [c["command"] for c in server.get_commands(admin_scope) or []]
-    assert admin[:6] == ["start", "help", "ask", "whoami", "reindex", "stats"]
+    assert admin[:7] == ["start", "help", "ask", "whoami", "forgetme", "reindex", "stats"]
     assert "subscribe" in admin and "reindex" not in default
 
 

@@ -582,7 +582,12 @@ async def test_wired_into_the_bots_application(
         clock.set(AT_8)
         await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 1)
         await settle()
+        registry = services_of(app).metrics.registry
     assert len(server.sent_texts(dm["id"])) == 1  # the bot's help never answered too
+    # /metrics counts it (bot/metrics.py)
+    delivered = registry.get_sample_value("newsbot_digest_deliveries_total",
+                                          {"outcome": "delivered"})
+    assert delivered == 1
     assert len(digest_texts(server, group["id"])) == 1
 
 

@@ -48,7 +48,6 @@ NOT_SETTINGS = {
     "XDG_CACHE_HOME": "caches in systemd's CacheDirectory=",
     "PIP_NO_CACHE_DIR": "builder stage only: no pip cache in the layer",
     "PIP_DISABLE_PIP_VERSION_CHECK": "builder stage only",
-    "METRICS_PORT": "port of the health/metrics server, not a Settings field yet (see below)",
 }
 
 
@@ -402,15 +401,18 @@ def test_healthcheck_runs_the_script_on_metrics_port(dockerfile: Dockerfile) -> 
     assert str(settings_default("WEBHOOK_PORT")) in exposed
 
 
-def test_metrics_port_matches_settings_once_it_is_one(dockerfile: Dockerfile) -> None:
-    """METRICS_PORT is not a Settings field yet, so the healthcheck tolerates no server. When
-    the health/metrics server lands, its default must be the image's port."""
-    port = int(dockerfile.final.env()["METRICS_PORT"])
-    if "METRICS_PORT" in settings_env_names():
-        assert settings_default("METRICS_PORT") == port
-    else:
-        health = load_healthcheck()
-        assert health.check(free_port(), timeout=1) == 0  # no server: tolerated
+def test_metrics_port_is_off_by_default_and_on_in_the_image(
+    dockerfile: Dockerfile, compose: dict[str, Any]
+) -> None:
+    """METRICS_PORT is a Settings field, off (0) for a checkout; the image turns it on at the
+    healthcheck's port, listening beyond loopback, and compose keeps it on whatever .env says."""
+    assert "METRICS_PORT" in settings_env_names()
+    assert settings_default("METRICS_PORT") == 0
+    env = dockerfile.final.env()
+    port = int(env["METRICS_PORT"])
+    assert port == load_healthcheck().DEFAULT_PORT
+    assert env["METRICS_LISTEN"] == "0.0.0.0"
+    assert str(compose["services"]["bot"]["environment"]["METRICS_PORT"]) == str(port)
 
 
 def _dockerignore_match(pattern: str, path: str) -> bool:
@@ -508,11 +510,10 @@ def test_healthcheck_asks_healthz_and_reads_the_status(health_server) -> None:
     assert health.check(port, timeout=2) == 0
 
 
-def test_healthcheck_without_a_server_is_tolerant_unless_required() -> None:
+def test_healthcheck_without_a_server_is_unhealthy_unless_switched_off() -> None:
     health = load_healthcheck()
-    port = free_port()
-    assert health.check(port, timeout=1) == 0
-    assert health.check(port, timeout=1, require_server=True) == 1
+    assert health.check(free_port(), timeout=1) == 1
+    assert health.check(0, timeout=1) == 0  # METRICS_PORT=0: nothing to ask
 
 
 @pytest.mark.timeout(60)  # a check that ignored its timeout would hang here, and fail
@@ -528,7 +529,7 @@ def test_healthcheck_times_out_on_a_stuck_server(capsys: pytest.CaptureFixture[s
 def test_healthcheck_script_reads_metrics_port(health_server) -> None:
     port, state = health_server
     script = str(DEPLOY / "healthcheck.py")
-    env = {k: v for k, v in os.environ.items() if k != "HEALTHCHECK_REQUIRE_SERVER"}
+    env = dict(os.environ)
     ok = subprocess.run([sys.executable, script], env={**env, "METRICS_PORT": str(port)},
                         capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0, ok.stdout
@@ -536,10 +537,10 @@ def test_healthcheck_script_reads_metrics_port(health_server) -> None:
     closed = str(free_port())
     strict = subprocess.run(
         [sys.executable, script],
-        env={**env, "METRICS_PORT": closed, "HEALTHCHECK_REQUIRE_SERVER": "1"},
+        env={**env, "METRICS_PORT": closed},
         capture_output=True, text=True, timeout=30,
     )
-    assert strict.returncode == 1 and "nothing listens" in strict.stdout
+    assert strict.returncode == 1 and "unhealthy" in strict.stdout
     bad = subprocess.run([sys.executable, script], env={**env, "METRICS_PORT": "http"},
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1
