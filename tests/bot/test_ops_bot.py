@@ -392,7 +392,7 @@ async def test_forgetme_in_italian(
 async def test_source_reads_are_counted_per_source(
     fake_bot_api: FakeBotApi, bot_embedder: Any, tmp_path: Path
 ) -> None:
-    from feedserver import FeedServer, Route, rss, story
+    from tests.support.feedserver import FeedServer, Route, rss, story
 
     feeds = FeedServer().start()
     port = free_port()
