@@ -26,6 +26,7 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from index.ingest import telegram
+from index.ingest.datelines import page_titles
 from index.ingest.fetch import FetchError, fetch_blocking
 from index.models import Article, LoadError
 
@@ -529,6 +530,7 @@ def _load_html(data: bytes, origin: str, url: str | None = None) -> Iterator[Ite
     author = getattr(doc, "author", None)
     if author:
         record["author"] = author
+    record.update(page_titles(data))  # fallbacks for a headline that is only a dateline
     yield _from_record(record, origin, "the page")
 
 
