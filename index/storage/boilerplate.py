@@ -101,11 +101,15 @@ class BoilerplateStore:
         return rows
 
     async def forget_removed(self) -> None:
-        """Rows of articles no longer indexed (removed, pruned, or never written)."""
-        for table in ("boilerplate_lines", "boilerplate_seen"):
-            await self.db.execute(
-                f"DELETE FROM {table} WHERE article_id NOT IN (SELECT id FROM articles)"
-            )
+        """Rows of articles no longer indexed (removed, pruned, or never written).
+
+        Found through the one-row-per-article table, then deleted by index from the big
+        one: a run never scans every recorded line."""
+        rows = await self._all(
+            "SELECT article_id FROM boilerplate_seen WHERE article_id NOT IN (SELECT id FROM articles)"
+        )
+        if rows:
+            await self.forget([r[0] for r in rows])
 
     async def unseen_articles(self, exclude: Iterable[str], limit: int = 20_000) -> list[StoredText]:
         """Indexed articles whose lines were never recorded (indexed before this table)."""
