@@ -5,6 +5,7 @@ re-applied to articles indexed before it was learned. Real SQLite, real Chroma, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,12 @@ from index.ingest.boilerplate import strip_seed_boilerplate
 from index.ingest.cleaning import clean_article, drop_debris, normalize_inline, normalize_text
 from index.ingest.datelines import is_dateline
 from index.ingest.loaders import iter_articles
-from index.ingest.outlet_boilerplate import learned_patterns
+from index.ingest.outlet_boilerplate import learned_patterns, strip_outlet_boilerplate
 from index.models import Article, LoadError
 from index.runtime import open_services
 from index.sample import HERE as SAMPLE_DIR
 from index.settings import Settings
-from index.storage.store import Store
+from index.storage.store import Store, StoredState
 from index.storage.vectors import VectorStore
 
 DATA = Path(__file__).parent / "data"
@@ -274,3 +275,43 @@ async def test_learned_boilerplate_leaves_already_indexed_articles_on_the_next_r
         await store.close()
     vectors = VectorStore.open(settings, minilm.model_id, minilm.dim)
     assert sql_ids == vectors.all_ids()
+
+
+# ---------------------------------------------------------------------------------------------
+# The learning threshold (real SQLite, no model)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Item:
+    article: Article
+    raw_hash: str = "raw"
+    content_hash: str = "content"
+    state: StoredState | None = None
+
+
+async def test_threshold_grows_with_the_outlet_and_copies_of_one_story_count_once(
+    tmp_path: Path,
+) -> None:
+    def item(n: int, *lines: str, title: str | None = None) -> _Item:
+        body = [f"Story number {n} tells of a different event in the city today.", *lines]
+        return _Item(Article(id=f"a{n}", title=title or f"Story {n}", text="\n\n".join(body),
+                             source="Big Outlet", origin=f"big.jsonl:{n}"))
+
+    five = "Five stories carry this line, not enough for an outlet this large."
+    six = "Six stories carry this line, which is one percent of six hundred."
+    copied = "A paragraph of one story republished again and again by the outlet."
+    items = [item(n, *([five] if n < 5 else []), *([six] if n < 6 else [])) for n in range(599)]
+    # 599 stories above and one below, copied eight times: 600 stories, threshold 6.
+    items += [item(1000 + n, copied, title="One story, many copies") for n in range(8)]
+    store = await Store.open(tmp_path / "index.sqlite")
+    try:
+        result = await strip_outlet_boilerplate(store, items)
+        patterns = {p.text for p in await learned_patterns(store)}
+    finally:
+        await store.close()
+    assert patterns == {six}
+    texts = {i.article.id: i.article.text for i in result.kept}
+    assert six not in texts["a0"] and five in texts["a0"]
+    assert copied in texts["a1000"]
+    assert result.kept[0].content_hash != "content"  # re-hashed after stripping
