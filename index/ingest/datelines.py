@@ -51,7 +51,7 @@ def is_dateline(title: str, source: str | None = None) -> bool:
         return True
     if not _TRAILING.search(text) and not _AGENCY_PREFIX.match(text):
         return False
-    return _is_dateline_head(_TRAILING.sub("", _AGENCY_PREFIX.sub("", text)), agency=True)
+    return _is_dateline_head(_TRAILING.sub("", _AGENCY_PREFIX.sub("", text)))
 
 
 def strip_body_dateline(text: str, *, title_was_dateline: bool, source: str | None) -> str:
@@ -69,7 +69,7 @@ def strip_body_dateline(text: str, *, title_was_dateline: bool, source: str | No
         if comma:
             rest = rest[comma.end() :]
     match = _BODY_PREFIX.match(rest)
-    if match and _is_dateline_head(match.group("head"), agency=True):
+    if match and _is_dateline_head(match.group("head")):
         head = match.group("head")
         if agency or title_was_dateline or _unmistakable(head, source):
             rest = rest[match.end() :]
@@ -131,7 +131,7 @@ def page_title(extra: dict[str, object], source: str | None) -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_dateline_head(head: str, *, agency: bool) -> bool:
+def _is_dateline_head(head: str) -> bool:
     tokens = _TOKEN.findall(head)
     if not tokens or len(tokens) > MAX_DATELINE_TOKENS:
         return False
