@@ -3,7 +3,7 @@
     PYTHONPATH=. python eval/en-news-dev/build.py
 
 Writes articles.jsonl, questions-wikinews.jsonl, questions-meantime.jsonl and
-questions-scraped.jsonl; questions-quiz.jsonl and scraped-questions.src.jsonl are written
+questions-scraped.jsonl; questions-quiz*.jsonl and scraped-questions.src.jsonl are written
 by hand and only checked (every accepted answer must be in its gold article's text).
 """
 
@@ -109,7 +109,7 @@ def main() -> None:
         q["article_ids"] = [pages[a]["id"] if a in pages else a for a in q["article_ids"]]
     write(HERE / "questions-scraped.jsonl", sq)
 
-    for name in ("questions-quiz.jsonl", "questions-scraped.jsonl"):
+    for name in ("questions-quiz.jsonl", "questions-quiz-paraphrased.jsonl", "questions-scraped.jsonl"):
         for q in read(HERE / name):
             for gold in q["article_ids"]:
                 assert gold in texts, (name, q["id"], gold)
