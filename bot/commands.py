@@ -48,7 +48,8 @@ async def _retriever(services: Services, settings: BotSettings) -> Retriever:
 
 
 async def _ask(args: argparse.Namespace, settings: BotSettings) -> int:
-    from index.render.answers import answer_to_json, render_plain
+    from index.render.answer_json import answer_to_json
+    from index.render.plain import render_plain
     from index.runtime import open_services
 
     services = await open_services(settings)

@@ -82,7 +82,8 @@ async def _digest(args: argparse.Namespace, settings: BotSettings) -> int:
         settings.digest_max_stories = max(1, args.max)
 
     from bot.digests import DigestStore, build_subscription_digest
-    from index.digest.stories import build_digest, render_digest_html, render_digest_plain
+    from index.digest.render import render_digest_html, render_digest_plain
+    from index.digest.stories import build_digest
     from index.runtime import open_services
     from index.search.retrieval import Retriever
 

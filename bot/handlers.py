@@ -37,7 +37,7 @@ from bot.services import BotServices, Reply, services_of
 from bot.state import Page
 from index.models import Answer
 from index.render import i18n
-from index.render.answers import render_telegram_html
+from index.render.telegram_html import render_telegram_html
 
 log = logging.getLogger(__name__)
 

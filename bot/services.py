@@ -24,7 +24,7 @@ from bot.state import BotState, Page, QuestionLog, new_page_id
 from index.embed import Embedder
 from index.embed.process import ProcessEmbedder
 from index.models import Answer
-from index.render.answers import render_telegram_html
+from index.render.telegram_html import render_telegram_html
 from index.runtime import NO_SAMPLE, Services, open_services
 from index.search.retrieval import Retriever
 

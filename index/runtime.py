@@ -10,7 +10,9 @@ from dataclasses import dataclass
 
 from index.embed import Embedder, make_embedder
 from index.ingest.loaders import Target
-from index.ingest.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
+from index.ingest.pipeline import Indexer
+from index.ingest.report import IndexReport, ProgressFn
+from index.ingest.vector_collection import open_vectors
 from index.sample import paths as sample_paths
 from index.settings import Settings
 from index.storage.store import Store

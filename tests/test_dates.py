@@ -18,7 +18,8 @@ import pytest
 
 from index.digest.stories import build_digest
 from index.embed import make_embedder
-from index.render.answers import render_plain, render_telegram_html
+from index.render.plain import render_plain
+from index.render.telegram_html import render_telegram_html
 from index.runtime import open_services
 from index.search.query_parse import is_filler, parse_question_full, strip_relative_dates
 from index.search.retrieval import Retriever

@@ -18,14 +18,14 @@ import pytest
 import index.search.chunk_matrix as chunk_matrix_mod
 import index.search.corpus_copy as corpus_copy
 import index.search.retrieval as retrieval_mod
-import index.storage.store as store_mod
+import index.storage.fulltext as fulltext
 from index.embed import HashingEmbedder
 from index.models import Answer, Article, Chunk, Filters
 from index.search.chunk_matrix import ChunkMatrix, Selection
 from index.search.retrieval import Retriever
 from index.settings import Settings
 from index.storage import keywords
-from index.storage.store import ArticleWrite, Store, _candidate_match, or_terms
+from index.storage.store import ArticleWrite, Store, candidate_match, or_terms
 from index.storage.vectors import VectorStore
 
 WORDS = [
@@ -96,7 +96,7 @@ def test_candidate_match_pairs_common_words():
     terms = ["rara", "governo", "govern", "borsa", "mercati", "mercat"]
     df = {"rara": 3, "governo": 1500, "govern": 1600, "borsa": 1700, "mercati": 1900,
           "mercat": 1950}  # fmt: skip
-    expr = _candidate_match(terms, df)
+    expr = candidate_match(terms, df)
     assert expr.startswith('("rara")')
     # Words by total frequency; a word's stem variants stay together.
     assert '(("borsa") AND ("governo" OR "govern"))' in expr
@@ -109,8 +109,8 @@ async def test_fts_candidates_keep_the_top_and_filters_hold(setup, monkeypatch):
     query = "governo riforma giustizia sindaco treni"
     match = keywords.fts_match(query)
     exact = await store.fts_search(match, 20)
-    monkeypatch.setattr(store_mod, "FTS_EXACT_ROWS", 10)
-    monkeypatch.setattr(store_mod, "FTS_RARE_ROWS", 30)
+    monkeypatch.setattr(fulltext, "FTS_EXACT_ROWS", 10)
+    monkeypatch.setattr(fulltext, "FTS_RARE_ROWS", 30)
     fast = await store.fts_search(match, 20)
     assert fast and fast[0] == exact[0]
     assert len({c for c, _ in fast[:5]} & {c for c, _ in exact[:5]}) >= 4
@@ -119,9 +119,9 @@ async def test_fts_candidates_keep_the_top_and_filters_hold(setup, monkeypatch):
         if c in got:
             assert s == pytest.approx(got[c])
     f = Filters(date_from=START + timedelta(days=30), date_to=START + timedelta(days=60))
-    monkeypatch.setattr(store_mod, "FTS_EXACT_ROWS", 10**9)
+    monkeypatch.setattr(fulltext, "FTS_EXACT_ROWS", 10**9)
     as_set = await store.fts_search(match, 20, f)
-    monkeypatch.setattr(store_mod, "FTS_FILTER_SET_ROWS", 0)
+    monkeypatch.setattr(fulltext, "FTS_FILTER_SET_ROWS", 0)
     per_row = await store.fts_search(match, 20, f)
     assert as_set == per_row and as_set
     passing = set(await store.filtered_chunk_ids(f, 10**6) or [])
@@ -379,7 +379,7 @@ async def test_matrix_top_is_exact_cosine(setup, monkeypatch):
 
 def _exact_fts(monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite scores every match, as the in-memory index does (no candidate pruning)."""
-    monkeypatch.setattr(store_mod, "FTS_EXACT_ROWS", 10**12)
+    monkeypatch.setattr(fulltext, "FTS_EXACT_ROWS", 10**12)
 
 
 QUESTIONS = [
@@ -543,7 +543,7 @@ async def test_a_chunk_without_vector_is_found_by_keywords_only(setup, monkeypat
 
 async def test_the_matrix_follows_writes(setup, monkeypatch):
     r = setup
-    monkeypatch.setattr(store_mod, "STATS_RECHECK_S", 0.0)
+    monkeypatch.setattr(fulltext, "STATS_RECHECK_S", 0.0)
     m1 = await r.vectors_in_memory()
     assert m1 is not None and m1.stamp == await r.store.corpus_stamp()
     new = await _add(r, [(_art("z1", "Zebra", 0), ["Una zebra allo zoo."])])
@@ -588,7 +588,7 @@ async def test_a_changing_corpus_is_copied_once_it_keeps_still(setup, monkeypatc
     """Questions during an index run in another process must not start a full copy after
     every write: only once the corpus has not changed for SETTLE_S."""
     r = setup
-    monkeypatch.setattr(store_mod, "STATS_RECHECK_S", 0.0)
+    monkeypatch.setattr(fulltext, "STATS_RECHECK_S", 0.0)
     monkeypatch.setattr(corpus_copy, "SETTLE_S", 0.3)
     m1 = await r.vectors_in_memory()
     assert m1 is not None

@@ -16,7 +16,8 @@ import pytest
 from index.embed import make_embedder
 from index.evaluation import evaluate_files, load_questions, summary_line
 from index.models import Filters
-from index.render.answers import render_telegram_html, visible_length
+from index.render.answers import visible_length
+from index.render.telegram_html import render_telegram_html
 from index.runtime import open_services
 from index.search.retrieval import FusionParams, Retriever, fuse
 from index.settings import Settings

@@ -41,7 +41,6 @@ from index.storage.boilerplate import (
     SeenArticle,
     StoredText,
     counts_by_source,
-    ensure_schema,
     source_key,
 )
 from index.storage.store import Store, StoredState
@@ -82,7 +81,6 @@ async def strip_outlet_boilerplate(
     fresh = [p for p in pending if _is_fresh(p)]
     if not fresh:
         return OutletCleaning(list(pending))
-    await ensure_schema(store.db)
     table = BoilerplateStore(store.db)
     await table.forget_removed()
     fresh_ids = {p.article.id for p in fresh}
@@ -124,7 +122,6 @@ async def strip_outlet_boilerplate(
 
 async def learned_patterns(store: Store) -> list[Pattern]:
     """Every learned line, by outlet (for status pages and tests)."""
-    await ensure_schema(store.db)
     return await BoilerplateStore(store.db).all_patterns()
 
 

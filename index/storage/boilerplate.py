@@ -1,5 +1,6 @@
-"""The per-outlet boilerplate tables: which lines each outlet's articles carry, and the
-lines learned as boilerplate (index/ingest/outlet_boilerplate.py decides).
+"""The per-outlet boilerplate tables (migration m003 in schema.py): which lines each outlet's
+articles carry, and the lines learned as boilerplate (index/ingest/outlet_boilerplate.py
+decides).
 
 Lines are stored as 64-bit hashes of their case-folded words, one row per (article, line),
 so "how many of this outlet's stories carry this line" is one indexed count. A story is the
@@ -15,32 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import aiosqlite
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS boilerplate_seen(
-    article_id TEXT PRIMARY KEY,
-    source_key TEXT NOT NULL,
-    story INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS boilerplate_seen_source ON boilerplate_seen(source_key, story);
-CREATE TABLE IF NOT EXISTS boilerplate_lines(
-    source_key TEXT NOT NULL,
-    line_key INTEGER NOT NULL,
-    article_id TEXT NOT NULL,
-    story INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS boilerplate_lines_key ON boilerplate_lines(source_key, line_key, story);
-CREATE INDEX IF NOT EXISTS boilerplate_lines_article ON boilerplate_lines(article_id);
-CREATE TABLE IF NOT EXISTS boilerplate_patterns(
-    source_key TEXT NOT NULL,
-    line_key INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    stories INTEGER NOT NULL,
-    outlet_stories INTEGER NOT NULL,
-    learned_at TEXT NOT NULL,
-    PRIMARY KEY(source_key, line_key)
-);
-"""
 
 BATCH = 500
 
@@ -77,11 +52,6 @@ class Pattern:
     text: str
     stories: int
     outlet_stories: int
-
-
-async def ensure_schema(db: aiosqlite.Connection) -> None:
-    """The tables, created if missing (to become a numbered migration of the index store)."""
-    await db.executescript(_SCHEMA)
 
 
 class BoilerplateStore:
