@@ -66,9 +66,9 @@ import numpy as np  # noqa: E402
 from index.embed import Embedder, make_embedder  # noqa: E402
 from index.models import Article, Chunk, Filters  # noqa: E402
 from index.render.telegram_html import render_telegram_html  # noqa: E402
+from index.runtime import build_retriever  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.search.query_parse import parse_question  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
 from index.settings import Settings  # noqa: E402
 from index.storage import keywords  # noqa: E402
 from index.storage.filters import filter_sql  # noqa: E402
@@ -433,15 +433,17 @@ async def measure(
 
     col = vectors.collection
     # As `newsbot serve` runs it: every chunk vector and the keyword index in memory.
-    retriever = Retriever(settings, store, embedder, vectors, tz=TZ)
+    retriever = build_retriever(settings, store, embedder, vectors, tz=TZ)
     t0 = time.perf_counter()
     memory = await retriever.vectors_in_memory()
     load_s = time.perf_counter() - t0
     if memory is None:
         raise SystemExit("the vectors could not be loaded into memory (DENSE_MATRIX_MAX_CHUNKS?)")
     # As one-shot commands (`newsbot ask`, `newsbot eval`) run it: SQLite FTS5 and Chroma.
-    plain = Retriever(settings, store, embedder, vectors, tz=TZ)
+    plain = build_retriever(settings, store, embedder, vectors, tz=TZ)
     p = retriever.params
+    in_memory = await retriever.candidates()  # the in-memory copy's candidates
+    from_store = plain.store_candidates  # Chroma's and SQLite's
     sources = await store.source_keys()
     total_q = args.warmup + args.queries
     questions = {k: await make_questions(store, k, total_q) for k in KINDS}
@@ -544,7 +546,10 @@ async def measure(
             ids = await ct.time(
                 f"{kind}: sql ids store", store.filtered_chunk_ids, filters, 1 << 30
             )
-            await ct.time(f"{kind}: dense in memory, chosen path", retriever._dense, vec, filters)
+            await ct.time(
+                f"{kind}: dense in memory, chosen path", in_memory.dense, vec, filters,
+                p.dense_candidates,
+            )  # fmt: skip
             assert ids is not None
             passing.setdefault(kind, []).append(len(ids))
             if not ids:
@@ -560,14 +565,16 @@ async def measure(
             if len(ids) <= 3000:  # exact: every passing chunk's vector fetched and scored
                 plain.invalidate()
                 exact = await ct.time(
-                    f"{kind}: fetch all passing vectors + numpy", plain._score, vec, ids, n
+                    f"{kind}: fetch all passing vectors + numpy", from_store.score_ids, vec, ids, n
                 )
             plain.invalidate()  # the first question with this filter: no vectors in memory
             await ct.time(
-                f"{kind}: retriever dense, chosen path, cold", plain._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, cold", from_store.dense, vec, filters,
+                p.dense_candidates,
             )
             dense = await ct.time(
-                f"{kind}: retriever dense, chosen path, warm", plain._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, warm", from_store.dense, vec, filters,
+                p.dense_candidates,
             )
             quality.setdefault(f"{kind}: dense overlap@10 with exact", []).append(
                 _overlap(dense, exact, 10)

@@ -197,11 +197,10 @@ TOPIC_THRESHOLDS = [round(0.15 + 0.05 * i, 2) for i in range(9)]  # 0.15 … 0.5
 
 
 async def evaluate_topics(services: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from index.search.retrieval import Retriever
 
     gold_label = {r["id"]: (r.get("story") or "").lower() for r in rows}
     vectors = await services.vectors()
-    retriever = Retriever(services.settings, services.store, services.embedder, vectors)
+    retriever = await services.retriever()
     counts = {lang: {t: Counts() for t in TOPIC_THRESHOLDS} for lang in ("en", "it")}
     for since, until in windows(rows):
         period = await load_period(services.store, vectors, since, until)

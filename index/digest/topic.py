@@ -39,8 +39,7 @@ async def topic_scores(
     base: Retriever = retriever
     wide = max(base.params.dense_candidates, min(n_chunks, base.params.filtered_exact_limit))
     params = replace(base.params, dense_candidates=wide, bm25_candidates=wide)
-    r = Retriever(base.settings, base.store, base.embedder, base.vectors, params=params, tz=base.tz)
-    r.encoder = base.encoder  # share the batching encoder
+    r = base.with_params(params)
     search = await r.search(topic, Filters(date_from=since, date_to=until))
     await r.load_records(search, [x.chunk_id for x in search.ranked])
     groups = keywords.query_terms(topic)

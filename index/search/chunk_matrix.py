@@ -8,7 +8,7 @@ core); outlet and language filters pick rows inside it. The copy costs ``dim * 4
 chunk (150 MB for 100k chunks of 384 dims), so the retriever bounds it by
 ``DENSE_MATRIX_MAX_CHUNKS``.
 
-The filters mean exactly what ``Store._filter_sql`` makes them mean in SQL, so either path
+The filters mean exactly what ``index.storage.filters.filter_sql`` makes them mean in SQL, so either path
 gives the same passing chunks.
 """
 
