@@ -250,10 +250,9 @@ async def test_backup_while_the_bot_answers(
 ) -> None:
     """The bot keeps its SQLite files open (WAL) and writes its question log meanwhile: the
     snapshot has what was written before it, and the bot goes on answering after it."""
-    from tests.support.bot import bot_settings
-
     from bot.app import build_application
     from bot.runner import running
+    from tests.support.bot import bot_settings
 
     server = fake_bot_api
     settings = bot_settings(bot_store, server, tmp_path)
