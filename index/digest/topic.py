@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
 from collections.abc import Sequence
@@ -70,8 +71,8 @@ async def topic_scores(
     With ``lead_only`` (the digests' and alerts' gate) both scores read only what the
     article is about: the keywords are looked for in its headline and first sentences
     (:func:`article_lead`), and the dense score is the topic's cosine with the stored vector
-    of its first chunk, so "maltempo" reaches a snow alert by meaning and not a hospital
-    report that mentions the bad weather in its fifth paragraph. ``article_ids`` are the
+    of its first chunk, so a hospital report that mentions the bad weather in its fifth
+    paragraph is not a "maltempo" story. ``article_ids`` are the
     period's articles when the caller has them (else they are looked up). Without
     ``lead_only``, the old gate: every chunk the topic's hybrid search reaches counts.
     ``with_words`` (lead_only) also scores each lead's words (:func:`_word_scores`).
@@ -131,13 +132,16 @@ async def _lead_scores(
     total = sum(weights) or 1.0
     leads = {aid: article_lead(records[aid].title, records[aid].text) for aid in ids}
     word = await _word_scores(retriever, topic, q, leads) if with_words else {}
-    for i, aid in enumerate(ids):
-        rec = records[aid]
-        match = 0.0
-        if groups:
-            stems = _stem_variants(leads[aid], rec.lang)
-            match = sum(w for g, w in zip(groups, weights, strict=True) if g & stems) / total
-        out[aid] = TopicScore(dense=float(dense[i]), match=match, word=word.get(aid, 0.0))
+    def score_all() -> None:  # stemming every lead of a week: off the event loop
+        for i, aid in enumerate(ids):
+            match = 0.0
+            if groups:
+                stems = _stem_variants(leads[aid], records[aid].lang)
+                match = sum(w for g, w in zip(groups, weights, strict=True) if g & stems)
+                match /= total
+            out[aid] = TopicScore(dense=float(dense[i]), match=match, word=word.get(aid, 0.0))
+
+    await asyncio.to_thread(score_all)
     return out, retriever.params.min_match
 
 
@@ -171,8 +175,6 @@ async def _word_scores(
     kin ("maltempo" ~ "nevicate" 0.50) sits among chance neighbours ("orari" 0.47), so it
     is not reached. Word vectors are cached per model: a period's leads share most words.
     """
-    import asyncio
-
     embedder = retriever.embedder
     model = str(getattr(embedder, "model_id", ""))
     topic_words = {f for w in keywords.tokens(topic) if len(f := keywords.fold(w)) >= 4}
