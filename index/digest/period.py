@@ -7,15 +7,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
+from index.render.answers import safe_url
 from index.storage.store import ArticleRecord, Store
 
 __all__ = [
     "load_period",
+    "outlet_host",
+    "outlet_key",
     "Period",
 ]
+
+
+def outlet_host(url: str | None) -> str:
+    """The host of an article's link without "www.": the outlet when no source is named."""
+    u = safe_url(url)
+    host = (urlsplit(u).hostname or "") if u else ""
+    return host.removeprefix("www.")
+
+
+def outlet_key(a: ArticleRecord) -> str:
+    """Which outlet an article is from: its source, else its link's host, else itself."""
+    return (a.source or outlet_host(a.url) or a.id).strip().lower()
 
 
 def _ts(dt: datetime) -> int:
@@ -28,6 +44,7 @@ async def candidate_ids(
     until: datetime,
     *,
     late_grace: timedelta = timedelta(0),
+    undated_since: datetime | None = None,
     limit: int = 3000,
     sources: Sequence[str] = (),
     langs: Sequence[str] = (),
@@ -39,10 +56,16 @@ async def candidate_ids(
     are also taken: a feed read at 10:00 delivers news of 07:00 after the 08:00 digest,
     and without this the next digest would start at 08:00 and miss it forever.
     ``sources``/``langs`` restrict them as a question's filters do (storage/filters.py).
+
+    An undated article's indexing date is news only once: in the first digest after it was
+    indexed. ``undated_since`` (a subscription's last delivery, or its creation) says when
+    that is; before it, undated articles are left out even when indexed in the period.
     """
     late_from = _ts(since - late_grace) if late_grace > timedelta(0) else None
+    undated_from = _ts(max(since, undated_since)) if undated_since is not None else None
     return await store.period_article_ids(
-        _ts(since), _ts(until), late_from_ts=late_from, limit=limit, sources=sources, langs=langs
+        _ts(since), _ts(until), late_from_ts=late_from, undated_from_ts=undated_from,
+        limit=limit, sources=sources, langs=langs,
     )
 
 
@@ -74,6 +97,10 @@ class Period:
     def texts(self) -> list[tuple[str, str]]:
         return [(a.title, a.text) for a in self.articles]
 
+    @property
+    def outlets(self) -> list[str]:
+        return [outlet_key(a) for a in self.articles]
+
 
 async def load_period(
     store: Store,
@@ -83,13 +110,15 @@ async def load_period(
     *,
     exclude: Iterable[str] = (),
     late_grace: timedelta = timedelta(0),
+    undated_since: datetime | None = None,
     limit: int = 3000,
     sources: Sequence[str] = (),
     langs: Sequence[str] = (),
 ) -> Period:
     skip = set(exclude)
     found = await candidate_ids(
-        store, since, until, late_grace=late_grace, limit=limit, sources=sources, langs=langs
+        store, since, until, late_grace=late_grace, undated_since=undated_since, limit=limit,
+        sources=sources, langs=langs,
     )
     ids = [i for i in found if i not in skip]
     records = await store.articles(ids)

@@ -19,7 +19,7 @@ import numpy as np
 
 from index.digest.central import central_sentence, idf_weights
 from index.digest.grouping import GroupingParams, group_articles, grouping_params_for
-from index.digest.period import load_period
+from index.digest.period import load_period, outlet_host, outlet_key
 from index.digest.topic import topic_article_ids
 from index.render.answers import (
     safe_url,
@@ -57,6 +57,7 @@ class Story:
     outlets: list[Outlet]  # distinct outlets, the lead's first
     latest: datetime
     score: float
+    undated: bool = False  # no member has a publication date
 
     @property
     def headline(self) -> str:
@@ -97,29 +98,21 @@ def story_id(article_ids: Iterable[str]) -> str:
     return "s" + h[:15]
 
 
-def _outlet_key(a: ArticleRecord) -> str:
-    return (a.source or safe_url(a.url) or a.id).strip().lower()
-
-
 def story_outlets(records: Sequence[ArticleRecord]) -> list[Outlet]:
     """Distinct outlets of a story's articles, in the order given (the lead's first)."""
     seen: set[str] = set()
     out = []
     for a in records:
-        key = _outlet_key(a)
+        key = outlet_key(a)
         if key in seen:
             continue
         seen.add(key)
-        name = one_line(a.source) or _host(a.url) or one_line(a.title)
+        # Never the headline: it already leads the block, and an outlet line that repeats
+        # it truncated reads as a second, broken headline. No source and no link: no name
+        # (the renderer shows the date alone).
+        name = one_line(a.source) or outlet_host(a.url)
         out.append(Outlet(name, safe_url(a.url), a.id))
     return out
-
-
-def _host(url: str | None) -> str:
-    from urllib.parse import urlsplit
-
-    u = safe_url(url)
-    return (urlsplit(u).hostname or "") if u else ""
 
 
 async def build_digest(
@@ -134,6 +127,7 @@ async def build_digest(
     params: GroupingParams | None = None,
     exclude: Iterable[str] = (),
     late_grace: timedelta = timedelta(0),
+    undated_since: datetime | None = None,
     frequency: str | None = None,
     limit: int = 3000,
     sources: Sequence[str] = (),
@@ -144,12 +138,14 @@ async def build_digest(
     ``exclude`` holds articles an earlier digest of the same chat already carried (late
     arrivals make periods overlap). ``retriever`` is needed only with a ``topic``.
     ``sources``/``langs`` keep only those outlets' / languages' articles (a question's
-    ``source:``/``lang:`` filters).
+    ``source:``/``lang:`` filters). ``undated_since``: see :func:`period.candidate_ids`.
+    A story of undated articles only ranks after every story with a dated article: its
+    date is a guess, dated news of the period is not.
     """
     params = params or grouping_params_for(await store.get_meta("embedding_model"))
     period = await load_period(
-        store, vectors, since, until, exclude=exclude, late_grace=late_grace, limit=limit,
-        sources=sources, langs=langs,
+        store, vectors, since, until, exclude=exclude, late_grace=late_grace,
+        undated_since=undated_since, limit=limit, sources=sources, langs=langs,
     )
     arts = period.articles
     if not arts:
@@ -158,7 +154,7 @@ async def build_digest(
     row = {a.id: i for i, a in enumerate(arts)}
     # Pairwise work (~1.7 s for 2,000 articles): off the event loop, which the bot shares.
     groups, sim = await asyncio.to_thread(
-        group_articles, period.vectors, period.texts, period.canonical, params
+        group_articles, period.vectors, period.texts, period.canonical, params, period.outlets
     )
 
     # Exact copies (never candidates themselves) and originals from before the period still
@@ -181,7 +177,7 @@ async def build_digest(
         n_chunks = sum(len(v) for v in (await store.article_chunk_ids(ids)).values())
         on_topic = await topic_article_ids(
             retriever, words, since - late_grace, until, max(1, n_chunks),
-            params.topic_min_dense,
+            params.topic_min_dense, article_ids=ids, topic_min_word=params.topic_min_word,
         )
         groups = [g for g in groups if any(arts[i].id in on_topic for i in g)]
 
@@ -218,10 +214,13 @@ async def build_digest(
                 outlets=outlets,
                 latest=latest,
                 score=score,
+                undated=all(m.published is None for m in members),
             )
         )
-    # Coverage first (recency can at most halve it), then more articles, then the newest.
-    stories.sort(key=lambda s: (-s.score, -len(s.article_ids), -s.latest.timestamp(), s.id))
+    # Dated first; then coverage (recency can at most halve it), more articles, the newest.
+    stories.sort(key=lambda s: (
+        s.undated, -s.score, -len(s.article_ids), -s.latest.timestamp(), s.id
+    ))
     total = len(stories)
     return Digest(
         since,

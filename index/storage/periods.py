@@ -35,6 +35,7 @@ class PeriodsMixin(ReadsMixin):
         until_ts: int,
         *,
         late_from_ts: int | None = None,
+        undated_from_ts: int | None = None,
         limit: int = 3000,
         sources: Sequence[str] = (),
         langs: Sequence[str] = (),
@@ -42,12 +43,17 @@ class PeriodsMixin(ReadsMixin):
         """Ids of canonical and near-duplicate articles "of" [since, until), newest first.
 
         With ``late_from_ts``, articles indexed in the period but published in
-        [late_from_ts, since) count too (index/digest/stories.py says why)."""
+        [late_from_ts, since) count too (index/digest/stories.py says why). With
+        ``undated_from_ts``, undated articles count only when indexed from then on."""
         params: list[Any] = [since_ts, until_ts]
         sql = (
             "SELECT id FROM articles WHERE dup_kind IS NOT 'exact' AND ("
-            "(coalesce(published_ts, indexed_ts) >= ? AND coalesce(published_ts, indexed_ts) < ?)"
+            "(coalesce(published_ts, indexed_ts) >= ? AND coalesce(published_ts, indexed_ts) < ?"
         )
+        if undated_from_ts is not None:
+            sql += " AND (published_ts IS NOT NULL OR indexed_ts >= ?)"
+            params.append(undated_from_ts)
+        sql += ")"
         if late_from_ts is not None:
             sql += (
                 " OR (indexed_ts >= ? AND indexed_ts < ? AND published_ts >= ?"
