@@ -128,7 +128,7 @@ async def _lead_scores(
         norms = np.linalg.norm(vecs, axis=1) * max(float(np.linalg.norm(q)), 1e-9)
         dense = (vecs @ q) / np.maximum(norms, 1e-9)
     groups = keywords.query_terms(topic)
-    weights = await _term_weights(store, groups)
+    weights = await term_weights(store, groups)
     total = sum(weights) or 1.0
     leads = {aid: article_lead(records[aid].title, records[aid].text) for aid in ids}
     word = await _word_scores(retriever, topic, q, leads) if with_words else {}
@@ -136,7 +136,7 @@ async def _lead_scores(
         for i, aid in enumerate(ids):
             match = 0.0
             if groups:
-                stems = _stem_variants(leads[aid], records[aid].lang)
+                stems = stem_variants(leads[aid], records[aid].lang)
                 match = sum(w for g, w in zip(groups, weights, strict=True) if g & stems)
                 match /= total
             out[aid] = TopicScore(dense=float(dense[i]), match=match, word=word.get(aid, 0.0))

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import digest_settings
-from fakebotapi import parse_html
 
 from bot.digests.building import build_subscription_digest
 from bot.digests.schedule import Subscription
@@ -23,6 +21,8 @@ from index.digest.render import render_digest_html, render_digest_plain
 from index.digest.stories import Digest, build_digest, story_outlets
 from index.digest.topic import article_lead, topic_article_ids
 from index.storage.store import ArticleRecord
+from tests.support.digests import digest_settings
+from tests.support.fakebotapi import parse_html
 
 NOW = datetime.now(UTC)  # indexing dates are the wall clock's: the periods are built around it
 
