@@ -568,7 +568,7 @@ class Retriever:
         m, sel = plan.chunk_matrix, plan.selection
         if plan.kind == "matrix":
             assert m is not None and sel is not None
-            if sel.cost > MATRIX_THREAD_ROWS:
+            if sel.cost > MATRIX_THREAD_ROWS or m.rescores:
                 return await asyncio.to_thread(m.top, vec, sel, k)
             return m.top(vec, sel, k)
         if plan.kind == "ids":
