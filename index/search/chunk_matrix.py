@@ -45,7 +45,7 @@ Precision = Literal["int8", "float16", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("int8", "float16", "float32")
 # Fetches the float32 vectors of chunk ids (those that have one), e.g. VectorStore.get_vectors.
 VectorSource = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
-LOAD_BATCH = 20_000  # vectors read (and held as float32) at a time while loading
+LOAD_BATCH = 5000  # vectors read at a time while loading (over HTTP: ~80 MB of Python floats)
 BLOCK_ROWS = 512  # rounded rows widened to float32 at a time: 1 MB at 512 dims, in the cache
 # Re-scoring takes every row whose rounded score is within this many standard deviations of
 # a score's rounding error (a sum of ``dim`` independent roundings, so near-normal) of the
