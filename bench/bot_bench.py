@@ -146,7 +146,7 @@ def instrument(services: BotServices, timings: Timings) -> None:
     timings.wrap_sync(r.vectors, "query", "chroma query (thread)")
     timings.wrap_async(r.store, "fts_search", "fts search (sqlite)")
     timings.wrap_async(r.store, "chunk_records", "chunk records (sqlite)")
-    timings.wrap_async(r, "_coverage", "vocab coverage (sqlite)")
+    timings.wrap_async(r.store_candidates, "present_terms", "vocab coverage (sqlite)")
     timings.wrap_async(r, "build_hits", "build hits + quotes")
     timings.wrap_async(r, "answer", "retriever.answer (all)")
     timings.wrap_async(services.state, "save_page", "state: save page")

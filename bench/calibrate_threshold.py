@@ -24,14 +24,13 @@ sys.path.insert(0, str(ROOT))
 from index.embed import make_embedder  # noqa: E402
 from index.models import Filters  # noqa: E402
 from index.runtime import open_services  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
 from index.settings import Settings  # noqa: E402
 
 
 async def scores(data_dir: Path, questions: list[str], model: str) -> list[tuple[float, float, float]]:
     settings = Settings(_env_file=None, data_dir=data_dir, embedding_model=model)
     services = await open_services(settings, make_embedder(settings))
-    r = Retriever(settings, services.store, services.embedder, await services.vectors())
+    r = await services.retriever()
     out = []
     for i in range(0, len(questions), 64):
         res = await asyncio.gather(*(r.search(q, Filters()) for q in questions[i : i + 64]))

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from index.embed import make_embedder  # noqa: E402
-from index.ingest.pipeline import passage_text  # noqa: E402
+from index.ingest.pending import passage_text  # noqa: E402
 from index.runtime import open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
 
@@ -58,11 +58,7 @@ async def bench(args: argparse.Namespace, model: str) -> dict:
                 report = await services.index([src])
                 t_index = min(t_index, time.perf_counter() - t0)
 
-                async with services.store.db.execute(
-                    "SELECT a.title, c.text FROM chunks c JOIN articles a ON a.id = c.article_id"
-                    " ORDER BY a.rowid, c.ord"
-                ) as cur:
-                    rows = await cur.fetchall()
+                rows = await services.store.titled_chunk_texts()
                 texts = [passage_text(t, c) for t, c in rows]
                 t0 = time.perf_counter()
                 for i in range(0, len(texts), batch):

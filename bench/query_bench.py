@@ -65,12 +65,13 @@ import numpy as np  # noqa: E402
 
 from index.embed import Embedder, make_embedder  # noqa: E402
 from index.models import Article, Chunk, Filters  # noqa: E402
-from index.render.answers import render_telegram_html  # noqa: E402
+from index.render.telegram_html import render_telegram_html  # noqa: E402
+from index.runtime import build_retriever  # noqa: E402
 from index.sample import paths as sample_paths  # noqa: E402
 from index.search.query_parse import parse_question  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
 from index.settings import Settings  # noqa: E402
 from index.storage import keywords  # noqa: E402
+from index.storage.filters import filter_sql  # noqa: E402
 from index.storage.store import ArticleWrite, Store, or_terms  # noqa: E402
 from index.storage.vectors import VectorStore  # noqa: E402
 
@@ -227,7 +228,7 @@ async def build(
                 file=sys.stderr,
             )
     await store.finish_run(run_id, {"bench": True})
-    await store.db.execute("PRAGMA optimize")
+    await store.optimize()
     await store.set_meta("query_bench", _build_key(n_chunks))
     await store.close()
 
@@ -311,23 +312,12 @@ async def make_questions(store: Store, kind: str, n: int, seed: int = 11) -> lis
             _, filters = parse_question(
                 _with_filter("x", "en", kind, outlet), now=NOW, tz=TZ, known_sources=OUTLETS
             )
-            where, params = store._filter_sql(filters)
-            async with store.db.execute(
-                "SELECT c.rowid FROM articles a CROSS JOIN chunks c ON c.article_id = a.id"
-                f" WHERE {where}",
-                params,
-            ) as cur:
-                pools[key] = [r[0] for r in await cur.fetchall()]
+            pools[key] = await store.chunk_rowids(filters)
         pool = pools[key]
         if not pool:
             continue
         rowid = pool[int(rng.integers(0, len(pool)))]
-        async with store.db.execute(
-            "SELECT c.text, a.lang FROM chunks c JOIN articles a ON a.id = c.article_id"
-            " WHERE c.rowid = ?",
-            (rowid,),
-        ) as cur:
-            row = await cur.fetchone()
+        row = await store.chunk_text_by_rowid(rowid)
         assert row is not None
         base, lang = _question(row[0], row[1], ranks, rng)
         out.append(Question(_with_filter(base, lang, kind, outlet), base, lang))
@@ -438,20 +428,22 @@ async def measure(
     store: Store,
     vectors: VectorStore,
 ) -> dict[str, Any]:
-    import index.storage.store as store_mod
+    import index.storage.fulltext as store_mod
     from index.embed.threads import single_thread_up_to
 
     col = vectors.collection
     # As `newsbot serve` runs it: every chunk vector and the keyword index in memory.
-    retriever = Retriever(settings, store, embedder, vectors, tz=TZ)
+    retriever = build_retriever(settings, store, embedder, vectors, tz=TZ)
     t0 = time.perf_counter()
     memory = await retriever.vectors_in_memory()
     load_s = time.perf_counter() - t0
     if memory is None:
         raise SystemExit("the vectors could not be loaded into memory (DENSE_MATRIX_MAX_CHUNKS?)")
     # As one-shot commands (`newsbot ask`, `newsbot eval`) run it: SQLite FTS5 and Chroma.
-    plain = Retriever(settings, store, embedder, vectors, tz=TZ)
+    plain = build_retriever(settings, store, embedder, vectors, tz=TZ)
     p = retriever.params
+    in_memory = await retriever.candidates()  # the in-memory copy's candidates
+    from_store = plain.store_candidates  # Chroma's and SQLite's
     sources = await store.source_keys()
     total_q = args.warmup + args.queries
     questions = {k: await make_questions(store, k, total_q) for k in KINDS}
@@ -504,7 +496,7 @@ async def measure(
             if filters.is_empty():
                 old_sql = OLD_FTS.format(join="", where="")
             else:
-                w, fparams = store._filter_sql(filters)
+                w, fparams = filter_sql(filters)
                 old_sql = OLD_FTS.format(
                     join=" JOIN articles a ON a.id = c.article_id", where=f" AND {w}"
                 )
@@ -546,7 +538,7 @@ async def measure(
                     )  # fmt: skip
                 continue
             # Dense side of a filter: candidate ids in SQLite, then three ways to search.
-            w, fparams = store._filter_sql(filters)
+            w, fparams = filter_sql(filters)
             await ct.time(
                 f"{kind}: sql ids old query", _rows, store, OLD_IDS.format(where=w),
                 [*fparams, 1 << 30],
@@ -554,7 +546,10 @@ async def measure(
             ids = await ct.time(
                 f"{kind}: sql ids store", store.filtered_chunk_ids, filters, 1 << 30
             )
-            await ct.time(f"{kind}: dense in memory, chosen path", retriever._dense, vec, filters)
+            await ct.time(
+                f"{kind}: dense in memory, chosen path", in_memory.dense, vec, filters,
+                p.dense_candidates,
+            )  # fmt: skip
             assert ids is not None
             passing.setdefault(kind, []).append(len(ids))
             if not ids:
@@ -570,14 +565,16 @@ async def measure(
             if len(ids) <= 3000:  # exact: every passing chunk's vector fetched and scored
                 plain.invalidate()
                 exact = await ct.time(
-                    f"{kind}: fetch all passing vectors + numpy", plain._score, vec, ids, n
+                    f"{kind}: fetch all passing vectors + numpy", from_store.score_ids, vec, ids, n
                 )
             plain.invalidate()  # the first question with this filter: no vectors in memory
             await ct.time(
-                f"{kind}: retriever dense, chosen path, cold", plain._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, cold", from_store.dense, vec, filters,
+                p.dense_candidates,
             )
             dense = await ct.time(
-                f"{kind}: retriever dense, chosen path, warm", plain._dense, vec, filters
+                f"{kind}: retriever dense, chosen path, warm", from_store.dense, vec, filters,
+                p.dense_candidates,
             )
             quality.setdefault(f"{kind}: dense overlap@10 with exact", []).append(
                 _overlap(dense, exact, 10)

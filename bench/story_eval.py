@@ -4,7 +4,7 @@
 current-events portal, each filed under a running story (194 stories with two or more
 items). The corpus is indexed with the real pipeline and model, cut into the 7-day windows a
 weekly digest would see, and each window is grouped by the digests' own code
-(:func:`index.digest.stories.load_period` and :func:`index.digest.stories.cluster`). Pairwise precision,
+(:func:`index.digest.period.load_period` and :func:`index.digest.grouping.cluster`). Pairwise precision,
 recall and F1 are summed over windows: a pair of items of one window counts as "same story"
 when both carry the same label (unlabelled one-off events pair with nothing).
 
@@ -46,13 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from index.digest.stories import (  # noqa: E402
-    article_similarity,
-    cluster,
-    grouping_params_for,
-    load_period,
-    topic_scores,
-)
+from index.digest.grouping import article_similarity, cluster, grouping_params_for  # noqa: E402
+from index.digest.period import load_period  # noqa: E402
+from index.digest.topic import topic_scores  # noqa: E402
 from index.runtime import open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
 
@@ -201,11 +197,10 @@ TOPIC_THRESHOLDS = [round(0.15 + 0.05 * i, 2) for i in range(9)]  # 0.15 … 0.5
 
 
 async def evaluate_topics(services: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    from index.search.retrieval import Retriever
 
     gold_label = {r["id"]: (r.get("story") or "").lower() for r in rows}
     vectors = await services.vectors()
-    retriever = Retriever(services.settings, services.store, services.embedder, vectors)
+    retriever = await services.retriever()
     counts = {lang: {t: Counts() for t in TOPIC_THRESHOLDS} for lang in ("en", "it")}
     for since, until in windows(rows):
         period = await load_period(services.store, vectors, since, until)
@@ -302,7 +297,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(f"{len(rows)} items, {len(counts)} story labels ({multi} with 2+ items); "
               f"chosen threshold {results['text']['chosen']} for {args.model} "
-              "(index/digest/stories.py GROUPING_PARAMS)")
+              "(index/digest/grouping.py GROUPING_PARAMS)")
         for name in ("text", "titled"):
             print_report(name, results[name])
         print_topics(results["topics"])

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from index.embed import make_embedder  # noqa: E402
 from index.models import Filters  # noqa: E402
-from index.runtime import open_services  # noqa: E402
-from index.search.retrieval import FusionParams, Retriever, fuse, match_fraction  # noqa: E402
+from index.runtime import build_retriever, open_services  # noqa: E402
+from index.search.fusion import FusionParams, fuse, match_fraction  # noqa: E402
 from index.settings import Settings  # noqa: E402
 from index.storage import keywords  # noqa: E402
 
@@ -36,17 +36,17 @@ async def collect(data_dir: Path, eval_dir: Path, model: str) -> dict:
     settings = Settings(_env_file=None, data_dir=data_dir, embedding_model=model)
     services = await open_services(settings, make_embedder(settings))
     vectors = await services.vectors()
-    r = Retriever(settings, services.store, services.embedder, vectors)
+    r = build_retriever(settings, services.store, services.embedder, vectors)
     out: dict = {}
     for qf in sorted(eval_dir.glob("questions-*.jsonl")):
         qs = [json.loads(line) for line in qf.open()]
         vecs = services.embedder.embed_queries([q["question"] for q in qs])
         rows = []
         for q, v in zip(qs, vecs, strict=True):
-            dense = await r._dense(v, Filters())
+            dense = await r.store_candidates.dense(v, Filters(), r.params.dense_candidates)
             groups = keywords.query_terms(q["question"])
             bm25 = await services.store.fts_search(keywords.fts_match(q["question"]), 60)
-            cov = await r._coverage(groups) if bm25 else 0.0
+            cov = await r.coverage(groups) if bm25 else 0.0
             recs = await services.store.chunk_records([c for c, _ in dense] + [c for c, _ in bm25])
             art = {c: rec.article_id for c, rec in recs.items()}
             mf = {c: match_fraction(groups, recs[c]) for c, _ in bm25[:3] if c in recs}

@@ -57,7 +57,7 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from index.ingest.pipeline import Progress as IndexProgress
+    from index.ingest.report import Progress as IndexProgress
     from index.runtime import NothingToIndex, open_services
 
     console = Console(stderr=True)
@@ -139,7 +139,9 @@ async def _watch(args: argparse.Namespace, settings: Any, services: Any) -> int:
 
     from rich.console import Console
 
-    from index.ingest.live import LiveIndexer, PollResult, shared_writer
+    from index.ingest.live import LiveIndexer
+    from index.ingest.live_writers import shared_writer
+    from index.ingest.polls import PollResult
     from index.settings import SourceSpec
 
     out = Console(soft_wrap=True)  # one line per poll, however long (logs, pipes)
@@ -206,7 +208,7 @@ async def _source_health(settings: Any) -> list[dict[str, Any]]:
     """Every configured source (and channel) with what the ledger knows of it."""
     import time
 
-    from index.ingest.live import source_kind
+    from index.ingest.polls import source_kind
     from index.storage.sources import SourceLedger
 
     ledger = await SourceLedger.open(settings.sqlite_path)

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.settings import BotSettings
-    from index.runtime import Services
-    from index.search.retrieval import Retriever
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -37,18 +35,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_eval)
 
 
-async def _retriever(services: Services, settings: BotSettings) -> Retriever:
-    from zoneinfo import ZoneInfo
-
-    from index.search.retrieval import Retriever
-
-    vectors = await services.vectors()
-    tz = ZoneInfo(settings.timezone)  # as the bot: "oggi" is the same day
-    return Retriever(settings, services.store, services.embedder, vectors, tz=tz)
-
-
 async def _ask(args: argparse.Namespace, settings: BotSettings) -> int:
-    from index.render.answers import answer_to_json, render_plain
+    from index.render.answer_json import answer_to_json
+    from index.render.plain import render_plain
     from index.runtime import open_services
 
     services = await open_services(settings)
@@ -56,7 +45,7 @@ async def _ask(args: argparse.Namespace, settings: BotSettings) -> int:
         if await services.is_empty():
             print("The store is empty: indexing the built-in sample first…", file=sys.stderr)
             await services.index()
-        retriever = await _retriever(services, settings)
+        retriever = await services.retriever()  # the settings' zone, as the bot's
         question = " ".join(args.question)
         answer = await retriever.answer(question, k=args.k, mode=args.mode)
         if args.json:
@@ -107,7 +96,7 @@ async def _eval(args: argparse.Namespace, settings: BotSettings) -> int:
             f"indexed: +{report.added} ~{report.updated} ={report.unchanged} "
             f"({report.chunks_embedded} chunks embedded in {report.seconds:.1f}s)"
         )
-        retriever = await _retriever(services, settings)
+        retriever = await services.retriever()
         results = await evaluate_files(
             retriever, files, mode=args.mode, ks=ks,
             progress=(
@@ -124,14 +113,16 @@ async def _eval(args: argparse.Namespace, settings: BotSettings) -> int:
         print(json.dumps([r.as_dict(ks) for r in results], indent=2))
     else:
         table = Table(title=f"newsbot eval — {args.mode}")
-        cols = ["file", "n", *(f"hit@{k}" for k in ks), "answer@3", "highlight@1", "not found"]
+        cols = ["file", "n", *(f"hit@{k}" for k in ks), "answer@3", "highlight@1", "gold share@3",
+                "not found"]
         for c in cols:
             table.add_column(c, justify="right" if c != "file" else "left")
         for r in results:
             d = r.as_dict(ks)
             table.add_row(
                 d["file"], str(d["n"]), *(f"{d[f'hit@{k}']:.3f}" for k in ks),
-                f"{d['answer@3']:.3f}", f"{d['highlight@1']:.3f}", f"{d['not_found']:.3f}",
+                f"{d['answer@3']:.3f}", f"{d['highlight@1']:.3f}",
+                f"{d['gold_share@3']:.3f}", f"{d['not_found']:.3f}",
             )
         Console().print(table)
     print(summary_line(results, ks))

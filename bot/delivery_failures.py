@@ -48,9 +48,10 @@ from telegram.ext import Application
 
 from bot import texts
 from bot.logs import redact
+from bot.migrations import BOT_MIGRATIONS
 from bot.settings import BotSettings
 from index.render.i18n import format_date, normalize_lang
-from index.storage.store import connect_sqlite
+from index.storage.sqlite import connect_sqlite, migrate
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,7 @@ MAX_WHAT = 300
 MAX_LISTED_CHARS = 3000  # the /stats section, so the whole answer stays under 4096
 NOTICE_LANGS = ("en", "it")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS delivery_failures(
-    kind TEXT NOT NULL,
-    chat_id INTEGER NOT NULL,
-    ref TEXT NOT NULL DEFAULT '',
-    chat_title TEXT NOT NULL DEFAULT '',
-    what TEXT NOT NULL DEFAULT '{}',
-    since TEXT NOT NULL,
-    last_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    reason TEXT NOT NULL,
-    reported_at TEXT,
-    PRIMARY KEY(kind, chat_id, ref)
-);
-"""
+
 _COLS = "kind, chat_id, ref, chat_title, what, since, last_at, attempts, reason, reported_at"
 
 
@@ -182,8 +169,13 @@ class DeliveryFailures:
     async def acquire(self) -> None:
         async with self._lock:
             if self._db is None:
-                self._db = await connect_sqlite(self.settings.bot_state_path)
-                await self._db.executescript(_SCHEMA)
+                db = await connect_sqlite(self.settings.bot_state_path)
+                try:
+                    await migrate(db, BOT_MIGRATIONS, label=str(self.settings.bot_state_path))
+                except BaseException:
+                    await db.close()
+                    raise
+                self._db = db
             self._users += 1
 
     async def release(self) -> None:

@@ -82,9 +82,9 @@ async def _digest(args: argparse.Namespace, settings: BotSettings) -> int:
         settings.digest_max_stories = max(1, args.max)
 
     from bot.digests import DigestStore, build_subscription_digest
-    from index.digest.stories import build_digest, render_digest_html, render_digest_plain
+    from index.digest.render import render_digest_html, render_digest_plain
+    from index.digest.stories import build_digest
     from index.runtime import open_services
-    from index.search.retrieval import Retriever
 
     sub = None
     exclude: set[str] = set()
@@ -107,7 +107,7 @@ async def _digest(args: argparse.Namespace, settings: BotSettings) -> int:
         if await services.is_empty():
             return _fail("the store is empty: run `newsbot index` first")
         vectors = await services.vectors()
-        retriever = Retriever(settings, services.store, services.embedder, vectors, tz=tz)
+        retriever = await services.retriever()  # in the settings' zone, as ``tz``
         now = datetime.now(UTC)
         if sub is not None:
             digest = await build_subscription_digest(sub, retriever, settings, now,

@@ -29,7 +29,7 @@ from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
-from bot import texts
+from bot import followups, texts
 from bot.delivery_failures import failing_deliveries, failures_html
 from bot.live import stats_lines
 from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
@@ -37,7 +37,7 @@ from bot.services import BotServices, Reply, services_of
 from bot.state import Page
 from index.models import Answer
 from index.render import i18n
-from index.render.answers import render_telegram_html
+from index.render.telegram_html import render_telegram_html
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,55 @@ async def whoami_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 async def private_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
-    if message is not None and message.text:
-        await answer_question(update, context, message.text)
+    if message is None or not message.text:
+        return
+    if await continue_answer(update, context, message.text):
+        return
+    await answer_question(update, context, message.text)
+
+
+async def continue_answer(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str
+) -> bool:
+    """A reply to one of the bot's answers: its next passages ("e poi?") or the same
+    question narrowed by the reply's words. False when the message replies to no answer."""
+    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
+    if message is None or chat is None:
+        return False
+    page_id = followups.answered_page(message.reply_to_message, context.bot.id)
+    if page_id is None:
+        return False
+    services = services_of(context)
+    page = await services.state.page(page_id)
+    if page is None:
+        return False
+    if not followups.asks_for_more(text):
+        await answer_question(update, context, followups.refined(page.question, text))
+        return True
+    started = time.perf_counter()
+    lang = lang_of(update)
+    if user is not None:
+        decision = services.limiter.check(user.id)
+        if not decision.allowed:
+            if decision.notify:
+                await message.reply_text(texts.t(
+                    "rate_limited", lang, seconds=max(1, math.ceil(decision.retry_in))
+                ))
+            return True
+    claimed = await services.state.claim_next_page(page.id)
+    reply = await services.reply(
+        page.question, page.lang, offset=page.next_offset, chat_id=chat.id,
+        user_id=user.id if user else None, started=started,
+    )
+    if not reply.answer.hits:
+        await message.reply_text(texts.raw("no_more", page.lang))
+        return True
+    await send_reply(message, reply, page.lang)
+    replied = message.reply_to_message
+    if claimed and replied is not None:
+        await _drop_more_button(replied, page)
+    await _log_safely(services, reply, "more", page.lang, update)
+    return True
 
 
 async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -117,6 +164,8 @@ async def group_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     question = addressed_question(message, context.bot.id, context.bot.username)
     if question is None:
+        return
+    if question and await continue_answer(update, context, question):
         return
     if not question:
         lang = lang_of(update)

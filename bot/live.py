@@ -32,7 +32,9 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.settings import BotSettings
 from index.embed import Embedder
-from index.ingest.live import LiveIndexer, PollResult, services_writer, source_kind
+from index.ingest.live import LiveIndexer
+from index.ingest.live_writers import services_writer
+from index.ingest.polls import PollResult, source_kind
 from index.ingest.telegram import channel_post_article
 from index.render.i18n import format_date, normalize_lang
 from index.storage.sources import SourceHealth
@@ -241,13 +243,10 @@ class LiveNews:
         if services is None:
             return "en"
         try:
-            rows = list(await services.state.db.execute_fetchall(
-                "SELECT lang FROM questions WHERE user_id=? ORDER BY rowid DESC LIMIT 1",
-                (admin,),
-            ))
+            lang = await services.state.last_question_lang(admin)
         except Exception:  # noqa: BLE001 - a guess at a language is not worth a failure
             return "en"
-        return texts.user_lang(rows[0][0]) if rows and rows[0][0] else "en"
+        return texts.user_lang(lang) if lang else "en"
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from bot import texts
 from bot.logs import redact
 from bot.settings import BotSettings
 from index.embed import Embedder
-from index.ingest.pipeline import IndexReport, Progress
+from index.ingest.report import IndexReport, Progress
 from index.runtime import NothingToIndex, Services, open_services
 from index.sample import paths as sample_paths
 from index.storage.vectors import VectorStore

@@ -24,8 +24,8 @@ from bot.state import BotState, Page, QuestionLog, new_page_id
 from index.embed import Embedder
 from index.embed.process import ProcessEmbedder
 from index.models import Answer
-from index.render.answers import render_telegram_html
-from index.runtime import NO_SAMPLE, Services, open_services
+from index.render.telegram_html import render_telegram_html
+from index.runtime import NO_SAMPLE, Services, build_retriever, open_services
 from index.search.retrieval import Retriever
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class BotServices:
                 log.info("sample indexed", extra={"kv": {"added": report.added,
                                                          "seconds": round(report.seconds, 1)}})
             vectors = await index.vectors()
-            retriever = Retriever(settings, index.store, index.embedder, vectors, tz=tz)
+            retriever = build_retriever(settings, index.store, index.embedder, vectors, tz=tz)
             state = await BotState.open(settings.bot_state_path, tz)
             try:
                 await digests.open()

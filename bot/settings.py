@@ -8,69 +8,69 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from index.settings import Settings, _env
+from index.settings import Settings, env_alias
 
 
 class BotSettings(Settings):
     telegram_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("TELEGRAM_BOT_TOKEN", "telegram_bot_token")
+        None, validation_alias=env_alias("TELEGRAM_BOT_TOKEN", "telegram_bot_token")
     )
     telegram_api_url: str | None = Field(
-        None, validation_alias=_env("TELEGRAM_API_URL", "telegram_api_url")
+        None, validation_alias=env_alias("TELEGRAM_API_URL", "telegram_api_url")
     )
     admin_ids: Annotated[list[int], NoDecode] = Field(
-        default_factory=list, validation_alias=_env("ADMIN_IDS", "admin_ids")
+        default_factory=list, validation_alias=env_alias("ADMIN_IDS", "admin_ids")
     )
-    webhook_url: str | None = Field(None, validation_alias=_env("WEBHOOK_URL", "webhook_url"))
-    webhook_listen: str = Field("0.0.0.0", validation_alias=_env("WEBHOOK_LISTEN", "webhook_listen"))
-    webhook_port: int = Field(8443, validation_alias=_env("WEBHOOK_PORT", "webhook_port"))
+    webhook_url: str | None = Field(None, validation_alias=env_alias("WEBHOOK_URL", "webhook_url"))
+    webhook_listen: str = Field("0.0.0.0", validation_alias=env_alias("WEBHOOK_LISTEN", "webhook_listen"))
+    webhook_port: int = Field(8443, validation_alias=env_alias("WEBHOOK_PORT", "webhook_port"))
     webhook_secret: SecretStr | None = Field(
-        None, validation_alias=_env("WEBHOOK_SECRET", "webhook_secret")
+        None, validation_alias=env_alias("WEBHOOK_SECRET", "webhook_secret")
     )
     user_rate_limit: int = Field(
-        10, validation_alias=_env("USER_RATE_LIMIT", "user_rate_limit")
+        10, validation_alias=env_alias("USER_RATE_LIMIT", "user_rate_limit")
     )  # questions per user per minute
     # timezone (NEWSBOT_TIMEZONE) is the indexer's: index/settings.py
     digest_max_stories: int = Field(
-        8, validation_alias=_env("DIGEST_MAX_STORIES", "digest_max_stories")
+        8, validation_alias=env_alias("DIGEST_MAX_STORIES", "digest_max_stories")
     )
     digest_default_time: str = Field(
-        "08:00", validation_alias=_env("DIGEST_DEFAULT_TIME", "digest_default_time")
+        "08:00", validation_alias=env_alias("DIGEST_DEFAULT_TIME", "digest_default_time")
     )
     delivery_failure_notice_after: int = Field(
-        3, ge=1, validation_alias=_env(
+        3, ge=1, validation_alias=env_alias(
             "DELIVERY_FAILURE_NOTICE_AFTER", "delivery_failure_notice_after")
     )  # consecutive failed passes of a digest before the admins are told (once per streak)
 
     # Serving (newsbot serve)
     bot_concurrency: int = Field(
-        256, validation_alias=_env("BOT_CONCURRENT_UPDATES", "bot_concurrency")
+        256, validation_alias=env_alias("BOT_CONCURRENT_UPDATES", "bot_concurrency")
     )  # updates processed at once: concurrent questions share one encoder batch
     telegram_max_rate: float = Field(
-        30.0, validation_alias=_env("TELEGRAM_MAX_RATE", "telegram_max_rate")
+        30.0, validation_alias=env_alias("TELEGRAM_MAX_RATE", "telegram_max_rate")
     )  # outgoing requests per second overall; 0 switches flood control off (test servers)
     telegram_group_rate: float = Field(
-        20.0, validation_alias=_env("TELEGRAM_GROUP_RATE", "telegram_group_rate")
+        20.0, validation_alias=env_alias("TELEGRAM_GROUP_RATE", "telegram_group_rate")
     )  # outgoing messages per minute per group or channel
     telegram_retries: int = Field(
-        3, validation_alias=_env("TELEGRAM_RETRIES", "telegram_retries")
+        3, validation_alias=env_alias("TELEGRAM_RETRIES", "telegram_retries")
     )  # retries after 429 retry_after, 5xx and dropped connections
     encoder_process: bool = Field(
-        True, validation_alias=_env("ENCODER_PROCESS", "encoder_process")
+        True, validation_alias=env_alias("ENCODER_PROCESS", "encoder_process")
     )  # encode in a child process, off the bot's interpreter lock (index/embed/process.py)
-    poll_timeout: int = Field(10, validation_alias=_env("POLL_TIMEOUT", "poll_timeout"))
-    inline_results: int = Field(10, validation_alias=_env("INLINE_RESULTS", "inline_results"))
+    poll_timeout: int = Field(10, validation_alias=env_alias("POLL_TIMEOUT", "poll_timeout"))
+    inline_results: int = Field(10, validation_alias=env_alias("INLINE_RESULTS", "inline_results"))
     reindex_progress_seconds: float = Field(
-        2.0, validation_alias=_env("REINDEX_PROGRESS_SECONDS", "reindex_progress_seconds")
+        2.0, validation_alias=env_alias("REINDEX_PROGRESS_SECONDS", "reindex_progress_seconds")
     )
     bot_state_file: Path | None = Field(
-        None, validation_alias=_env("BOT_STATE_PATH", "bot_state_file")
+        None, validation_alias=env_alias("BOT_STATE_PATH", "bot_state_file")
     )  # the bot's own SQLite (question log, feedback, "More" pages); default in data_dir
     # Channels (@username or -100… id) whose posts become articles (bot/live.py); the bot
     # must be an administrator there to receive them.
     channel_sources: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        validation_alias=_env("TELEGRAM_CHANNEL_SOURCES", "channel_sources"),
+        validation_alias=env_alias("TELEGRAM_CHANNEL_SOURCES", "channel_sources"),
     )
 
     @field_validator("admin_ids", mode="before")

@@ -31,7 +31,8 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
-from index.storage.store import connect_sqlite
+from bot.migrations import BOT_MIGRATIONS
+from index.storage.sqlite import connect_sqlite, migrate
 
 log = logging.getLogger(__name__)
 
@@ -45,45 +46,6 @@ _INSERT_PAGE = (
     "INSERT INTO pages(id, ts, chat_id, user_id, lang, question, start, k, hit_ids)"
     " VALUES(?,?,?,?,?,?,?,?,?)"
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS questions(
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
-    day TEXT NOT NULL,
-    user_id INTEGER,
-    chat_id INTEGER,
-    chat_type TEXT,
-    kind TEXT NOT NULL,
-    lang TEXT,
-    question TEXT NOT NULL,
-    hits INTEGER NOT NULL,
-    latency_ms REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS questions_day ON questions(day);
-CREATE TABLE IF NOT EXISTS pages(
-    id TEXT PRIMARY KEY,
-    ts REAL NOT NULL,
-    chat_id INTEGER,
-    user_id INTEGER,
-    lang TEXT NOT NULL,
-    question TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    k INTEGER NOT NULL,
-    hit_ids TEXT NOT NULL,
-    followed INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS pages_ts ON pages(ts);
-CREATE TABLE IF NOT EXISTS feedback(
-    page_id TEXT NOT NULL,
-    user_id INTEGER NOT NULL,
-    vote INTEGER NOT NULL,
-    question TEXT NOT NULL,
-    hit_ids TEXT NOT NULL,
-    ts REAL NOT NULL,
-    PRIMARY KEY(page_id, user_id)
-);
-"""
 
 
 @dataclass(slots=True)
@@ -142,7 +104,11 @@ class BotState:
     @classmethod
     async def open(cls, path: Path, tz: ZoneInfo) -> BotState:
         db = await connect_sqlite(path)
-        await db.executescript(_SCHEMA)
+        try:
+            await migrate(db, BOT_MIGRATIONS, label=str(path))
+        except BaseException:
+            await db.close()
+            raise
         await db.execute(
             "DELETE FROM pages WHERE ts < ?", (time.time() - PAGE_TTL_DAYS * 86400,)
         )
@@ -190,6 +156,13 @@ class BotState:
             (now, day, q.user_id, q.chat_id, q.chat_type, q.kind, q.lang, q.question, q.hits,
              round(q.latency_ms, 2))
         )
+
+    async def last_question_lang(self, user_id: int) -> str | None:
+        """The language of the user's last logged question, if any."""
+        rows = list(await self.db.execute_fetchall(
+            "SELECT lang FROM questions WHERE user_id=? ORDER BY rowid DESC LIMIT 1", (user_id,)
+        ))  # fmt: skip
+        return rows[0][0] if rows else None
 
     # -- pages --------------------------------------------------------------------------------
 

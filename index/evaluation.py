@@ -36,6 +36,8 @@ class FileResult:
     hits: dict[int, int] = field(default_factory=dict)
     answer3: int = 0
     highlight1: int = 0  # the first passage's highlighted sentence holds an accepted answer
+    shown: int = 0  # passages a reply shows (its first three)
+    shown_gold: int = 0  # ... of which from a gold article: padding lowers it
     not_found: int = 0
 
     def rate(self, count: int) -> float:
@@ -47,6 +49,7 @@ class FileResult:
             out[f"hit@{k}"] = round(self.rate(self.hits.get(k, 0)), 4)
         out["answer@3"] = round(self.rate(self.answer3), 4)
         out["highlight@1"] = round(self.rate(self.highlight1), 4)
+        out["gold_share@3"] = round(self.shown_gold / self.shown, 4) if self.shown else 0.0
         out["not_found"] = round(self.rate(self.not_found), 4)
         return out
 
@@ -125,6 +128,12 @@ def score_answer(
     quotes = [_norm(h.quote) for h in answer.hits[:3]]
     if any(w in q for w in wanted for q in quotes):
         result.answer3 += 1
+    shown = answer.hits[:3]
+    result.shown += len(shown)
+    result.shown_gold += sum(
+        1 for h in shown
+        if h.article_id in golds or golds & {o.article_id for o in h.also_reported_by}
+    )
     if answer.hits:
         highlight = _norm(answer.hits[0].highlight)
         if any(w in highlight for w in wanted):

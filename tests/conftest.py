@@ -284,14 +284,12 @@ def digest_store(tmp_path_factory: pytest.TempPathFactory, bot_embedder: _BotAny
 async def digest_services(digest_store: _BotPath, bot_embedder: _BotAny) -> AsyncIterator[_BotAny]:
     """(services, retriever) over :func:`digest_store`, opened in this test's loop."""
     from index.runtime import open_services
-    from index.search.retrieval import Retriever
     from index.settings import Settings
 
     settings = Settings(_env_file=None, data_dir=digest_store, embedding_model="minilm")
     services = await open_services(settings, embedder=bot_embedder)
     try:
-        vectors = await services.vectors()
-        yield services, Retriever(settings, services.store, services.embedder, vectors)
+        yield services, await services.retriever()
     finally:
         await services.close()
 

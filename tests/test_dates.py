@@ -18,10 +18,10 @@ import pytest
 
 from index.digest.stories import build_digest
 from index.embed import make_embedder
-from index.render.answers import render_plain, render_telegram_html
-from index.runtime import open_services
+from index.render.plain import render_plain
+from index.render.telegram_html import render_telegram_html
+from index.runtime import build_retriever, open_services
 from index.search.query_parse import is_filler, parse_question_full, strip_relative_dates
-from index.search.retrieval import Retriever
 from index.settings import Settings
 
 ROME = ZoneInfo("Europe/Rome")
@@ -126,8 +126,7 @@ async def services(store_dir, embedder):
 @pytest.fixture
 async def retriever(services):
     # No tz=: the retriever takes NEWSBOT_TIMEZONE from the settings.
-    return Retriever(services.settings, services.store, services.embedder,
-                     await services.vectors())
+    return await services.retriever()
 
 
 def _ids(answer) -> list[str]:
@@ -176,8 +175,8 @@ async def test_what_happened_yesterday_in_the_bots_zone(retriever):
     shown = _texts(answer, "it")  # 00:30 on 2 December (1 December in UTC) not
     assert "Niente pubblicato" not in shown and "Oggi la borsa" not in shown
     # In UTC, the same words mean other days: the zone is what decides.
-    utc = Retriever(retriever.settings, retriever.store, retriever.embedder, retriever.vectors,
-                    tz=ZoneInfo("UTC"))
+    utc = build_retriever(retriever.settings, retriever.store, retriever.embedder,
+                          retriever.vectors, tz=ZoneInfo("UTC"))
     assert "today-0030" in _ids(await utc.answer("Che è successo ieri?", k=10, now=NOW))
     assert "yest-0030" not in _ids(await utc.answer("Che è successo ieri?", k=10, now=NOW))
 

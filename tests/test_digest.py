@@ -17,17 +17,10 @@ import pytest
 from conftest import DIGEST_EXACT_OF, DIGEST_NEAR_OF, digest_articles
 from fakebotapi import parse_html, utf16_len
 
-from index.digest.stories import (
-    Digest,
-    Story,
-    article_names,
-    build_digest,
-    central_sentence,
-    cluster,
-    grouping_params_for,
-    render_digest_html,
-    render_digest_plain,
-)
+from index.digest.central import central_sentence
+from index.digest.grouping import article_names, cluster, grouping_params_for
+from index.digest.render import render_digest_html, render_digest_plain
+from index.digest.stories import Digest, Story, build_digest
 from index.storage.store import ArticleRecord
 
 ROME = ZoneInfo("Europe/Rome")
@@ -181,11 +174,11 @@ def synthetic_digest(n: int) -> Digest:
         )
         others = [ArticleRecord(f"o{i}-{k}", "t", "x", f"https://other{k}.example/{i}", now,
                                 f"Other {k}", "en", None, None, now) for k in range(8)]
-        from index.digest.stories import _outlets
+        from index.digest.stories import story_outlets
 
         stories.append(Story(
             id=f"s{i:03d}", lead=art, quote=text, quote_start=0, quote_end=len(text),
-            article_ids=[art.id, *(o.id for o in others)], outlets=_outlets([art, *others]),
+            article_ids=[art.id, *(o.id for o in others)], outlets=story_outlets([art, *others]),
             latest=now, score=1.0,
         ))
     return Digest(now - timedelta(days=1), now, stories, n + 5, n * 9, "council & <co>", "daily")

@@ -629,14 +629,13 @@ async def test_a_failing_build_is_told_once_per_streak_across_a_restart(
     One notice per streak, kept across a restart; a blocked admin is tried once per streak
     and breaks nothing; a success ends the streak and the next failure is news again."""
     from index.runtime import open_services
-    from index.search.retrieval import Retriever
     from index.settings import Settings
 
     server = fake_bot_api
     _, good = digest_services
     index_settings = Settings(_env_file=None, data_dir=digest_store, embedding_model="minilm")
     gone = await open_services(index_settings, embedder=bot_embedder)
-    broken = Retriever(index_settings, gone.store, gone.embedder, await gone.vectors())
+    broken = await gone.retriever()
     await gone.close()
     current = {"retriever": broken}
     blocked_id = DIGEST_ADMIN_ID + 1

@@ -21,7 +21,9 @@ import pytest
 from feedserver import TOWNS, FeedServer, Route, http_date, rss, story
 
 from index.ingest.fetch import Fetcher, FetchError, Validators
-from index.ingest.live import LiveIndexer, PollResult, services_writer
+from index.ingest.live import LiveIndexer
+from index.ingest.live_writers import services_writer
+from index.ingest.polls import PollResult
 from index.runtime import open_services
 from index.settings import Settings, SourceSpec
 from index.storage.sources import SourceHealth

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from index.ingest.loaders import canonical_url, html_to_text, iter_articles, parse_published
+from index.ingest.html_pages import html_to_text
+from index.ingest.loaders import iter_articles
+from index.ingest.records import canonical_url, parse_published
 from index.models import Article, LoadError
 
 

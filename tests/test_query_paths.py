@@ -17,15 +17,19 @@ import pytest
 
 import index.search.chunk_matrix as chunk_matrix_mod
 import index.search.corpus_copy as corpus_copy
-import index.search.retrieval as retrieval_mod
-import index.storage.store as store_mod
+import index.search.memory_candidates as memory_candidates_mod
+import index.search.store_candidates as store_candidates_mod
+import index.storage.fulltext as fulltext
 from index.embed import HashingEmbedder
 from index.models import Answer, Article, Chunk, Filters
+from index.runtime import build_retriever
 from index.search.chunk_matrix import ChunkMatrix, Selection
+from index.search.memory_candidates import MemoryCandidates
 from index.search.retrieval import Retriever
+from index.search.store_candidates import StoreCandidates
 from index.settings import Settings
 from index.storage import keywords
-from index.storage.store import ArticleWrite, Store, _candidate_match, or_terms
+from index.storage.store import ArticleWrite, Store, candidate_match, or_terms
 from index.storage.vectors import VectorStore
 
 WORDS = [
@@ -79,7 +83,7 @@ async def setup(tmp_path):
         texts.extend(c.text for c in chunks)
     await store.write_articles(writes, run_id)
     vectors.upsert(ids, emb.embed_passages(texts))
-    r = Retriever(settings, store, emb, vectors)
+    r = build_retriever(settings, store, emb, vectors)
     yield r
     await store.close()
 
@@ -96,7 +100,7 @@ def test_candidate_match_pairs_common_words():
     terms = ["rara", "governo", "govern", "borsa", "mercati", "mercat"]
     df = {"rara": 3, "governo": 1500, "govern": 1600, "borsa": 1700, "mercati": 1900,
           "mercat": 1950}  # fmt: skip
-    expr = _candidate_match(terms, df)
+    expr = candidate_match(terms, df)
     assert expr.startswith('("rara")')
     # Words by total frequency; a word's stem variants stay together.
     assert '(("borsa") AND ("governo" OR "govern"))' in expr
@@ -109,8 +113,8 @@ async def test_fts_candidates_keep_the_top_and_filters_hold(setup, monkeypatch):
     query = "governo riforma giustizia sindaco treni"
     match = keywords.fts_match(query)
     exact = await store.fts_search(match, 20)
-    monkeypatch.setattr(store_mod, "FTS_EXACT_ROWS", 10)
-    monkeypatch.setattr(store_mod, "FTS_RARE_ROWS", 30)
+    monkeypatch.setattr(fulltext, "FTS_EXACT_ROWS", 10)
+    monkeypatch.setattr(fulltext, "FTS_RARE_ROWS", 30)
     fast = await store.fts_search(match, 20)
     assert fast and fast[0] == exact[0]
     assert len({c for c, _ in fast[:5]} & {c for c, _ in exact[:5]}) >= 4
@@ -119,9 +123,9 @@ async def test_fts_candidates_keep_the_top_and_filters_hold(setup, monkeypatch):
         if c in got:
             assert s == pytest.approx(got[c])
     f = Filters(date_from=START + timedelta(days=30), date_to=START + timedelta(days=60))
-    monkeypatch.setattr(store_mod, "FTS_EXACT_ROWS", 10**9)
+    monkeypatch.setattr(fulltext, "FTS_EXACT_ROWS", 10**9)
     as_set = await store.fts_search(match, 20, f)
-    monkeypatch.setattr(store_mod, "FTS_FILTER_SET_ROWS", 0)
+    monkeypatch.setattr(fulltext, "FTS_FILTER_SET_ROWS", 0)
     per_row = await store.fts_search(match, 20, f)
     assert as_set == per_row and as_set
     passing = set(await store.filtered_chunk_ids(f, 10**6) or [])
@@ -137,7 +141,8 @@ async def test_dense_paths_agree_with_brute_force(setup, monkeypatch):
     got = r.vectors.get_vectors(ids)
     truth = sorted(((c, float(v @ vec)) for c, v in got.items()), key=lambda x: -x[1])
 
-    exact = await r._dense(vec, f)  # 120 passing chunks: scored exactly
+    k = r.params.dense_candidates
+    exact = await r.store_candidates.dense(vec, f, k)  # 120 passing chunks: scored exactly
     assert [s for _, s in exact] == pytest.approx([s for _, s in truth[: len(exact)]], abs=1e-5)
 
     calls: list[list[str]] = []
@@ -148,12 +153,12 @@ async def test_dense_paths_agree_with_brute_force(setup, monkeypatch):
         return fetch(ids)
 
     monkeypatch.setattr(r.vectors, "get_vectors", counting)
-    again = await r._dense(vec, f)  # vectors now in memory: nothing fetched
+    again = await r.store_candidates.dense(vec, f, k)  # vectors now in memory: nothing fetched
     assert again == exact and not calls
 
     r.invalidate()
-    monkeypatch.setattr(retrieval_mod, "DENSE_EXACT_CHUNKS", 10)
-    over = await r._dense(vec, f)  # over-fetched and post-filtered
+    monkeypatch.setattr(store_candidates_mod, "DENSE_EXACT_CHUNKS", 10)
+    over = await r.store_candidates.dense(vec, f, k)  # over-fetched and post-filtered
     assert over and {c for c, _ in over} <= set(ids)
     assert [s for _, s in over] == sorted((s for _, s in over), reverse=True)
     assert [s for _, s in over[:5]] == pytest.approx([s for _, s in truth[:5]], abs=1e-5)
@@ -379,7 +384,7 @@ async def test_matrix_top_is_exact_cosine(setup, monkeypatch):
 
 def _exact_fts(monkeypatch: pytest.MonkeyPatch) -> None:
     """SQLite scores every match, as the in-memory index does (no candidate pruning)."""
-    monkeypatch.setattr(store_mod, "FTS_EXACT_ROWS", 10**12)
+    monkeypatch.setattr(fulltext, "FTS_EXACT_ROWS", 10**12)
 
 
 QUESTIONS = [
@@ -445,7 +450,7 @@ ASKED = [
 async def test_answers_are_the_same_with_vectors_in_memory(setup, monkeypatch):
     r = setup
     _exact_fts(monkeypatch)
-    plain = Retriever(r.settings, r.store, r.embedder, r.vectors)
+    plain = build_retriever(r.settings, r.store, r.embedder, r.vectors)
     before = [await r.answer(q, now=NOW) for q in ASKED]
     assert await r.vectors_in_memory() is not None
     with monkeypatch.context() as mp:  # with the matrix, neither SQLite BM25 nor Chroma's ids=
@@ -464,24 +469,39 @@ async def test_answers_are_the_same_with_vectors_in_memory(setup, monkeypatch):
     await r.aclose()
 
 
-async def test_dense_plans_with_vectors_in_memory(setup, monkeypatch):
+def _chroma_queries(r: Retriever, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ``n`` of every Chroma query from now on."""
+    calls: list[int] = []
+    query = r.vectors.query
+
+    def counting(vecs: np.ndarray, n: int, ids: object = None) -> list[list[tuple[str, float]]]:
+        calls.append(n)
+        return query(vecs, n, ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(r.vectors, "query", counting)
+    return calls
+
+
+async def test_dense_candidates_with_vectors_in_memory(setup, monkeypatch):
     r = setup
     m = await r.vectors_in_memory()
     assert m is not None
+    cands = await r.candidates()
+    assert isinstance(cands, MemoryCandidates)
+    k = r.params.dense_candidates
     vec = r.embedder.embed_queries(["governo riforma giustizia"])[0]
     f = Filters(sources=["ansa"], date_from=START + timedelta(days=20))
     passing = set(await r.store.filtered_chunk_ids(f, 10**6) or [])
-    plan = await r._dense_plan(f)
-    assert plan.kind == "matrix"
-    exact = await r._dense_run(vec, plan, f)
+    queried = _chroma_queries(r, monkeypatch)
+    exact = await cands.dense(vec, f, k)  # scored from the matrix: Chroma is not asked
+    assert not queried
     assert exact == m.top(vec, m.select(f), len(exact)) and len(exact) >= 10
-    assert (await r._dense_plan(Filters(sources=["nomatch"]))).kind == "none"
-    assert (await r._dense_plan(Filters())).kind == "all"
+    assert await cands.dense(vec, Filters(sources=["nomatch"]), k) == [] and not queried
+    assert len(await cands.dense(vec, Filters(), k)) == k and queried == [k]  # Chroma's own
 
-    monkeypatch.setattr(retrieval_mod, "MATRIX_ROWS_PER_QUERY", 0)
-    monkeypatch.setattr(retrieval_mod, "MATRIX_ROWS_PER_NEIGHBOUR", 0)
-    plan = await r._dense_plan(f)
-    assert plan.kind == "overfetch" and plan.n > 0
+    monkeypatch.setattr(memory_candidates_mod, "MATRIX_ROWS_PER_QUERY", 0)
+    monkeypatch.setattr(memory_candidates_mod, "MATRIX_ROWS_PER_NEIGHBOUR", 0)
+    queried.clear()
     calls: list[object] = []
 
     async def no_sql(*args: object) -> set[str]:
@@ -489,7 +509,8 @@ async def test_dense_plans_with_vectors_in_memory(setup, monkeypatch):
         return set()
 
     monkeypatch.setattr(r.store, "passing_chunk_ids", no_sql)
-    over = await r._dense_run(vec, plan, f)  # filtered by the matrix, not SQLite
+    over = await cands.dense(vec, f, k)  # over-fetched, filtered by the matrix, not SQLite
+    assert len(queried) == 1 and queried[0] > k
     assert not calls
     assert over and {c for c, _ in over} <= passing
     assert [c for c, _ in over[:5]] == [c for c, _ in exact[:5]]
@@ -529,21 +550,23 @@ async def test_a_chunk_without_vector_is_found_by_keywords_only(setup, monkeypat
     assert {c for c, _ in m.keyword_top(list(m.keywords.vocab), 10, sel)} == set(gone)
 
     # The retriever: the dense side never names them, the keyword side still finds them.
-    plan = await r._dense_plan(only)
-    assert plan.kind == "matrix" and await r._dense_run(q, plan, only) == []
+    cands = await r.candidates()
+    assert isinstance(cands, MemoryCandidates)
+    queried = _chroma_queries(r, monkeypatch)
+    assert await cands.dense(q, only, r.params.dense_candidates) == [] and not queried
     day = int(article[1:])
     around = Filters(
         date_from=START + timedelta(days=day - 3), date_to=START + timedelta(days=day + 3)
     )
-    assert (await r._dense_plan(around)).kind == "matrix"
     found = {x.chunk_id: x for x in (await r.search(text, around)).ranked}
+    assert not queried  # its dense side scored from the matrix
     assert found[lost].dense is None and found[lost].bm25 is not None
     assert any(x.dense is not None for x in found.values())
 
 
 async def test_the_matrix_follows_writes(setup, monkeypatch):
     r = setup
-    monkeypatch.setattr(store_mod, "STATS_RECHECK_S", 0.0)
+    monkeypatch.setattr(fulltext, "STATS_RECHECK_S", 0.0)
     m1 = await r.vectors_in_memory()
     assert m1 is not None and m1.stamp == await r.store.corpus_stamp()
     new = await _add(r, [(_art("z1", "Zebra", 0), ["Una zebra allo zoo."])])
@@ -588,7 +611,7 @@ async def test_a_changing_corpus_is_copied_once_it_keeps_still(setup, monkeypatc
     """Questions during an index run in another process must not start a full copy after
     every write: only once the corpus has not changed for SETTLE_S."""
     r = setup
-    monkeypatch.setattr(store_mod, "STATS_RECHECK_S", 0.0)
+    monkeypatch.setattr(fulltext, "STATS_RECHECK_S", 0.0)
     monkeypatch.setattr(corpus_copy, "SETTLE_S", 0.3)
     m1 = await r.vectors_in_memory()
     assert m1 is not None
@@ -623,11 +646,11 @@ async def test_no_matrix_above_its_limit(setup, monkeypatch):
     _exact_fts(monkeypatch)
     want = [_hits(await r.answer(q, now=NOW)) for q in ASKED]
     for limit in (10, 0):
-        small = Retriever(r.settings.model_copy(update={"dense_matrix_max_chunks": limit}),
-                          r.store, r.embedder, r.vectors)  # fmt: skip
+        small = build_retriever(r.settings.model_copy(update={"dense_matrix_max_chunks": limit}),
+                                r.store, r.embedder, r.vectors)  # fmt: skip
         assert await small.vectors_in_memory() is None
         assert [_hits(await small.answer(q, now=NOW)) for q in ASKED] == want
-        assert (await small._dense_plan(Filters(sources=["ansa"]))).kind != "matrix"
+        assert isinstance(await small.candidates(), StoreCandidates)
         await small.aclose()
 
 
@@ -664,7 +687,7 @@ async def test_aclose_cancels_a_load(setup, monkeypatch):
     assert await r.answer("governo riforma", now=NOW) is not None
     await r.aclose()  # twice, and with nothing loading: fine
 
-    fresh = Retriever(r.settings, r.store, r.embedder, r.vectors)
+    fresh = build_retriever(r.settings, r.store, r.embedder, r.vectors)
     fresh.keep_vectors_in_memory()
     await fresh.aclose()  # before the load even started
 

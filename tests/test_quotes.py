@@ -6,6 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from index.search import answer_types
 from index.search.quotes import Quote, _sentences, make_hit_quote, text_fragment_url
 
 ARTICLE = (
@@ -199,3 +200,56 @@ def test_text_fragment_encodes_non_ascii_and_reserved():
 @pytest.mark.parametrize("text", ["", "   ", "«»", "…"])
 def test_text_fragment_without_words_is_the_plain_url(text):
     assert text_fragment_url("https://ex.com/x#y", text) == "https://ex.com/x"
+
+
+# -- the kind of answer a question asks for ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Chi ha vinto la partita del Lecco?", "who"),
+        ("Who is the new chief executive of General Motors?", "who"),
+        ("Quale attrice interpreta il Maestro?", "who"),
+        ("Quanti account ha chiuso Twitter?", "amount"),
+        ("How many people were evacuated?", "amount"),
+        ("Quando è iniziata la crisi petrolifera?", "when"),
+        ("Qual è stato il primo anno in cui si giocò?", "when"),
+        ("In what year did the strike end?", "when"),
+        ("Dove si trova la sede?", "where"),
+        ("In which city was the summit held?", "where"),
+        ("Cosa ha detto il ministro?", None),
+        ("Explain the budget vote", None),
+    ],
+)
+def test_question_kind_in_italian_and_english(question: str, kind: str | None) -> None:
+    assert answer_types.question_kind(question) == kind
+
+
+def test_a_sentence_answers_only_with_something_the_question_lacks() -> None:
+    asked = answer_types.fold_words("Quanti gol ha segnato il Lecco nel 2024?")
+    assert answer_types.sentence_answers("amount", "Il Lecco ha vinto 2-1.", asked)
+    assert not answer_types.sentence_answers("amount", "Nel 2024 il Lecco ha vinto.", asked)
+    who = answer_types.fold_words("Chi ha battuto il Lecco?")
+    assert answer_types.sentence_answers("who", "Ieri ha battuto la Pro Patria.", who)
+    assert not answer_types.sentence_answers("who", "Il Lecco ha perso in casa.", who)
+    assert answer_types.sentence_answers("when", "Si è giocato il 3 dicembre.", who)
+    assert answer_types.sentence_answers("where", "La partita si è giocata a Varese.", who)
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Chi ha vinto la partita del Lecco?", "Pro Patria"),
+        ("Quanti gol ha fatto il Lecco nella partita?", "2-1"),
+        ("Quando si è giocata la partita del Lecco?", "domenica"),
+    ],
+)
+def test_the_highlight_holds_what_the_question_asks_for(question: str, expected: str) -> None:
+    text = (
+        "L'allenatore del Lecco ha commentato la partita con entusiasmo. "
+        "Nella partita il Lecco ha superato la Pro Patria per 2-1 domenica."
+    )
+    q = make_hit_quote(text, 0, len(text), question)
+    assert expected in text[q.highlight_start : q.highlight_end]
+    assert "allenatore" not in text[q.highlight_start : q.highlight_end]

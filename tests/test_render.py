@@ -12,14 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from index.models import Answer, Filters, Hit, OutletRef
-from index.render.answers import (
-    RAW_LIMIT,
-    answer_to_json,
-    describe_filters,
-    render_plain,
-    render_telegram_html,
-    visible_length,
-)
+from index.render.answer_json import answer_to_json
+from index.render.answers import RAW_LIMIT, describe_filters, visible_length
+from index.render.plain import render_plain
+from index.render.telegram_html import render_telegram_html
 
 try:  # the fake Bot API's parser (tdlib's rules), as a second opinion when present
     from fakebotapi import parse_html as _tdlib_parse

@@ -16,9 +16,10 @@ import pytest
 from index.embed import make_embedder
 from index.evaluation import evaluate_files, load_questions, summary_line
 from index.models import Filters
-from index.render.answers import render_telegram_html, visible_length
-from index.runtime import open_services
-from index.search.retrieval import FusionParams, Retriever, fuse
+from index.render.answers import visible_length
+from index.render.telegram_html import render_telegram_html
+from index.runtime import build_retriever, open_services
+from index.search.fusion import FusionParams, fuse
 from index.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,8 @@ def _settings(tmp: Path) -> Settings:
 @pytest.fixture
 async def retriever(store_dir, embedder):
     services = await open_services(_settings(store_dir), embedder)
-    r = Retriever(services.settings, services.store, embedder, await services.vectors(), tz=ROME)
+    r = build_retriever(services.settings, services.store, embedder, await services.vectors(),
+                        tz=ROME)
     yield r
     await services.close()
 
@@ -187,7 +189,8 @@ async def test_hostile_article_renders_as_valid_telegram_html(retriever):
 
 async def test_dense_over_filtered_candidates_uses_ids(retriever):
     vec = (await asyncio.to_thread(retriever.embedder.embed_queries, ["floods"]))[0]
-    hits = await retriever._dense(vec, Filters(sources=["reuters"]))
+    n = retriever.params.dense_candidates
+    hits = await retriever.store_candidates.dense(vec, Filters(sources=["reuters"]), n)
     assert hits and all(c.startswith("en-floods") for c, _ in hits)
 
 

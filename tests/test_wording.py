@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 from bot import texts
 from bot.handlers import _local_time
-from index.digest.stories import Digest, Outlet, Story, render_digest_plain
+from index.digest.render import render_digest_plain
+from index.digest.stories import Digest, Outlet, Story
 from index.models import Filters
 from index.render.answers import describe_filters
 from index.render.i18n import date_prepositions, format_decimal, format_number, plural

@@ -43,8 +43,8 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -61,75 +61,21 @@ from telegram.ext import Application, ContextTypes
 
 from bot.delivery_failures import DeliveryFailures, delivery_failures
 from bot.digests import texts
+from bot.digests.building import build_subscription_digest
+from bot.digests.clock import Clock, SystemClock
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore, Plan, iso
 from bot.settings import BotSettings
-from index.digest.stories import (
-    Digest,
-    DigestMessage,
-    build_digest,
-    render_digest_html,
-)
+from index.digest.render import render_digest_html
+from index.digest.stories import Digest, DigestMessage
 from index.search.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 
 TELEGRAM_GROUP_RATE = 20  # messages per minute to one group or channel
-LATE_GRACE = timedelta(days=2)
 MAX_NETWORK_RETRIES = 5
 RETRY_BACKOFF_MAX = timedelta(hours=1)
 FAILURE_KIND = "digest"  # this module's deliveries in bot.delivery_failures
-
-
-# -- clock ------------------------------------------------------------------------------------
-
-
-class Clock(Protocol):
-    """What the scheduler knows of time; tests pass one they move by hand."""
-
-    def now(self) -> datetime: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-
-# -- building ---------------------------------------------------------------------------------
-
-
-async def build_subscription_digest(
-    sub: Subscription,
-    retriever: Retriever,
-    settings: BotSettings,
-    now: datetime,
-    *,
-    since: datetime | None = None,
-    exclude: set[str] | frozenset[str] = frozenset(),
-) -> Digest:
-    """The digest ``sub`` would get at ``now``: since its watermark, or one period back for
-    a first digest. Shared by the scheduler, /digest and ``newsbot digest --chat``."""
-    start = since or sub.watermark or (sub.latest_slot(now) - sub.period)
-    return await build_digest(
-        retriever.store,
-        retriever.vectors,
-        since=start,
-        until=now,
-        max_stories=settings.digest_max_stories,
-        topic=sub.topic,
-        retriever=retriever,
-        exclude=exclude,
-        late_grace=LATE_GRACE if sub.watermark is not None else timedelta(0),
-        frequency=sub.frequency,
-    )
-
-
-# -- the service ------------------------------------------------------------------------------
 
 
 RetrieverProvider = Callable[[], Retriever]

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from bot.digests.schedule import Subscription
+from bot.migrations import BOT_MIGRATIONS
 from index.digest.stories import DigestMessage
-from index.storage.store import connect_sqlite
+from index.storage.sqlite import connect_sqlite, migrate
 
 SENT_ARTICLES_TTL = timedelta(days=30)
 
@@ -55,56 +56,6 @@ def iso(dt: datetime | None) -> str | None:
 def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS digest_subscriptions(
-    chat_id INTEGER PRIMARY KEY,
-    chat_type TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    at TEXT NOT NULL,
-    frequency TEXT NOT NULL,
-    weekday INTEGER NOT NULL DEFAULT 0,
-    tz TEXT NOT NULL,
-    topic TEXT,
-    lang TEXT NOT NULL,
-    send_empty INTEGER NOT NULL DEFAULT 0,
-    created_by INTEGER,
-    created_at TEXT NOT NULL,
-    last_slot TEXT,
-    watermark TEXT,
-    last_sent TEXT
-);
-CREATE TABLE IF NOT EXISTS digest_plans(
-    id INTEGER PRIMARY KEY,
-    chat_id INTEGER NOT NULL,
-    slot TEXT NOT NULL,
-    since TEXT NOT NULL,
-    until TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    retry_at TEXT
-);
-CREATE INDEX IF NOT EXISTS digest_plans_open ON digest_plans(status, chat_id);
-CREATE TABLE IF NOT EXISTS digest_messages(
-    plan_id INTEGER NOT NULL REFERENCES digest_plans(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    html TEXT NOT NULL,
-    story_ids TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'pending',
-    message_id INTEGER,
-    sent_at TEXT,
-    PRIMARY KEY(plan_id, seq)
-);
-CREATE TABLE IF NOT EXISTS digest_sent_articles(
-    chat_id INTEGER NOT NULL,
-    article_id TEXT NOT NULL,
-    plan_id INTEGER NOT NULL,
-    ts TEXT NOT NULL,
-    PRIMARY KEY(chat_id, article_id)
-);
-"""
 
 _SUB_COLS = (
     "chat_id, chat_type, title, at, frequency, weekday, tz, topic, lang, send_empty, "
@@ -169,7 +120,11 @@ class DigestStore:
     @classmethod
     async def open(cls, path: Path) -> DigestStore:
         db = await connect_sqlite(path)
-        await db.executescript(_SCHEMA)
+        try:
+            await migrate(db, BOT_MIGRATIONS, label=str(path))
+        except BaseException:
+            await db.close()
+            raise
         return cls(db)
 
     async def close(self) -> None:

@@ -2,7 +2,7 @@
 
 The texts are plain: the handlers escape a whole reply for Telegram HTML when they send it,
 so a template never holds markup and a value never needs escaping here. The rendered digest
-itself (its headings, "No news since …") is :mod:`index.digest.stories`'s.
+itself (its headings, "No news since …") is :mod:`index.digest.render`'s.
 """
 
 from __future__ import annotations

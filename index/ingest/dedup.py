@@ -1,4 +1,5 @@
-"""Exact and near-duplicate detection for articles (pure functions; the store persists them).
+"""Exact and near-duplicate detection for articles: pure functions, and the run's pass that
+checks each pending article against the stored ones and the run's earlier ones.
 
 Exact duplicates share ``content_hash``. Near duplicates — syndicated copies of one story
 with a new headline, a byline or a reworded sentence — are found with MinHash over word
@@ -23,6 +24,10 @@ import hashlib
 import re
 
 import numpy as np
+
+from index.ingest.pending import Pending
+from index.ingest.report import IndexReport
+from index.storage.store import Store
 
 NUM_PERM = 128
 BANDS = 32
@@ -174,3 +179,47 @@ def _permutation_keys(label: str) -> np.ndarray:
 
 _MULTIPLIERS = _permutation_keys("a") | np.uint64(1)
 _OFFSETS = _permutation_keys("b")
+
+
+async def find_duplicates(store: Store, pending: list[Pending], report: IndexReport) -> None:
+    """Mark each pending article an exact or near duplicate of a stored or earlier one.
+
+    Exact: same content hash. Near: MinHash bands shared, then estimated Jaccard over
+    ``NEAR_DUPLICATE_THRESHOLD``; a near duplicate points at its match's canonical copy.
+    """
+    stored_by_hash = await store.ids_by_content_hash(p.content_hash for p in pending)
+    in_run: dict[str, str] = {}
+    near = NearDuplicateIndex()
+    canonical_of: dict[str, str] = {}
+    for p in pending:
+        aid = p.article.id
+        canon = stored_by_hash.get(p.content_hash)
+        if canon == aid:
+            canon = None
+        canon = canon or in_run.get(p.content_hash)
+        if canon and canon != aid:
+            p.canonical_id, p.dup_kind, p.similarity = canon, "exact", 1.0
+            report.duplicates += 1
+            continue
+        in_run.setdefault(p.content_hash, aid)
+        p.signature = minhash(p.article.text)
+        p.band_keys = band_keys(p.signature)
+        if not p.band_keys:
+            continue
+        best: tuple[str, float] | None = None
+        candidates = await store.articles_sharing_bands(p.band_keys)
+        candidates.discard(aid)
+        if candidates:
+            sigs = await store.signatures(candidates)
+            for cid, (blob, ccanon) in sigs.items():
+                sim = estimate_jaccard(p.signature, np.frombuffer(blob, dtype=np.uint64))
+                if sim >= NEAR_DUPLICATE_THRESHOLD and (best is None or sim > best[1]):
+                    best = (ccanon or cid, sim)
+        for cid, sim in near.find(p.signature):
+            if cid != aid and (best is None or sim > best[1]):
+                best = (canonical_of.get(cid, cid), sim)
+        if best and best[0] != aid:
+            p.canonical_id, p.dup_kind, p.similarity = best[0], "near", best[1]
+            canonical_of[aid] = best[0]
+            report.near_duplicates += 1
+        near.add(aid, p.signature)

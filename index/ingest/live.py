@@ -25,97 +25,33 @@ indexed a moment later in one small run; they leave the inbox only once indexed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from index.embed import Embedder
+from index.ingest.feeds import parse_download
 from index.ingest.fetch import Fetcher, FetchError, Validators
-from index.ingest.loaders import Item, Preloaded, iter_articles, list_files, parse_download
-from index.ingest.pipeline import IndexReport
+from index.ingest.live_writers import Writer
+from index.ingest.loaders import Preloaded, iter_articles, list_files
+from index.ingest.polls import PollFailed, PollResult, file_stats, source_kind
+from index.ingest.records import Item
 from index.models import Article, LoadError
-from index.runtime import Services, open_services
 from index.settings import Settings, SourceSpec
 from index.storage.sources import InboxItem, SourceHealth, SourceLedger
-from index.storage.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BACKOFF_MAX_S", "PUSH_BATCH_S", "LiveIndexer", "PollResult", "source_kind"]
+__all__ = ["BACKOFF_MAX_S", "PUSH_BATCH_S", "LiveIndexer"]
 
 BACKOFF_MAX_S = 6 * 3600.0  # a failing source is still tried at least this often
 PUSH_BATCH_S = 1.0  # pushed posts arriving within this long are indexed in one run
 MAX_REASON = 300
 
-Writer = Callable[[], AbstractAsyncContextManager[Services]]
 AlertFn = Callable[[str, SourceHealth], Awaitable[None]]  # ("failing" | "recovered", health)
-
-
-@dataclass(slots=True)
-class PollResult:
-    name: str
-    ok: bool
-    at: float
-    not_modified: bool = False  # a 304: nothing downloaded
-    read: int = 0  # new or changed items handed to the indexer
-    skipped: int = 0  # feed entries already stored, or unchanged files, not read
-    report: IndexReport | None = None
-    error: str | None = None
-    next_attempt: float | None = None
-    health: SourceHealth | None = None
-
-    @property
-    def changed(self) -> bool:
-        r = self.report
-        return r is not None and (r.added + r.updated + r.removed) > 0
-
-
-def source_kind(target: str) -> str:
-    if target.lower().startswith(("http://", "https://")):
-        return "feed"
-    return "folder" if Path(target).is_dir() else "file"
-
-
-class _PollFailed(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-def services_writer(
-    settings: Settings, embedder: Embedder, vectors: VectorStore | None = None
-) -> Writer:
-    """A fresh index connection for each write run (as ``/reindex`` has), sharing the
-    process's embedder and, in the bot, the answering side's Chroma client."""
-
-    @asynccontextmanager
-    async def writer() -> AsyncIterator[Services]:
-        services = await open_services(settings, embedder=embedder, vectors=vectors)
-        try:
-            yield services
-        finally:
-            await services.close()
-
-    return writer
-
-
-def shared_writer(services: Services) -> Writer:
-    """Every run through one long-lived ``Services`` (``newsbot index --watch``)."""
-
-    @asynccontextmanager
-    async def writer() -> AsyncIterator[Services]:
-        yield services
-
-    return writer
 
 
 class LiveIndexer:
@@ -271,7 +207,7 @@ class LiveIndexer:
                 newest = await self._poll_files(name, Path(spec.path), result)
         except asyncio.CancelledError:
             raise
-        except _PollFailed as exc:
+        except PollFailed as exc:
             return await self._failed(name, result, exc.reason, exc.retry_after)
         except Exception as exc:  # noqa: BLE001 - recorded and retried; the loop never dies
             log.exception("source poll failed", extra={"kv": {"source": name}})
@@ -369,7 +305,7 @@ class LiveIndexer:
         try:
             fetched = await self.fetcher.get(url, sent)
         except FetchError as exc:
-            raise _PollFailed(exc.reason, exc.retry_after) from None
+            raise PollFailed(exc.reason, exc.retry_after) from None
         if fetched.not_modified:
             result.not_modified = True
             return None, None
@@ -382,7 +318,7 @@ class LiveIndexer:
         items = await asyncio.to_thread(lambda: tuple(download.items(known)))
         whole = [i for i in items if isinstance(i, LoadError) and i.origin == url]
         if whole and len(whole) == len(items):
-            raise _PollFailed(whole[0].reason)  # not a feed at all
+            raise PollFailed(whole[0].reason)  # not a feed at all
         result.skipped = len(known)
         result.read = sum(isinstance(i, Article) for i in items)
         if result.read:
@@ -396,9 +332,9 @@ class LiveIndexer:
         ledger = self._ledger()
         files, errors = await asyncio.to_thread(list_files, target)
         if not files and errors:
-            raise _PollFailed(errors[0].reason)
+            raise PollFailed(errors[0].reason)
         recorded = await ledger.files(name)
-        stats = await asyncio.to_thread(_stat_all, files)
+        stats = await asyncio.to_thread(file_stats, files)
         changed = [p for p in files if str(p) in stats and recorded.get(str(p)) != stats[str(p)]]
         gone = [p for p in recorded if p not in stats]
         result.skipped = len(files) - len(changed)
@@ -502,11 +438,3 @@ class LiveIndexer:
     async def health(self) -> list[SourceHealth]:
         return await self._ledger().all()
 
-
-def _stat_all(files: Sequence[Path]) -> dict[str, tuple[int, int]]:
-    out: dict[str, tuple[int, int]] = {}
-    for path in files:
-        with contextlib.suppress(OSError):  # gone since listed: not read, not recorded
-            st = os.stat(path)
-            out[str(path)] = (st.st_mtime_ns, st.st_size)
-    return out

@@ -12,12 +12,9 @@ reconciles the two stores before doing anything else.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,7 +24,10 @@ from index.ingest import dedup
 from index.ingest.chunking import chunk_text
 from index.ingest.cleaning import clean_article
 from index.ingest.loaders import Target, iter_articles
-from index.models import Article, Chunk, LoadError
+from index.ingest.pending import Pending, chunk_id, passage_text, raw_hash, source_origin
+from index.ingest.report import IndexReport, Progress, ProgressFn
+from index.ingest.vector_collection import open_vectors, open_vectors_checked
+from index.models import LoadError
 from index.settings import Settings
 from index.storage.keywords import analyze
 from index.storage.store import ArticleWrite, Store, StoredState
@@ -37,100 +37,6 @@ log = logging.getLogger(__name__)
 
 TITLE_TOKEN_CAP = 48
 CHUNKING_VERSION = "title-prefix-1"
-
-
-@dataclass(slots=True)
-class Progress:
-    phase: str  # loading | embedding | pruning | done
-    articles_done: int = 0
-    articles_total: int = 0
-    chunks_done: int = 0
-    chunks_total: int = 0
-    elapsed: float = 0.0
-
-    @property
-    def rate(self) -> float:
-        return self.chunks_done / self.elapsed if self.elapsed > 0 else 0.0
-
-    @property
-    def eta(self) -> float | None:
-        if not self.chunks_done or self.chunks_total <= self.chunks_done:
-            return None
-        return (self.chunks_total - self.chunks_done) / max(self.rate, 1e-9)
-
-
-ProgressFn = Callable[[Progress], None]
-
-
-@dataclass(slots=True)
-class IndexReport:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    duplicates: int = 0
-    near_duplicates: int = 0
-    failed: list[LoadError] = field(default_factory=list)
-    chunks_embedded: int = 0
-    seconds: float = 0.0
-    reconciled: int = 0
-    notices: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "removed": self.removed,
-            "duplicates": self.duplicates,
-            "near_duplicates": self.near_duplicates,
-            "failed": [{"origin": e.origin, "reason": e.reason} for e in self.failed],
-            "chunks_embedded": self.chunks_embedded,
-            "seconds": round(self.seconds, 3),
-            "reconciled": self.reconciled,
-            "notices": self.notices,
-        }
-
-
-def raw_hash(a: Article) -> str:
-    """Fingerprint of a record as loaded: unchanged input skips cleaning altogether."""
-    payload = json.dumps(
-        [a.id, a.title, a.text, a.url, a.published.isoformat() if a.published else None,
-         a.source, a.lang],
-        ensure_ascii=False,
-    )
-    return hashlib.sha1(payload.encode("utf-8")).hexdigest()
-
-
-def chunk_id(article_id: str, content_hash: str, ord_: int) -> str:
-    return f"{article_id}::{content_hash[:12]}::{ord_}"
-
-
-def passage_text(title: str, text: str) -> str:
-    """What the embedder reads: the headline gives a passage the context it lacks alone."""
-    return f"{title}\n{text}" if title else text
-
-
-def source_origin(origin: str) -> str:
-    """The file or URL part of an origin (``path:12`` → ``path``, ``feed#3`` → ``feed``)."""
-    base = origin.split("#", 1)[0]
-    head, sep, tail = base.rpartition(":")
-    return head if sep and tail.isdigit() else base
-
-
-@dataclass(slots=True)
-class _Pending:
-    article: Article
-    raw_hash: str
-    content_hash: str
-    state: StoredState | None
-    chunks: list[Chunk] = field(default_factory=list)
-    title_in_passage: bool = True
-    signature: np.ndarray | None = None
-    band_keys: list[int] = field(default_factory=list)
-    canonical_id: str | None = None
-    dup_kind: str | None = None
-    similarity: float | None = None
 
 
 class Indexer:
@@ -225,7 +131,7 @@ class Indexer:
             log.warning("skipped %s: %s", err.origin, err.reason)
 
         seen: set[str] = set()
-        pending: list[_Pending] = []
+        pending: list[Pending] = []
         for item in loaded:
             if item.article.id in seen:
                 report.failed.append(
@@ -238,7 +144,7 @@ class Indexer:
                 continue
             pending.append(item)
 
-        await self._find_duplicates(pending, report)
+        await dedup.find_duplicates(self.store, pending, report)
         to_embed = [p for p in pending if p.dup_kind != "exact"]
         exact = [p for p in pending if p.dup_kind == "exact"]
         if exact:
@@ -259,7 +165,7 @@ class Indexer:
 
         if prune:
             failed_sources = {source_origin(e.origin) for e in errors}
-            stored_origins = await self._origins()
+            stored_origins = await self.store.article_origins()
             gone = [
                 aid for aid in states
                 if aid not in seen and source_origin(stored_origins.get(aid, "")) not in failed_sources
@@ -270,17 +176,13 @@ class Indexer:
                 await self._flush_stale()
                 report.removed += len(gone)
 
-    async def _origins(self) -> dict[str, str]:
-        async with self.store.db.execute("SELECT id, origin FROM articles") as cur:
-            return {r[0]: r[1] or "" for r in await cur.fetchall()}
-
     # -- stages -----------------------------------------------------------------------------
 
     def _load(
         self, paths: Sequence[Target], states: dict[str, StoredState]
-    ) -> tuple[list[_Pending], list[LoadError]]:
+    ) -> tuple[list[Pending], list[LoadError]]:
         max_bytes = int(self.settings.max_file_mb * 1_000_000)
-        out: list[_Pending] = []
+        out: list[Pending] = []
         errors: list[LoadError] = []
         for item in iter_articles(paths, max_file_bytes=max_bytes):
             if isinstance(item, LoadError):
@@ -289,55 +191,17 @@ class Indexer:
             rh = raw_hash(item)
             state = states.get(item.id)
             if state and state.raw_hash == rh and state.content_hash:
-                out.append(_Pending(item, rh, state.content_hash, state))
+                out.append(Pending(item, rh, state.content_hash, state))
                 continue
             cleaned = clean_article(item)
             if isinstance(cleaned, LoadError):
                 errors.append(cleaned)
                 continue
             ch = dedup.content_hash(cleaned.title, cleaned.text)
-            out.append(_Pending(cleaned, rh, ch, state))
+            out.append(Pending(cleaned, rh, ch, state))
         return out, errors
 
-    async def _find_duplicates(self, pending: list[_Pending], report: IndexReport) -> None:
-        stored_by_hash = await self.store.ids_by_content_hash(p.content_hash for p in pending)
-        in_run: dict[str, str] = {}
-        near = dedup.NearDuplicateIndex()
-        canonical_of: dict[str, str] = {}
-        for p in pending:
-            aid = p.article.id
-            canon = stored_by_hash.get(p.content_hash)
-            if canon == aid:
-                canon = None
-            canon = canon or in_run.get(p.content_hash)
-            if canon and canon != aid:
-                p.canonical_id, p.dup_kind, p.similarity = canon, "exact", 1.0
-                report.duplicates += 1
-                continue
-            in_run.setdefault(p.content_hash, aid)
-            p.signature = dedup.minhash(p.article.text)
-            p.band_keys = dedup.band_keys(p.signature)
-            if not p.band_keys:
-                continue
-            best: tuple[str, float] | None = None
-            candidates = await self.store.articles_sharing_bands(p.band_keys)
-            candidates.discard(aid)
-            if candidates:
-                sigs = await self.store.signatures(candidates)
-                for cid, (blob, ccanon) in sigs.items():
-                    sim = dedup.estimate_jaccard(p.signature, np.frombuffer(blob, dtype=np.uint64))
-                    if sim >= dedup.NEAR_DUPLICATE_THRESHOLD and (best is None or sim > best[1]):
-                        best = (ccanon or cid, sim)
-            for cid, sim in near.find(p.signature):
-                if cid != aid and (best is None or sim > best[1]):
-                    best = (canonical_of.get(cid, cid), sim)
-            if best and best[0] != aid:
-                p.canonical_id, p.dup_kind, p.similarity = best[0], "near", best[1]
-                canonical_of[aid] = best[0]
-                report.near_duplicates += 1
-            near.add(aid, p.signature)
-
-    def _chunk_all(self, pending: list[_Pending]) -> None:
+    def _chunk_all(self, pending: list[Pending]) -> None:
         budget = self.chunk_budget()
         overlap = self.settings.chunk_overlap_sentences
         titles = [p.article.title for p in pending]
@@ -351,7 +215,7 @@ class Indexer:
                 overlap_sentences=overlap,
             )
 
-    def _write(self, p: _Pending, vectors_ids: list[str]) -> ArticleWrite:
+    def _write(self, p: Pending, vectors_ids: list[str]) -> ArticleWrite:
         lang = p.article.lang
         return ArticleWrite(
             article=p.article,
@@ -368,10 +232,10 @@ class Indexer:
             similarity=p.similarity,
         )
 
-    def _batches(self, pending: list[_Pending]) -> list[list[_Pending]]:
+    def _batches(self, pending: list[Pending]) -> list[list[Pending]]:
         target = max(64, self.settings.embed_batch_size * 4)
-        batches: list[list[_Pending]] = []
-        cur: list[_Pending] = []
+        batches: list[list[Pending]] = []
+        cur: list[Pending] = []
         n = 0
         for p in pending:
             cur.append(p)
@@ -384,7 +248,7 @@ class Indexer:
         return batches
 
     async def _embed_and_write(
-        self, pending: list[_Pending], report: IndexReport, run_id: int, t0: float
+        self, pending: list[Pending], report: IndexReport, run_id: int, t0: float
     ) -> None:
         if not pending:
             return
@@ -394,7 +258,7 @@ class Indexer:
         done_articles = 0
         done_chunks = 0
 
-        def texts_of(batch: list[_Pending]) -> list[str]:
+        def texts_of(batch: list[Pending]) -> list[str]:
             return [
                 passage_text(p.article.title if p.title_in_passage else "", c.text)
                 for p in batch
@@ -435,7 +299,7 @@ class Indexer:
             )
 
     async def _write_batch(
-        self, batch: list[_Pending], vecs: np.ndarray, vectors: VectorStore, run_id: int
+        self, batch: list[Pending], vecs: np.ndarray, vectors: VectorStore, run_id: int
     ) -> None:
         ids: list[str] = []
         metas: list[dict[str, Any]] = []
@@ -494,47 +358,3 @@ class Indexer:
             await self.store.mark_for_reembed(missing_articles)
         await self.store.clear_stale(await self.store.stale_vector_ids())
         return len(orphans) + len(missing_articles)
-
-
-async def open_vectors_checked(
-    settings: Settings, store: Store, embedder: Embedder
-) -> tuple[VectorStore, str | None]:
-    """Open the vector collection, re-embedding everything if the model changed.
-
-    Vectors of two models are never mixed: a different model id or dimension drops the
-    collection and queues every article for re-embedding, and says so.
-    """
-    from index.storage.vectors import EmbeddingMismatch
-
-    wanted = f"{embedder.model_id}|{embedder.dim}"
-    stored = await store.get_meta("embedding_model")
-    notice = None
-    if stored is not None and stored != wanted:
-        notice = (
-            f"embedding model changed ({stored} → {wanted}): "
-            "all articles will be re-embedded"
-        )
-        log.warning(notice)
-        await store.mark_all_for_reembed()
-        vectors = await asyncio.to_thread(
-            VectorStore.recreate, settings, embedder.model_id, embedder.dim
-        )
-    else:
-        try:
-            vectors = await asyncio.to_thread(
-                VectorStore.open, settings, embedder.model_id, embedder.dim
-            )
-        except EmbeddingMismatch as exc:
-            notice = f"{exc}: all articles will be re-embedded"
-            log.warning(notice)
-            await store.mark_all_for_reembed()
-            vectors = await asyncio.to_thread(
-                VectorStore.recreate, settings, embedder.model_id, embedder.dim
-            )
-    await store.set_meta("embedding_model", wanted)
-    return vectors, notice
-
-
-async def open_vectors(settings: Settings, store: Store, embedder: Embedder) -> VectorStore:
-    vectors, _ = await open_vectors_checked(settings, store, embedder)
-    return vectors

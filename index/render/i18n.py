@@ -1,7 +1,8 @@
 """User-facing strings in Italian and English; any other language falls back to English.
 
-Kept as plain dicts so the bot can add its own keys next to the renderers' ones. Values are
-``str.format`` templates; callers escape the *result* for HTML, so templates hold no markup.
+The answer renderers' and the digest renderer's strings (the bot's are in ``bot/texts.py``
+and ``bot/digests/texts.py``). Values are ``str.format`` templates; callers escape the
+*result* for HTML, so templates hold no markup.
 """
 
 from __future__ import annotations
@@ -49,6 +50,22 @@ STRINGS: dict[str, dict[str, str]] = {
         "keyword_only_line": (
             "Meaning search is unavailable right now: these passages match your words only."
         ),
+        # digests (index/digest/render.py)
+        "digest_daily": "Daily news digest — {date}",
+        "digest_weekly": "Weekly news digest — {date}",
+        "digest_period": "News digest — {start} to {end}",
+        "digest_day": "News digest — {date}",
+        "digest_preview": "Preview: ",
+        "digest_summary": "{stories} stories from {articles} {articles_word} since {since}",
+        "digest_summary_one": "1 story from {articles} {articles_word} since {since}",
+        "digest_summary_cut": "the top {stories} of {total} stories from {articles}"
+        " {articles_word} since {since}",
+        "digest_topic": "Topic: {topic}",
+        "digest_also": "Also: ",
+        "digest_and_more": "and {n} more",
+        "digest_empty": "No news since {since}.",
+        "digest_article": "article",
+        "digest_articles": "articles",
     },
     "it": {
         "header": "{n} passaggi per: {question}",
@@ -79,6 +96,22 @@ STRINGS: dict[str, dict[str, str]] = {
             "La ricerca per significato non è disponibile ora: questi passaggi contengono"
             " solo le tue parole."
         ),
+        # digests (index/digest/render.py)
+        "digest_daily": "Rassegna del giorno — {date}",
+        "digest_weekly": "Rassegna della settimana — {date}",
+        "digest_period": "Rassegna — {p_from}{start} {p_to}{end}",
+        "digest_day": "Rassegna — {date}",
+        "digest_preview": "Anteprima: ",
+        "digest_summary": "{stories} notizie da {articles} {articles_word} {p_from}{since}",
+        "digest_summary_one": "1 notizia da {articles} {articles_word} {p_from}{since}",
+        "digest_summary_cut": "le {stories} principali di {total} notizie da {articles}"
+        " {articles_word} {p_from}{since}",
+        "digest_topic": "Argomento: {topic}",
+        "digest_also": "Anche: ",
+        "digest_and_more": "e altri {n}",
+        "digest_empty": "Nessuna notizia {p_from}{since}.",
+        "digest_article": "articolo",
+        "digest_articles": "articoli",
     },
 }
 

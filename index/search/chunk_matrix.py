@@ -15,7 +15,7 @@ id from the same source the copy was read from (Chroma: its own copy is already 
 in-process or in the server). ``DENSE_MATRIX_PRECISION`` chooses; ``DENSE_MATRIX_MAX_CHUNKS``
 bounds the copy.
 
-The filters mean exactly what ``Store._filter_sql`` makes them mean in SQL, so either path
+The filters mean exactly what ``index.storage.filters.filter_sql`` makes them mean in SQL, so either path
 gives the same passing chunks.
 """
 

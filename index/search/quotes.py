@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote as _percent
 
+from index.search import answer_types
 from index.storage import keywords
 
 __all__ = ["Quote", "make_hit_quote", "text_fragment_url"]
@@ -265,10 +266,11 @@ def make_hit_quote(
                     per_sentence[i] = set().union(*(found[w] for w in common))
     matches = {i: per_sentence.get(i, set()) for i in inside}
     weights = _rarity(per_sentence, len(sents), len(terms.groups))
+    bonus = _type_bonus(question, text, sents, inside, weights)
     best = inside[0]
     best_score = -1.0
     for i in inside:
-        score = sum(weights[t] for t in matches[i])
+        score = sum(weights[t] for t in matches[i]) + bonus.get(i, 0.0)
         if score > best_score + 1e-9:
             best, best_score = i, score
 
@@ -299,6 +301,32 @@ def make_hit_quote(
                     lo, hi = new_lo, new_hi
                     grew = True
     return _quote(text, sents[lo][0], sents[hi][1], s, e)
+
+
+# How much holding the kind of thing the question asks for (a name for "chi", a number for
+# "quanti", a date for "quando", a place for "dove") weighs, as a share of the rarest matched
+# term: enough to choose between sentences that match the question alike, not enough to
+# prefer a sentence that merely has a number over one that matches the question.
+TYPE_BONUS = 0.5
+
+
+def _type_bonus(
+    question: str,
+    text: str,
+    sents: Sequence[tuple[int, int]],
+    inside: Sequence[int],
+    weights: Sequence[float],
+) -> dict[int, float]:
+    kind = answer_types.question_kind(question)
+    if kind is None or TYPE_BONUS <= 0:
+        return {}
+    unit = TYPE_BONUS * (max(weights) if weights and max(weights) > 0 else 1.0)
+    asked = answer_types.fold_words(question)
+    return {
+        i: unit
+        for i in inside
+        if answer_types.sentence_answers(kind, text[sents[i][0] : sents[i][1]], asked)
+    }
 
 
 def _quote(text: str, start: int, end: int, hs: int, he: int) -> Quote:

