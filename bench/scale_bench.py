@@ -100,7 +100,7 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
 
     from bot.services import BotServices
     from bot.settings import BotSettings
-    from index.render.answers import render_telegram_html
+    from index.render.telegram_html import render_telegram_html
 
     launched = float(os.environ["SCALE_BENCH_LAUNCHED"])
     extra: dict[str, Any] = {}
@@ -127,13 +127,14 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
         copy_s = time.perf_counter() - t0
         if m is None:
             raise SystemExit("the copy did not load (DENSE_MATRIX_MAX_CHUNKS?)")
-        col = r.vectors.collection
         emb = r.embedder
         k = r.params.dense_candidates
 
         def floor(text: str) -> None:
             v = emb.embed_queries([text])
-            col.query(query_embeddings=v, n_results=k, include=["distances"])
+            # The store's current collection: a client it replaced is stopped 30 s later,
+            # and a query on it crashes in Chroma's Rust code.
+            r.vectors.collection.query(query_embeddings=v, n_results=k, include=["distances"])
 
         async def answer(text: str, lang: str) -> None:
             ans = await r.answer(text, now=qb.NOW)
