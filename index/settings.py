@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -165,10 +165,15 @@ class Settings(BaseSettings):
     # answers questions (newsbot ask/eval, the bot) resolves them in this one zone.
     timezone: str = Field("Europe/Rome", validation_alias=env_alias("NEWSBOT_TIMEZONE", "timezone"))
     # A long-running process (the bot) keeps every chunk vector in memory, time-sorted, to
-    # answer date/outlet-filtered questions fast (index/search/chunk_matrix.py); dim * 4 bytes a
-    # chunk. Above this many chunks, or at 0, filtered questions go to Chroma.
+    # answer date/outlet-filtered questions fast (index/search/chunk_matrix.py): as int8
+    # (dim + 4 bytes a chunk, candidates re-scored exactly), float16 (2 * dim) or float32
+    # (4 * dim). Above this many chunks, or at 0, filtered questions go to Chroma.
     dense_matrix_max_chunks: int = Field(
-        500_000, validation_alias=env_alias("DENSE_MATRIX_MAX_CHUNKS", "dense_matrix_max_chunks")
+        1_000_000,
+        validation_alias=env_alias("DENSE_MATRIX_MAX_CHUNKS", "dense_matrix_max_chunks"),
+    )
+    dense_matrix_precision: Literal["int8", "float16", "float32"] = Field(
+        "int8", validation_alias=env_alias("DENSE_MATRIX_PRECISION", "dense_matrix_precision")
     )
 
     @field_validator("source_specs", mode="before")

@@ -4,9 +4,16 @@ Chroma's own metadata filters cost 100-300 ms at 100k vectors, and over-fetching
 neighbours to filter them afterwards costs ~13 ms when a filter keeps one chunk in twenty
 (bench/query_bench.py). With the rows sorted by time, any date range is one contiguous
 slice that a single matrix-vector product scores (30k rows of 384 dims: ~1.7 ms on one
-core); outlet and language filters pick rows inside it. The copy costs ``dim * 4`` bytes a
-chunk (150 MB for 100k chunks of 384 dims), so the retriever bounds it by
-``DENSE_MATRIX_MAX_CHUNKS``.
+core); outlet and language filters pick rows inside it.
+
+Held as float32 the copy costs ``dim * 4`` bytes a chunk: 2 GB for a million chunks of 512
+dims. So the bot holds it as int8 with one float32 scale per row (``dim + 4`` bytes: 0.5 GB
+a million), or float16, and scores in float32 blocks small enough to stay in the cache. The
+rounding moves a cosine by ~3e-4 (int8), enough to swap near-ties, so the rows that could
+belong in the asked-for top are scored again exactly from their float32 vectors, fetched by
+id from the same source the copy was read from (Chroma: its own copy is already in memory,
+in-process or in the server). ``DENSE_MATRIX_PRECISION`` chooses; ``DENSE_MATRIX_MAX_CHUNKS``
+bounds the copy.
 
 The filters mean exactly what ``index.storage.filters.filter_sql`` makes them mean in SQL, so either path
 gives the same passing chunks.
@@ -14,10 +21,12 @@ gives the same passing chunks.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -25,11 +34,24 @@ from index.models import Filters
 from index.search.keyword_memory import KeywordIndex
 from index.storage.store import Facets, to_ts
 
-__all__ = ["GATHER_COST", "ChunkMatrix", "Selection"]
+log = logging.getLogger(__name__)
+
+__all__ = ["GATHER_COST", "PRECISIONS", "ChunkMatrix", "Precision", "Selection", "VectorSource"]
 
 # Scoring rows picked out of the middle of the matrix costs this many times a contiguous
 # row (the copy dominates: bench/query_bench.py, "matrix" pieces).
 GATHER_COST = 5
+Precision = Literal["int8", "float16", "float32"]
+PRECISIONS: tuple[Precision, ...] = ("int8", "float16", "float32")
+# Fetches the float32 vectors of chunk ids (those that have one), e.g. VectorStore.get_vectors.
+VectorSource = Callable[[Sequence[str]], Mapping[str, np.ndarray]]
+LOAD_BATCH = 5000  # vectors read at a time while loading (over HTTP: ~80 MB of Python floats)
+BLOCK_ROWS = 512  # rounded rows widened to float32 at a time: 1 MB at 512 dims, in the cache
+# Re-scoring takes every row whose rounded score is within this many standard deviations of
+# a score's rounding error (a sum of ``dim`` independent roundings, so near-normal) of the
+# n-th best rounded score: at least 2n rows, at most RESCORE_MAX_FACTOR * n.
+RESCORE_MARGIN = 8.0
+RESCORE_MAX_FACTOR = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +72,12 @@ class Selection:
         return min(self.hi - self.lo, GATHER_COST * self.count)
 
 
+def _as_source(vectors: Mapping[str, np.ndarray] | VectorSource) -> VectorSource:
+    if isinstance(vectors, Mapping):
+        return lambda ids: {i: vectors[i] for i in ids if i in vectors}
+    return vectors
+
+
 @lru_cache(maxsize=256)
 def _like(source: str) -> re.Pattern[str]:
     """SQLite's ``source_key LIKE '%source%'``: ``%`` any run, ``_`` one character, and
@@ -59,19 +87,29 @@ def _like(source: str) -> re.Pattern[str]:
 
 
 class ChunkMatrix:
-    """Unit-length chunk vectors as the rows of one float32 matrix, sorted by time, with the
+    """Unit-length chunk vectors as the rows of one matrix, sorted by time, with the
     columns filters read and, when given the bodies, the keyword index over the same rows.
-    Immutable: a changed corpus gets a new matrix (``stamp`` tells)."""
+    Immutable: a changed corpus gets a new matrix (``stamp`` tells).
+
+    ``vectors`` maps chunk ids to vectors, or is a function fetching them by id (read in
+    batches, so a load never holds two copies). Rows are held as ``precision``; unless that
+    is float32, :meth:`top` re-scores its candidates from ``vectors``, so a function (not a
+    mapping kept alive) is what saves memory."""
 
     def __init__(
         self,
         facets: Sequence[Facets],
-        vectors: Mapping[str, np.ndarray],
+        vectors: Mapping[str, np.ndarray] | VectorSource,
         bodies: Mapping[int, str] | None = None,
         stamp: Hashable = None,
+        *,
+        precision: Precision = "float32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         kept = sorted(facets, key=lambda f: f.ts)
         self.stamp = stamp
+        self.precision = precision
         self.ids = [f.chunk_id for f in kept]
         self.row_of = {cid: i for i, cid in enumerate(self.ids)}
         self.ts = np.fromiter((f.ts for f in kept), dtype=np.int64, count=len(kept))
@@ -81,17 +119,23 @@ class ChunkMatrix:
         self.langs = sorted({f.lang for f in kept}, key=lambda s: s or "")
         lcode = {s: i for i, s in enumerate(self.langs)}
         self.lang_code = np.fromiter((lcode[f.lang] for f in kept), np.int32, len(kept))
-        dim = len(next(iter(vectors.values()))) if vectors else 0
-        mat = np.zeros((len(kept), dim), dtype=np.float32)
+        source = _as_source(vectors)
+        # Where re-scoring reads exact vectors (float32 rows are exact already).
+        self._exact: VectorSource | None = None if precision == "float32" else source
+        self.matrix: np.ndarray = np.zeros((len(kept), 0), dtype=np.dtype(precision))
+        self.scale: np.ndarray | None = None  # per row, int8 only
         # A chunk whose vector a killed run never wrote is still found by its keywords.
-        self.has_vector = np.fromiter((c in vectors for c in self.ids), bool, len(kept))
+        self.has_vector = np.zeros(len(kept), dtype=bool)
+        for a in range(0, len(self.ids), LOAD_BATCH):
+            part = self.ids[a : a + LOAD_BATCH]
+            self._fill(a, part, source(part))
         self.missing_vectors = len(kept) - int(np.count_nonzero(self.has_vector))
-        for i, cid in enumerate(self.ids):
-            v = vectors.get(cid)
-            if v is not None:
-                mat[i] = v
-        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-        self.matrix = mat
+        # Largest rounding error of one coordinate of a unit row (for re-scoring's margin).
+        self._rounding = 0.0
+        if self.scale is not None and len(self.scale):
+            self._rounding = float(self.scale.max()) / 2
+        elif precision == "float16" and self.matrix.size:
+            self._rounding = float(np.abs(self.matrix).max()) * 2.0**-11
         self.keywords: KeywordIndex | None = None
         if bodies is not None:
             self.keywords = KeywordIndex(
@@ -99,12 +143,48 @@ class ChunkMatrix:
                 np.fromiter((f.rowid for f in kept), np.int64, len(kept)),
             )
 
+    def _fill(self, start: int, part: Sequence[str], got: Mapping[str, np.ndarray]) -> None:
+        """Rows ``start..`` from the vectors of ``part`` (unit length, then rounded)."""
+        if not got:
+            return
+        if self.matrix.shape[1] == 0:
+            dim = len(next(iter(got.values())))
+            self.matrix = np.zeros((len(self.ids), dim), dtype=np.dtype(self.precision))
+            if self.precision == "int8":
+                self.scale = np.zeros(len(self.ids), dtype=np.float32)
+        rows = np.zeros((len(part), self.matrix.shape[1]), dtype=np.float32)
+        for i, cid in enumerate(part):
+            v = got.get(cid)
+            if v is not None:
+                rows[i] = v
+                self.has_vector[start + i] = True
+        rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        end = start + len(part)
+        if self.scale is None:
+            self.matrix[start:end] = rows
+            return
+        scale = np.abs(rows).max(axis=1) / 127.0
+        codes = rows / np.where(scale > 0, scale, 1.0)[:, None]
+        self.matrix[start:end] = np.rint(codes).astype(np.int8)
+        self.scale[start:end] = scale
+
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def nbytes(self) -> int:
-        return int(self.matrix.nbytes) + (self.keywords.nbytes if self.keywords else 0)
+        return self.vector_nbytes + (self.keywords.nbytes if self.keywords else 0)
+
+    @property
+    def rescores(self) -> bool:
+        """Whether :meth:`top` fetches vectors (so callers run it off the event loop)."""
+        return self._exact is not None
+
+    @property
+    def vector_nbytes(self) -> int:
+        """The vectors' share: ``dim + 4`` bytes a row as int8, ``2 * dim`` as float16."""
+        scale = int(self.scale.nbytes) if self.scale is not None else 0
+        return int(self.matrix.nbytes) + scale
 
     def select(self, filters: Filters) -> Selection:
         lo, hi = 0, len(self.ids)
@@ -137,26 +217,28 @@ class ChunkMatrix:
 
     def top(self, vec: np.ndarray, selection: Selection, n: int) -> list[tuple[str, float]]:
         """The ``n`` selected rows nearest to ``vec`` by cosine, best first."""
-        if selection.count == 0 or n <= 0:
+        if selection.count == 0 or n <= 0 or self.matrix.shape[1] == 0:
             return []
         q = np.asarray(vec, dtype=np.float32).reshape(-1)
         q = q / max(float(np.linalg.norm(q)), 1e-12)
         lo, hi, mask = selection.lo, selection.hi, selection.mask
         if mask is None:
             rows = None
-            sims = self.matrix[lo:hi] @ q
+            sims = self._scores(q, lo, hi)
         elif GATHER_COST * selection.count < hi - lo:
             rows = lo + np.flatnonzero(mask)
-            sims = self.matrix[rows] @ q
+            sims = self._scores(q, rows=rows)
         else:
             rows = lo + np.flatnonzero(mask)
-            sims = (self.matrix[lo:hi] @ q)[mask]
+            sims = self._scores(q, lo, hi)[mask]
         if self.missing_vectors:
             has = self.has_vector[lo:hi] if rows is None else self.has_vector[rows]
             sims = np.where(has, sims, -np.inf)
             n = min(n, int(np.count_nonzero(has)))
             if n == 0:
                 return []
+        if self._exact is not None:
+            return self._rescored(q, sims, rows, lo, n)
         if n < len(sims):
             head = np.argpartition(-sims, n - 1)[:n]
             order = head[np.argsort(-sims[head], kind="stable")]
@@ -165,6 +247,57 @@ class ChunkMatrix:
         picked = (lo + order) if rows is None else rows[order]
         scores = sims[order].tolist()
         return [(self.ids[r], s) for r, s in zip(picked.tolist(), scores, strict=True)]
+
+    def _scores(
+        self, q: np.ndarray, lo: int = 0, hi: int = 0, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Cosines of rows ``[lo, hi)`` (or ``rows``) with the unit vector ``q``, as rounded."""
+        m = self.matrix
+        if m.dtype == np.float32:
+            return m[lo:hi] @ q if rows is None else m[rows] @ q
+        # numpy has no fast int8 or float16 product: widen a block at a time, then BLAS.
+        count = hi - lo if rows is None else len(rows)
+        out = np.empty(count, dtype=np.float32)
+        buf = np.empty((min(BLOCK_ROWS, count), m.shape[1]), dtype=np.float32)
+        for a in range(0, count, BLOCK_ROWS):
+            b = min(a + BLOCK_ROWS, count)
+            wide = buf[: b - a]
+            wide[...] = m[lo + a : lo + b] if rows is None else m[rows[a:b]]
+            np.dot(wide, q, out=out[a:b])
+        if self.scale is not None:
+            out *= self.scale[lo:hi] if rows is None else self.scale[rows]
+        return out
+
+    def _rescored(
+        self, q: np.ndarray, sims: np.ndarray, rows: np.ndarray | None, lo: int, n: int
+    ) -> list[tuple[str, float]]:
+        """The best ``n`` by exact cosine among the rows whose rounded score could make it."""
+        assert self._exact is not None
+        total = len(sims)
+        if n < total:
+            nth = float(-np.partition(-sims, n - 1)[n - 1])
+            margin = RESCORE_MARGIN * self._rounding / np.sqrt(3.0)
+            close = int(np.count_nonzero(sims >= nth - margin))
+            k = min(total, max(close, 2 * n), RESCORE_MAX_FACTOR * n)
+        else:
+            k = total
+        cand = np.argpartition(-sims, k - 1)[:k] if k < total else np.arange(total)
+        cand = np.sort(cand[np.isfinite(sims[cand])])  # row order: ties break as float32's
+        picked = ((lo + cand) if rows is None else rows[cand]).tolist()
+        ids = [self.ids[r] for r in picked]
+        scores = sims[cand].astype(np.float32)
+        try:
+            got = self._exact(ids)
+        except Exception:  # noqa: BLE001 - the rounded scores still rank well
+            log.warning("could not fetch vectors to re-score; rounded scores used", exc_info=True)
+            got = {}
+        exact = [i for i, cid in enumerate(ids) if cid in got]
+        if exact:
+            mat = np.stack([np.asarray(got[ids[i]], dtype=np.float32) for i in exact])
+            mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+            scores[exact] = mat @ q
+        order = np.argsort(-scores, kind="stable")[:n]
+        return [(ids[i], float(scores[i])) for i in order.tolist()]
 
     def keyword_top(
         self, terms: Sequence[str], n: int, selection: Selection | None = None

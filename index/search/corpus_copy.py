@@ -176,10 +176,11 @@ class CorpusCopy:
                 return
             facets = await self.store.chunk_facets()
             bodies = await self.store.fts_bodies()
-            found = await asyncio.to_thread(
-                self.vectors.get_vectors, [f.chunk_id for f in facets]
-            )
-            m = await asyncio.to_thread(ChunkMatrix, facets, found, bodies, stamp)
+            # Read in batches through the store's client, which re-scoring uses again.
+            m = await asyncio.to_thread(
+                ChunkMatrix, facets, self.vectors.get_vectors, bodies, stamp,
+                precision=self.settings.dense_matrix_precision,
+            )  # fmt: skip
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - questions still have the Chroma/SQLite paths

@@ -45,7 +45,7 @@ class MemoryCandidates:
             return []
         over = self.store.overfetch(sel.count / len(m), len(m), n)
         if sel.cost <= MATRIX_ROWS_PER_QUERY + MATRIX_ROWS_PER_NEIGHBOUR * over:
-            if sel.cost > MATRIX_THREAD_ROWS:
+            if sel.cost > MATRIX_THREAD_ROWS or m.rescores:
                 return await asyncio.to_thread(m.top, vec, sel, n)
             return m.top(vec, sel, n)
         found = await self.store.nearest(np.asarray(vec), over)
