@@ -144,15 +144,16 @@ async def test_a_later_migration_runs_once_and_a_failing_one_leaves_nothing(tmp_
     await (await Store.open(path)).close()
     db = await connect_sqlite(path)
     try:
+        nxt = INDEX_MIGRATIONS[-1].version + 1
         later = (
             *INDEX_MIGRATIONS,
-            Migration(3, "m003_test", "ALTER TABLE runs ADD COLUMN note TEXT;"),
+            Migration(nxt, "m_next_test", "ALTER TABLE runs ADD COLUMN note TEXT;"),
         )
-        assert await migrate(db, later) == [3]
+        assert await migrate(db, later) == [nxt]
         assert await migrate(db, later) == []
         broken = (
             *later,
-            Migration(4, "m004_broken", "CREATE TABLE t4(x);\nSELECT * FROM nowhere;"),
+            Migration(nxt + 1, "m_broken", "CREATE TABLE t4(x);\nSELECT * FROM nowhere;"),
         )
         with pytest.raises(sqlite3.OperationalError):
             await migrate(db, broken)
@@ -160,7 +161,7 @@ async def test_a_later_migration_runs_once_and_a_failing_one_leaves_nothing(tmp_
         versions = [
             r[0] for r in await db.execute_fetchall("SELECT version FROM schema_migrations")
         ]
-        assert versions == [1, 2, 3]
+        assert versions == [*(m.version for m in INDEX_MIGRATIONS), nxt]
         assert [r[1] for r in await db.execute_fetchall("PRAGMA table_info(runs)")][-1] == "note"
     finally:
         await db.close()
@@ -189,7 +190,9 @@ async def test_concurrent_opens_of_one_fresh_data_dir_all_succeed(tmp_path):
             await store.close()
 
     await asyncio.gather(*(open_close(i) for i in range(6)))
-    assert _rows(path, "SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert _rows(path, "SELECT version FROM schema_migrations ORDER BY version") == [
+        (m.version,) for m in INDEX_MIGRATIONS
+    ]
 
 
 def test_concurrent_opens_from_several_processes(tmp_path):
@@ -227,5 +230,7 @@ def test_concurrent_opens_from_several_processes(tmp_path):
     results = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err
-    assert _rows(index_path, "SELECT version FROM schema_migrations") == [(1,), (2,)]
+    assert sorted(_rows(index_path, "SELECT version FROM schema_migrations")) == [
+        (m.version,) for m in INDEX_MIGRATIONS
+    ]
     assert _rows(state_path, "SELECT version FROM schema_migrations") == [(1,)]

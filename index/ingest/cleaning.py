@@ -4,7 +4,11 @@ Replies quote the cleaned text verbatim, so cleaning is deliberately conservativ
 encoding noise and whitespace everywhere, but removes lines only at the very top and
 bottom of an article, only when they are short and match a known kind of scraping debris
 (repeated headlines, bylines, photo credits, share buttons, lone dates). A real sentence is
-never dropped.
+never dropped. Scraped pages get two more rules, in their own modules: the seed boilerplate
+lines (index/ingest/boilerplate.py: promos, ad-feedback forms, cookie and subscription
+notices, anywhere in the text) and dateline titles (index/ingest/datelines.py). What an
+outlet repeats across its own articles is learned and removed at index time
+(index/ingest/outlet_boilerplate.py).
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ from dataclasses import replace
 
 from py3langid import langid
 
+from index.ingest.boilerplate import (
+    boilerplate_only_reason,
+    has_real_content,
+    strip_seed_boilerplate,
+)
+from index.ingest.datelines import retitle
 from index.models import Article, LoadError
 
 LanguageDetector = Callable[[str], str | None]
@@ -57,7 +67,10 @@ def clean_article(
     language model; by default a shared py3langid detector is used.
     """
     title = normalize_inline(article.title)
-    text = drop_debris(normalize_text(article.text), title)
+    text, removed = strip_seed_boilerplate(drop_debris(normalize_text(article.text), title))
+    if removed and not has_real_content(text):
+        return LoadError(article.origin, boilerplate_only_reason(removed))
+    title, text = retitle(title, text, source=article.source, extra=article.extra)
     if not text:
         return LoadError(article.origin, "empty text after cleaning")
     if not title:

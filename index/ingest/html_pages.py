@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from lxml import etree
 from lxml import html as lxml_html
 
+from index.ingest.datelines import page_titles
 from index.ingest.records import Item, from_record, host_name
 from index.models import LoadError
 
@@ -79,6 +80,7 @@ def load_html(data: bytes, origin: str, url: str | None = None) -> Iterator[Item
     author = getattr(doc, "author", None)
     if author:
         record["author"] = author
+    record.update(page_titles(data))  # fallbacks for a headline that is only a dateline
     yield from_record(record, origin, "the page")
 
 

@@ -24,6 +24,7 @@ from index.ingest import dedup
 from index.ingest.chunking import chunk_text
 from index.ingest.cleaning import clean_article
 from index.ingest.loaders import Target, iter_articles
+from index.ingest.outlet_boilerplate import strip_outlet_boilerplate
 from index.ingest.pending import Pending, chunk_id, passage_text, raw_hash, source_origin
 from index.ingest.report import IndexReport, Progress, ProgressFn
 from index.ingest.vector_collection import open_vectors, open_vectors_checked
@@ -126,6 +127,9 @@ class Indexer:
         self.progress(Progress("loading", elapsed=time.perf_counter() - t0))
         states = await self.store.article_states()
         loaded, errors = await asyncio.to_thread(self._load, paths, states)
+        outlets = await strip_outlet_boilerplate(self.store, loaded)
+        loaded, errors = outlets.kept, [*errors, *outlets.failed]
+        report.notices.extend(outlets.notices)
         report.failed.extend(errors)
         for err in errors:
             log.warning("skipped %s: %s", err.origin, err.reason)
@@ -143,6 +147,8 @@ class Indexer:
                 report.unchanged += 1
                 continue
             pending.append(item)
+        # Indexed articles that carried a newly learned boilerplate line: re-chunked only them.
+        pending += [Pending(a, rh, ch, states.get(a.id)) for a, rh, ch in outlets.reapplied]
 
         await dedup.find_duplicates(self.store, pending, report)
         to_embed = [p for p in pending if p.dup_kind != "exact"]

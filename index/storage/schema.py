@@ -117,7 +117,36 @@ CREATE TABLE IF NOT EXISTS source_inbox(
 );
 """
 
+# Per-outlet boilerplate (index/storage/boilerplate.py): the lines each outlet's articles carry,
+# one row per article seen, and the lines learned as boilerplate.
+M003_OUTLET_BOILERPLATE = """
+CREATE TABLE IF NOT EXISTS boilerplate_seen(
+    article_id TEXT PRIMARY KEY,
+    source_key TEXT NOT NULL,
+    story INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS boilerplate_seen_source ON boilerplate_seen(source_key, story);
+CREATE TABLE IF NOT EXISTS boilerplate_lines(
+    source_key TEXT NOT NULL,
+    line_key INTEGER NOT NULL,
+    article_id TEXT NOT NULL,
+    story INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS boilerplate_lines_key ON boilerplate_lines(source_key, line_key, story);
+CREATE INDEX IF NOT EXISTS boilerplate_lines_article ON boilerplate_lines(article_id);
+CREATE TABLE IF NOT EXISTS boilerplate_patterns(
+    source_key TEXT NOT NULL,
+    line_key INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    stories INTEGER NOT NULL,
+    outlet_stories INTEGER NOT NULL,
+    learned_at TEXT NOT NULL,
+    PRIMARY KEY(source_key, line_key)
+);
+"""
+
 INDEX_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "m001_initial", M001_INITIAL),
     Migration(2, "m002_live_sources", M002_LIVE_SOURCES),
+    Migration(3, "m003_outlet_boilerplate", M003_OUTLET_BOILERPLATE),
 )
