@@ -51,5 +51,6 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
             "date_to": _iso(f.date_to),
             "sources": list(f.sources),
             "langs": list(f.langs),
+            "as_of": _iso(f.as_of),
         },
     }
