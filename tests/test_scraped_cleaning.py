@@ -33,10 +33,16 @@ APP = "Scarica l'app del Corriere di Valdora"
 SUBS = "Notiziario ASP Regioni riservato agli abbonati"
 LEARNED = (MORNING, MEMBER, APP, SUBS, TIP)
 SEEDED = (
-    "Looking for a free mini puzzle?", "How relevant is this ad to you?",
-    "Video player was slow to load content", "We use cookies", "Contributing: Reuters",
-    "RIPRODUZIONE RISERVATA", "Leggi anche", "Iscriviti alla newsletter",
-    "Questo sito utilizza cookie", "Sign up for Meridian's free",
+    "Looking for a free mini puzzle?",
+    "How relevant is this ad to you?",
+    "Video player was slow to load content",
+    "We use cookies",
+    "Contributing: Reuters",
+    "RIPRODUZIONE RISERVATA",
+    "Leggi anche",
+    "Iscriviti alla newsletter",
+    "Questo sito utilizza cookie",
+    "Sign up for Meridian's free",
 )
 
 
@@ -69,19 +75,35 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("title", [
-    "London CNN —", "CNN —", "New York CNN Business —", "ROMA —", "(ANSA) - MILANO,",
-    "WASHINGTON (AP) —", "Kyiv, Ukraine CNN —", "NEW YORK, May 3 (Reuters) -", "Hong Kong CNN -",
-])
+@pytest.mark.parametrize(
+    "title",
+    [
+        "London CNN —",
+        "CNN —",
+        "New York CNN Business —",
+        "ROMA —",
+        "(ANSA) - MILANO,",
+        "WASHINGTON (AP) —",
+        "Kyiv, Ukraine CNN —",
+        "NEW YORK, May 3 (Reuters) -",
+        "Hong Kong CNN -",
+    ],
+)
 def test_datelines_are_recognised(title: str) -> None:
     assert is_dateline(title)
 
 
-@pytest.mark.parametrize("title", [
-    "UK inflation falls to 3%", "Roma, il Consiglio dei ministri approva la manovra",
-    "Northgate council approves tram extension to the airport", "London calling",
-    "Milano — la città che sale", "(ANSA) - Il governo approva la manovra",
-])
+@pytest.mark.parametrize(
+    "title",
+    [
+        "UK inflation falls to 3%",
+        "Roma, il Consiglio dei ministri approva la manovra",
+        "Northgate council approves tram extension to the airport",
+        "London calling",
+        "Milano — la città che sale",
+        "(ANSA) - Il governo approva la manovra",
+    ],
+)
 def test_headlines_are_not_datelines(title: str) -> None:
     assert not is_dateline(title)
 
@@ -156,10 +178,14 @@ def test_boilerplate_only_page_is_a_failed_record_with_the_reason() -> None:
     assert "boilerplate" in result.reason
 
 
-@pytest.mark.parametrize("path", [
-    DATA / "squad-it-articles-30.jsonl", SAMPLE_DIR / "wikinews-gum.jsonl",
-    SAMPLE_DIR / "meantime-gm-stock-en-it.jsonl",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        DATA / "squad-it-articles-30.jsonl",
+        SAMPLE_DIR / "wikinews-gum.jsonl",
+        SAMPLE_DIR / "meantime-gm-stock-en-it.jsonl",
+    ],
+)
 def test_clean_articles_keep_every_line_and_their_title(path: Path) -> None:
     """The new rules change nothing in articles that have no datelines or boilerplate."""
     checked = 0
@@ -222,7 +248,10 @@ async def test_outlet_boilerplate_is_learned_and_removed(settings: Settings, min
 
     passages = await stored_passages(settings)
     assert "mer-011" not in passages
-    assert len(passages) == sum(len(rows(n)) for n in ("meridian", "northgate", "valdora", "asp")) - 1 + 2
+    assert (
+        len(passages)
+        == sum(len(rows(n)) for n in ("meridian", "northgate", "valdora", "asp")) - 1 + 2
+    )
     for aid, text in passages.items():
         for line in (MORNING, MEMBER, APP, SUBS):
             assert line not in text, (aid, line)
@@ -234,7 +263,8 @@ async def test_outlet_boilerplate_is_learned_and_removed(settings: Settings, min
             if r["id"] == "mer-011":
                 continue
             first = next(
-                p for p in r["text"].split("\n\n")
+                p
+                for p in r["text"].split("\n\n")
                 if not strip_seed_boilerplate(p)[1] and not p.startswith(LEARNED)
             )
             assert first.split(" — ")[-1].split(" - ")[-1][:40] in passages[r["id"]], r["id"]
@@ -244,8 +274,12 @@ async def test_learned_boilerplate_leaves_already_indexed_articles_on_the_next_r
     tmp_path: Path, settings: Settings, minilm
 ) -> None:
     meridian = {r["id"]: r for r in rows("meridian")}
-    part1 = write_jsonl(tmp_path / "part1.jsonl", [meridian[i] for i in ("mer-001", "mer-002", "mer-003")])
-    part2 = write_jsonl(tmp_path / "part2.jsonl", [meridian[i] for i in ("mer-005", "mer-007", "mer-009")])
+    part1 = write_jsonl(
+        tmp_path / "part1.jsonl", [meridian[i] for i in ("mer-001", "mer-002", "mer-003")]
+    )
+    part2 = write_jsonl(
+        tmp_path / "part2.jsonl", [meridian[i] for i in ("mer-005", "mer-007", "mer-009")]
+    )
     services = await open_services(settings, minilm)
     try:
         first = await services.index([part1])
@@ -295,8 +329,15 @@ async def test_threshold_grows_with_the_outlet_and_copies_of_one_story_count_onc
 ) -> None:
     def item(n: int, *lines: str, title: str | None = None) -> _Item:
         body = [f"Story number {n} tells of a different event in the city today.", *lines]
-        return _Item(Article(id=f"a{n}", title=title or f"Story {n}", text="\n\n".join(body),
-                             source="Big Outlet", origin=f"big.jsonl:{n}"))
+        return _Item(
+            Article(
+                id=f"a{n}",
+                title=title or f"Story {n}",
+                text="\n\n".join(body),
+                source="Big Outlet",
+                origin=f"big.jsonl:{n}",
+            )
+        )
 
     five = "Five stories carry this line, not enough for an outlet this large."
     six = "Six stories carry this line, which is one percent of six hundred."

@@ -40,16 +40,24 @@ SEEDS: tuple[_Seed, ...] = (
     _seed(r"contributing:\s", 20),
     _seed(r"\(?(?:additional )?reporting by\b.*\bediting by\b", 40),
     _seed(r"(?:ad feedback|how relevant is this ad to you\?|video player was slow to load)", 80),
-    _seed(r"(?:advertisement|sponsored content|story continues below advertisement|"
-          r"advertisement\W+scroll to continue)\W*$", 6),
+    _seed(
+        r"(?:advertisement|sponsored content|story continues below advertisement|"
+        r"advertisement\W+scroll to continue)\W*$",
+        6,
+    ),
     _seed(r"(?:sign up|subscribe|register) (?:for|to)\b.{0,60}\bnewsletters?\b", 50),
     _seed(r"get (?:our|the) .{0,40}newsletter\b", 40),
-    _seed(r"(?:already a subscriber\??|subscribe now\b|subscribe today\b|"
-          r"this (?:article|story|content) is (?:only )?(?:available )?for subscribers|"
-          r"to continue reading|you have reached your (?:free )?article limit|"
-          r"you've reached your (?:free )?article limit)", 40),
+    _seed(
+        r"(?:already a subscriber\??|subscribe now\b|subscribe today\b|"
+        r"this (?:article|story|content) is (?:only )?(?:available )?for subscribers|"
+        r"to continue reading|you have reached your (?:free )?article limit|"
+        r"you've reached your (?:free )?article limit)",
+        40,
+    ),
     _seed(r".*\b(?:we|this (?:site|website)|we and our partners) uses? cookies\b", 80, "cookie"),
-    _seed(r"(?:accept (?:all )?cookies|cookie (?:policy|settings|preferences)|manage cookies)\b", 40),
+    _seed(
+        r"(?:accept (?:all )?cookies|cookie (?:policy|settings|preferences)|manage cookies)\b", 40
+    ),
     _seed(r".*\bby continuing to (?:browse|use) (?:this|our) (?:site|website)\b", 80, "continuing"),
     _seed(r"(?:click|tap) here to\b", 25),
     _seed(r"(?:follow us on|download (?:the|our) app)\b", 20),
@@ -58,17 +66,29 @@ SEEDS: tuple[_Seed, ...] = (
     _seed(r".*\briproduzione riservata\b", 15, "riservata"),
     _seed(r".*\btutti i diritti riservati\b", 15, "riservati"),
     _seed(r"leggi anche\b", 30),
-    _seed(r"(?:leggi l['’]articolo completo|leggi tutto\b|vedi anche\b|guarda anche\b|"
-          r"ti potrebbe interessare|potrebbe interessarti|clicca qui\b)", 30),
+    _seed(
+        r"(?:leggi l['’]articolo completo|leggi tutto\b|vedi anche\b|guarda anche\b|"
+        r"ti potrebbe interessare|potrebbe interessarti|clicca qui\b)",
+        30,
+    ),
     _seed(r".*\biscriviti alla (?:nostra )?newsletter\b", 50, "newsletter"),
-    _seed(r"(?:ricevi|resta aggiornato con) (?:le )?(?:notizie|news|ultime notizie)\b.{0,80}"
-          r"(?:whatsapp|telegram|newsletter|email|e-mail)", 40),
-    _seed(r"(?:abbonati\b|sei già abbonato|per continuare a leggere|"
-          r"contenuto riservato agli abbonati|questo articolo è riservato agli abbonati)", 40),
+    _seed(
+        r"(?:ricevi|resta aggiornato con) (?:le )?(?:notizie|news|ultime notizie)\b.{0,80}"
+        r"(?:whatsapp|telegram|newsletter|email|e-mail)",
+        40,
+    ),
+    _seed(
+        r"(?:abbonati\b|sei già abbonato|per continuare a leggere|"
+        r"contenuto riservato agli abbonati|questo articolo è riservato agli abbonati)",
+        40,
+    ),
     _seed(r"(?:pubblicità|contenuto sponsorizzato)\W*$", 4),
     _seed(r"seguici su\b", 15),
-    _seed(r".*\b(?:questo sito (?:web )?(?:utilizza|usa)|utilizziamo|usiamo) (?:i )?cookie",
-          80, "cookie"),
+    _seed(
+        r".*\b(?:questo sito (?:web )?(?:utilizza|usa)|utilizziamo|usiamo) (?:i )?cookie",
+        80,
+        "cookie",
+    ),
     _seed(r"(?:accetta (?:tutti i )?cookie|informativa (?:sui )?cookie|cookie policy)\b", 40),
 )
 

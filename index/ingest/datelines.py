@@ -31,13 +31,34 @@ _MONTH = re.compile(
     r"[a-z]*\.?",
     re.IGNORECASE,
 )
-_CONNECTORS = frozenset(["de", "di", "del", "della", "da", "of", "the", "on", "upon", "am", "la", "le", "el", "al", "d'", "l'"])
+_CONNECTORS = frozenset(
+    [
+        "de",
+        "di",
+        "del",
+        "della",
+        "da",
+        "of",
+        "the",
+        "on",
+        "upon",
+        "am",
+        "la",
+        "le",
+        "el",
+        "al",
+        "d'",
+        "l'",
+    ]
+)
 # "(ANSA) - ROMA, 12 MAG -", "LONDON (Reuters) -", "New York CNN Business —": a run of
 # place/outlet/date tokens ended by a dash (or, after an agency, a comma).
 _BODY_PREFIX = re.compile(rf"^(?P<head>[^\n.!?;:]{{1,80}}?)\s+{_DASH}\s+(?=[\"'“‘«(]?[^\W\d_])")
 _AGENCY_PREFIX = re.compile(rf"^\((?P<agency>[^()]{{2,20}})\)\s*{_DASH}\s*")
 _PLACE_COMMA = re.compile(r"^(?P<place>[A-ZÀ-Ý][A-ZÀ-Ý'’ .]{1,30}),\s+(?=\S)")
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bDr\.)\s+(?=[\"'“‘«(]?[A-ZÀ-Ý0-9])")
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?])(?<!\b[A-Z]\.)(?<!\bMr\.)(?<!\bDr\.)\s+(?=[\"'“‘«(]?[A-ZÀ-Ý0-9])"
+)
 _CLAUSE = re.compile(r"(?:,|;|:| —| –| -)\s")
 _SITE_SEPARATOR = re.compile(r"\s+(?:\||—|–|-|·|::)\s+")
 
@@ -146,7 +167,7 @@ def _is_dateline_token(token: str) -> bool:
         return False
     if word.lower() in _CONNECTORS or word.isdigit() or _MONTH.fullmatch(word):
         return True
-    return word[0].isupper() and not any(ch in word for ch in "!?\"“”")
+    return word[0].isupper() and not any(ch in word for ch in '!?"“”')
 
 
 def _unmistakable(head: str, source: str | None) -> bool:
@@ -159,14 +180,16 @@ def _unmistakable(head: str, source: str | None) -> bool:
 
 
 def _without_site(title: str, source: str | None) -> str:
-    """"UK inflation falls to 3% | CNN Business" → "UK inflation falls to 3%"."""
+    """ "UK inflation falls to 3% | CNN Business" → "UK inflation falls to 3%"."""
     parts = _SITE_SEPARATOR.split(title)
     if len(parts) < 2:
         return title
     last = parts[-1]
     folded_source = _fold(source or "")
     short = len(last.split()) <= 4
-    if short and (not folded_source or folded_source in _fold(last) or _fold(last) in folded_source):
+    if short and (
+        not folded_source or folded_source in _fold(last) or _fold(last) in folded_source
+    ):
         return title[: title.rfind(last)].rstrip(" |—–-·:")
     return title
 

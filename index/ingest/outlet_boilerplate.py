@@ -86,8 +86,10 @@ async def strip_outlet_boilerplate(
     fresh_ids = {p.article.id for p in fresh}
     backfill = await table.unseen_articles(fresh_ids)
     samples: dict[tuple[str, int], str] = {}
-    seen = [_seen(p.article.id, p.article.source, p.article.title, p.article.text, samples)
-            for p in fresh]
+    seen = [
+        _seen(p.article.id, p.article.source, p.article.title, p.article.text, samples)
+        for p in fresh
+    ]
     seen += [_seen(s.id, s.source, s.title, s.text, samples) for s in backfill]
     await table.record(seen)
 
@@ -135,7 +137,10 @@ def _is_fresh(p: PendingArticle) -> bool:
 
 
 def _seen(
-    article_id: str, source: str | None, title: str, text: str,
+    article_id: str,
+    source: str | None,
+    title: str,
+    text: str,
     samples: dict[tuple[str, int], str],
 ) -> SeenArticle:
     sk = source_key(source)
@@ -168,7 +173,8 @@ async def _learn(
         counts = await table.story_counts(sk, keys)
         new += [
             Pattern(sk, k, samples[(sk, k)], n, stories)
-            for k, n in sorted(counts.items()) if n >= threshold
+            for k, n in sorted(counts.items())
+            if n >= threshold
         ]
     await table.add_patterns(new)
     return new
@@ -208,7 +214,12 @@ async def _reapply(
 
 def _article(rec: StoredText, text: str) -> Article:
     return Article(
-        id=rec.id, text=text, title=rec.title, url=rec.url,
+        id=rec.id,
+        text=text,
+        title=rec.title,
+        url=rec.url,
         published=datetime.fromisoformat(rec.published) if rec.published else None,
-        source=rec.source, lang=rec.lang, origin=rec.origin,
+        source=rec.source,
+        lang=rec.lang,
+        origin=rec.origin,
     )

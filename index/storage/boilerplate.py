@@ -67,7 +67,9 @@ class BoilerplateStore:
         rows: list[Any] = []
         for i in range(0, len(ids), BATCH):
             part = list(ids[i : i + BATCH])
-            rows += await self._all(sql.replace("{ids}", ",".join("?" * len(part))), [*params, *part])
+            rows += await self._all(
+                sql.replace("{ids}", ",".join("?" * len(part))), [*params, *part]
+            )
         return rows
 
     async def forget_removed(self) -> None:
@@ -81,7 +83,9 @@ class BoilerplateStore:
         if rows:
             await self.forget([r[0] for r in rows])
 
-    async def unseen_articles(self, exclude: Iterable[str], limit: int = 20_000) -> list[StoredText]:
+    async def unseen_articles(
+        self, exclude: Iterable[str], limit: int = 20_000
+    ) -> list[StoredText]:
         """Indexed articles whose lines were never recorded (indexed before this table)."""
         skip = set(exclude)
         rows = await self._all(
@@ -160,7 +164,10 @@ class BoilerplateStore:
         await self.db.executemany(
             "INSERT OR IGNORE INTO boilerplate_patterns(source_key, line_key, text, stories,"
             " outlet_stories, learned_at) VALUES(?,?,?,?,?,?)",
-            [(p.source_key, p.line_key, p.text, p.stories, p.outlet_stories, now) for p in patterns],
+            [
+                (p.source_key, p.line_key, p.text, p.stories, p.outlet_stories, now)
+                for p in patterns
+            ],
         )
 
     async def carriers(self, patterns: Sequence[Pattern]) -> set[str]:
