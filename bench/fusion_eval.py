@@ -3,7 +3,8 @@
     python bench/fusion_eval.py CAPTURE.pkl [CAPTURE.pkl ...]
 
 Article-level hit@1/3/5 per question file (passages → first occurrence of each article),
-for bm25, dense, the fusion of index/search/fusion.py as it is now, and the variants below.
+for bm25, dense, the fusion with the match fraction only ("old"), with the list evidence
+("new"), and with the date filter of dated questions replaced by the recency prior.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def main() -> None:
             print("    dense   ", score(rows, dense))
             print("    old     ", score(rows, fused(model, confident=False)))
             print("    new     ", score(rows, fused(model)))
+            for row in rows:  # vague time words: no date filter, a recency prior instead
+                row["use_soft"] = True
+            print("    new+time", score(rows, fused(model, recency=True)))
 
 
 if __name__ == "__main__":
