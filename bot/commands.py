@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import tempfile
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--lang", default=None, help="language of the labels (it, en)")
+    p.add_argument(
+        "--asof", default=None, metavar="DATE",
+        help="answer as of DATE (YYYY-MM-DD): relative dates and recency resolve against it",
+    )
     p.set_defaults(func=_ask)
 
     p = sub.add_parser(
@@ -47,7 +52,15 @@ async def _ask(args: argparse.Namespace, settings: BotSettings) -> int:
             await services.index()
         retriever = await services.retriever()  # the settings' zone, as the bot's
         question = " ".join(args.question)
-        answer = await retriever.answer(question, k=args.k, mode=args.mode)
+        as_of = None
+        if args.asof:
+            try:
+                as_of = _as_of_arg(args.asof, retriever.tz)
+            except ValueError:
+                print(f"newsbot ask: --asof takes a date like 2024-05-01, not {args.asof!r}",
+                      file=sys.stderr)
+                return 2
+        answer = await retriever.answer(question, k=args.k, mode=args.mode, as_of=as_of)
         if args.json:
             print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
         else:
@@ -56,6 +69,14 @@ async def _ask(args: argparse.Namespace, settings: BotSettings) -> int:
         return 0
     finally:
         await services.close()
+
+
+def _as_of_arg(value: str, tz: Any) -> datetime:
+    """``--asof``: a date means its last instant in the settings' zone, as ``asof:`` does."""
+    if len(value) == 10:
+        return datetime.combine(date.fromisoformat(value), time(23, 59, 59), tzinfo=tz)
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=tz)
 
 
 def _guess_lang(text: str) -> str:

@@ -93,9 +93,17 @@ class Filters:
     date_to: datetime | None = None  # exclusive, UTC
     sources: list[str] = field(default_factory=list)  # lower-cased outlet names
     langs: list[str] = field(default_factory=list)  # ISO 639-1 codes
+    # ``asof:`` — the moment the question is answered as of (aware): relative dates and
+    # recency resolve against it. Not a restriction: later articles stay searchable.
+    as_of: datetime | None = None
 
     def is_empty(self) -> bool:
+        """No restriction on which passages qualify (``as_of`` restricts nothing)."""
         return not (self.date_from or self.date_to or self.sources or self.langs)
+
+    def shown(self) -> bool:
+        """Whether a reply has a filters line: a restriction or an ``asof:``."""
+        return not self.is_empty() or self.as_of is not None
 
 
 @dataclass(slots=True)

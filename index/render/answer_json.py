@@ -51,5 +51,7 @@ def answer_to_json(answer: Answer) -> dict[str, Any]:
             "date_to": _iso(f.date_to),
             "sources": list(f.sources),
             "langs": list(f.langs),
+            # Only when asked (``asof:``/``--asof``): the shape stays as documented otherwise.
+            **({"as_of": _iso(f.as_of)} if f.as_of is not None else {}),
         },
     }

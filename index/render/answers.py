@@ -128,6 +128,9 @@ def describe_filters(filters: Filters, lang: str = "en", tz: tzinfo | None = Non
         parts.append(t("filter_sources", lang, sources=", ".join(filters.sources)))
     if filters.langs:
         parts.append(t("filter_langs", lang, langs=", ".join(filters.langs)))
+    if filters.as_of is not None:
+        d = format_date(_local_date(filters.as_of, tz) if tz else filters.as_of.date(), lang)
+        parts.append(t("filter_as_of", lang, date=d, **date_prepositions(d)))
     return " · ".join(parts)
 
 
@@ -151,7 +154,7 @@ def not_found_lines(answer: Answer, lang: str, tz: tzinfo | None) -> list[str]:
         lines = [t("nothing_published", lang, filters=desc)]
     else:
         lines = [t("not_found", lang, question=clip(one_line(answer.question), MAX_QUESTION))]
-    if not answer.filters.is_empty() and not answer.period_empty:
+    if answer.filters.shown() and not answer.period_empty:
         lines.append(t("filters_active", lang, filters=describe_filters(answer.filters, lang, tz)))
     hint = _suggestion(answer, lang)
     if hint:

@@ -40,7 +40,7 @@ def render_plain(answer: Answer, *, lang: str = "en", tz: tzinfo | None = None) 
         lines = [t("header_one", lang, question=question)]
     else:
         lines = [t("header", lang, n=len(answer.hits), question=question)]
-    if not answer.filters.is_empty():
+    if answer.filters.shown():
         lines.append(t("filters_line", lang, filters=describe_filters(answer.filters, lang, tz)))
     lines.extend(header_notes(answer, lang, tz))
     indent = "    "

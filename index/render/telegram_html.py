@@ -221,7 +221,7 @@ def _header_html(answer: Answer, lang: str, start_index: int, tz: tzinfo | None,
     else:
         head = t("header", lang, n=len(answer.hits), question=question)
     lines = [f"<b>{esc(head)}</b>"]
-    if not answer.filters.is_empty():
+    if answer.filters.shown():
         desc = describe_filters(answer.filters, lang, tz)
         lines.append(f"<i>{esc(t('filters_line', lang, filters=desc))}</i>")
     for line in header_notes(answer, lang, tz):

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 
 __all__ = [
     "AP", "ART", "GAP", "RANGE", "STANDALONE", "TRIGGERED", "YEAR_ONLY", "When", "abs_when",
-    "rel_span", "year_span",
+    "VAGUE_KINDS", "rel_kind", "rel_span", "year_span",
 ]  # fmt: skip
 
 # -- vocabulary -----------------------------------------------------------------------------
@@ -257,6 +257,20 @@ def _unit_key(unit: str) -> str:
     if u.startswith(("month", "mes")):
         return "month"
     return "year"
+
+
+# Relative phrases that, in a question, say "lately" rather than name a period: "this week"
+# asked on a Monday still means last Friday's news, "in recent days" has no edge. A search
+# question treats them as a recency prior (index/search/recency.py), not a filter.
+VAGUE_KINDS = frozenset({"this_week", "recent"})
+
+
+def rel_kind(text: str) -> str | None:
+    """The rule name of a relative phrase ("this_week", "yesterday"...), or None."""
+    for kind, rx in _REL_DETAIL:
+        if rx.fullmatch(text.strip()):
+            return kind
+    return None
 
 
 def rel_span(text: str, now_local: datetime) -> tuple[date, date] | None:

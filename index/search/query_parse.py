@@ -21,6 +21,10 @@ Operators (case-insensitive, value right after the colon, quotes for spaces):
 - ``until:``/``al:``/``fino:`` — through the end of that date, *inclusive*: ``until:2024-02``
   keeps all of February (an Italian "fino al 31 marzo" includes the 31st).
 
+- ``asof:`` — answer as of that date (its last instant, local time): "oggi", "last week" and
+  recency resolve against it instead of the clock. Not a restriction: later articles stay
+  searchable unless a date filter says otherwise. A date value or ``today``/``ieri``...
+
 Date values: ``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, ``DD/MM/YYYY`` (also ``.`` or ``-``),
 ``today``/``oggi``/``ieri``... Malformed values are left in the text, like any unknown token.
 
@@ -46,7 +50,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from index.models import Filters
@@ -54,9 +58,11 @@ from index.search.date_phrases import (
     RANGE,
     STANDALONE,
     TRIGGERED,
+    VAGUE_KINDS,
     YEAR_ONLY,
     When,
     abs_when,
+    rel_kind,
     rel_span,
     year_span,
 )
@@ -79,6 +85,8 @@ _OPERATOR = re.compile(
     r"(?P<val>\"[^\"]*\"|“[^”]*”|«[^»]*»|[^\s\"“«]+)",
     re.I,
 )
+_ASOF = re.compile(r"(?<![\w:/.\-])(?:asof|as-of|as_of):(?P<val>[^\s\"“«,;!?)]+)", re.I)
+
 _OP_KIND = {
     "source": "source", "sources": "source", "outlet": "source", "outlets": "source",
     "fonte": "source", "fonti": "source",
@@ -294,7 +302,7 @@ def _handle_standalone(state: _State, m: re.Match[str]) -> bool:
         span = rel_span(m.group("rel"), state.now_local)
         if span is None:
             return False
-        state.kind = "relative"
+        state.kind = "vague" if rel_kind(m.group("rel")) in VAGUE_KINDS else "relative"
         state.period(span)
         return True
     when = abs_when(m.group("abs"))
@@ -324,6 +332,9 @@ class ParsedQuestion:
     query: str
     filters: Filters
     relative_dates: bool = False
+    # Only vague relative phrases ("this week", "negli ultimi giorni"), no other date: a
+    # search may take them as a recency prior instead of the filter (see date_phrases).
+    vague_dates: bool = False
     prose_dates: bool = False
     operator_dates: bool = False
     relative_spans: tuple[tuple[int, int], ...] = ()
@@ -359,6 +370,16 @@ def parse_question_full(
     """:func:`parse_question`, telling also which kinds of date phrases were understood."""
     now_local = now.replace(tzinfo=tz) if now.tzinfo is None else now.astimezone(tz)
     state = _State(text, now_local)
+    as_of: datetime | None = None
+    for m in _ASOF.finditer(text):
+        span = _operator_date(m.group("val").rstrip("."), state)
+        if span is not None:
+            # The last instant of the day: all of that day's articles are already out.
+            last = span[1] - timedelta(days=1)
+            as_of = datetime.combine(last, time(23, 59, 59), tzinfo=tz)
+            state.take(m.start(), m.end())
+    if as_of is not None:
+        state.now_local = as_of
 
     _scan(state, _OPERATOR, lambda m: _handle_operator(state, m))
     _scan(state, RANGE, lambda m: _handle_range(state, m))
@@ -382,17 +403,19 @@ def parse_question_full(
         date_to=_utc_midnight(state.date_to, tz) if state.date_to else None,
         sources=state.sources,
         langs=state.langs,
+        as_of=as_of,
     )
     kinds = set(state.kinds)
     return ParsedQuestion(
         _remove_spans(text, state.spans),
         filters,
-        relative_dates="relative" in kinds,
+        relative_dates=bool(kinds & {"relative", "vague"}),
+        vague_dates="vague" in kinds and not kinds & {"relative", "absolute", "operator"},
         prose_dates="absolute" in kinds,
         operator_dates="operator" in kinds,
         relative_spans=tuple(
             sorted(sp for sp, kind in zip(state.spans, state.kinds, strict=True)
-                   if kind == "relative")
+                   if kind in ("relative", "vague"))
         ),
     )
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from index.digest.stories import build_digest
 from index.embed import Embedder
+from index.ingest.cleaning import default_language_detector
 from index.models import Answer, Filters, Hit
 from index.search.candidates import Candidates
 from index.search.chunk_matrix import ChunkMatrix
@@ -33,6 +34,7 @@ from index.search.fusion import (
     FusionParams,
     Ranked,
     Search,
+    evidence,
     fuse,
     match_fraction,
     params_for,
@@ -41,6 +43,7 @@ from index.search.hits import FIRST_RECORDS, build_hits, load_records, story_hit
 from index.search.memory_candidates import MemoryCandidates
 from index.search.padding import earned
 from index.search.query_parse import is_filler, parse_question_full
+from index.search.recency import WEEK_CUE, RecencyCue, recency_cue, recency_weights
 from index.search.store_candidates import StoreCandidates
 from index.settings import Settings
 from index.storage import keywords
@@ -145,20 +148,38 @@ class Retriever:
         mode: Mode = "hybrid",
         now: datetime | None = None,
         check_relevance: bool = True,
+        as_of: datetime | None = None,
     ) -> Answer:
+        """``now``: the clock (``newsbot eval`` passes each question's date); ``as_of``: a
+        user's "answer as of this moment" (the JSON API, ``newsbot ask --asof``), shown back
+        in the reply's filters line. An ``asof:`` operator in the question wins over both."""
         k = k or self.settings.answer_k
-        now = now or datetime.now(self.tz)
+        if as_of is not None and as_of.tzinfo is None:
+            as_of = as_of.replace(tzinfo=self.tz)
+        now = as_of or now or datetime.now(self.tz)
         parsed = parse_question_full(
             question, now=now, tz=self.tz, known_sources=await self.known_sources()
         )
         query, filters = parsed.query, parsed.filters
+        if filters.as_of is None and as_of is not None:
+            filters.as_of = as_of
+        now = filters.as_of or now
         if parsed.dated and is_filler(query):
             # Only a period ("cosa è successo oggi?", "what's new today?"): nothing to search
             # for, so the period's top stories, picked as a digest picks them.
             return await self.period_answer(question, query, filters, k=k, offset=offset, now=now)
         if not query.strip():
             query = question  # only outlet/language operators: their words are all there is
-        search = await self.search(query, filters, mode=mode)
+        cue = recency_cue(question) if mode == "hybrid" else None
+        if parsed.vague_dates and mode == "hybrid":
+            # "this week", "negli ultimi giorni" in a search: a recency prior around the
+            # question's moment, not a calendar cut (the article a week-asked question
+            # means may be last Friday's). The single modes keep the filter as parsed.
+            filters = Filters(sources=filters.sources, langs=filters.langs,
+                              as_of=filters.as_of)
+            cue = WEEK_CUE
+        search = await self.search(query, filters, mode=mode, now=now, recency=cue,
+                                   question_lang=_question_lang(query))
         relevant = not check_relevance or self.is_relevant(search, mode)
         relaxed: Filters | None = None
         period_empty = False
@@ -169,8 +190,9 @@ class Retriever:
         if not relevant and relaxable:
             # Search again without the date, keeping the date words, which help find the
             # passage.
-            soft = Filters(sources=filters.sources, langs=filters.langs)
-            retry = await self.search(question, soft, mode=mode)
+            soft = Filters(sources=filters.sources, langs=filters.langs, as_of=filters.as_of)
+            retry = await self.search(question, soft, mode=mode, now=now, recency=cue,
+                                      question_lang=_question_lang(question))
             if not check_relevance or self.is_relevant(retry, mode):
                 relaxed = Filters(date_from=filters.date_from, date_to=filters.date_to)
                 period_empty = await self.holds_nothing(relaxed)
@@ -251,7 +273,18 @@ class Retriever:
 
     # -- search -----------------------------------------------------------------------------
 
-    async def search(self, query: str, filters: Filters, *, mode: Mode = "hybrid") -> Search:
+    async def search(
+        self,
+        query: str,
+        filters: Filters,
+        *,
+        mode: Mode = "hybrid",
+        now: datetime | None = None,
+        recency: RecencyCue | None = None,
+        question_lang: str | None = None,
+    ) -> Search:
+        """``recency``: the soft prior a question's time words ask for, around ``now``
+        (index/search/recency.py); ``question_lang`` weighs the fusion (fusion.py)."""
         p = self.params
         groups = keywords.query_terms(query)
         dense: list[tuple[str, float]] = []
@@ -315,7 +348,21 @@ class Retriever:
                     if best_match >= 1.0:
                         break
         if mode == "hybrid":
-            ranked = fuse(dense, bm25, best_match, p)
+            boost = None
+            if recency is not None:
+                rest = [c for c, _ in [*bm25, *dense] if c not in records]
+                if rest:
+                    records.update(await self.store.chunk_records(list(dict.fromkeys(rest))))
+                boost = recency_weights(
+                    {c: r.published for c, r in records.items()},
+                    now or datetime.now(self.tz), recency,
+                )
+            ev = evidence(
+                dense, bm25, best_match, question_lang,
+                {c: r.lang for c, r in records.items()},
+                {c: r.article_id for c, r in records.items()},
+            )
+            ranked = fuse(dense, bm25, ev, p, boost=boost)
         elif mode == "dense":
             ranked = [Ranked(c, v, dense=v) for c, v in dense]
         else:
@@ -323,3 +370,9 @@ class Retriever:
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
         return Search(ranked, best_dense, best_match, gap, records, keyword_only=degraded)
+
+
+def _question_lang(text: str) -> str | None:
+    """The question's language when the detector is sure (short questions often leave it
+    unsure: then the fusion ignores languages)."""
+    return default_language_detector()(text) if text.strip() else None

@@ -20,6 +20,7 @@ from index.render.answers import visible_length
 from index.render.telegram_html import render_telegram_html
 from index.runtime import build_retriever, open_services
 from index.search.fusion import FusionParams, fuse
+from index.search.query_parse import parse_question_full
 from index.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -253,8 +254,12 @@ async def test_eval_scores_any_of_several_gold_articles_as_of_the_question_date(
     assert result.highlight1 == 3
     asked = load_questions(questions)[1]["asked"]
     answer = await retriever.answer(rows[1]["question"], now=asked.replace(tzinfo=ROME))
-    assert answer.filters.date_from is not None
-    assert answer.filters.date_from.astimezone(ROME).date().isoformat() == "2025-01-20"
+    # "this week" in a search is a recency prior around the question's moment, not a cut
+    # (tests/test_fusion_confidence.py); as a period it is that week.
+    assert answer.filters.date_from is None and answer.hits[0].article_id == "en-floods"
+    week = parse_question_full("this week", now=asked.replace(tzinfo=ROME), tz=ROME)
+    assert week.filters.date_from is not None
+    assert week.filters.date_from.astimezone(ROME).date().isoformat() == "2025-01-20"
 
 
 def test_eval_rejects_bad_question_lines_naming_the_line(tmp_path):
