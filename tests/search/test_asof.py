@@ -24,7 +24,7 @@ from index.runtime import build_retriever, open_services
 from index.search.query_parse import parse_question_full
 from index.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROME = ZoneInfo("Europe/Rome")
 NOW = datetime(2026, 3, 12, 10, 0, tzinfo=ROME)
 
