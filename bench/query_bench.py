@@ -105,7 +105,7 @@ NEAR_DUP_SHARE = 0.05
 # -- synthetic corpus -----------------------------------------------------------------------
 
 
-def _vocabulary() -> dict[str, tuple[list[str], np.ndarray]]:
+def vocabulary() -> dict[str, tuple[list[str], np.ndarray]]:
     """Per language: the sample corpus's words by falling frequency, with Zipf weights."""
     counts: dict[str, Counter[str]] = {"it": Counter(), "en": Counter()}
     files = [*(p for p in sample_paths() if p.suffix == ".jsonl"), EXTRA_ITALIAN]
@@ -131,7 +131,7 @@ class Topic:
     words: list[str]
 
 
-def _sentences(
+def draw_sentences(
     rng: np.random.Generator, vocab: list[str], p: np.ndarray, topic: Topic, n_words: int
 ) -> str:
     general = rng.choice(len(vocab), size=n_words, p=p)
@@ -150,7 +150,7 @@ def _sentences(
     return " ".join(out)
 
 
-def _unit(rows: np.ndarray) -> np.ndarray:
+def unit_rows(rows: np.ndarray) -> np.ndarray:
     return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -158,7 +158,7 @@ async def build(
     settings: Settings, embedder: Embedder, n_chunks: int, seed: int = 7
 ) -> None:
     rng = np.random.default_rng(seed)
-    vocab = _vocabulary()
+    vocab = vocabulary()
     topics: list[Topic] = []
     for t in range(TOPICS):
         lang = "it" if t % 5 < 3 else "en"
@@ -187,7 +187,7 @@ async def build(
         topic = topics[t_i]
         words, p = vocab[topic.lang]
         n = CHUNKS_PER_ARTICLE if a_i < n_articles - 1 else n_chunks - written
-        texts = [_sentences(rng, words, p, topic, int(rng.integers(110, 190))) for _ in range(n)]
+        texts = [draw_sentences(rng, words, p, topic, int(rng.integers(110, 190))) for _ in range(n)]
         text = ""
         chunks: list[Chunk] = []
         aid = f"bench-{a_i:06d}"
@@ -196,7 +196,7 @@ async def build(
                 text += "\n"
             chunks.append(Chunk(aid, o, len(text), len(text) + len(ct), ct))
             text += ct
-        title = _sentences(rng, words, p, topic, int(rng.integers(6, 12))).rstrip(".")
+        title = draw_sentences(rng, words, p, topic, int(rng.integers(6, 12))).rstrip(".")
         published = FIRST_DAY + timedelta(seconds=int(rng.integers(0, DAYS * 86400)))
         source = OUTLETS[int(rng.choice(len(OUTLETS), p=outlet_p))]
         canonical = None
@@ -218,8 +218,8 @@ async def build(
                 dup_kind="near" if canonical else None, similarity=0.9 if canonical else None,
             )
         )
-        noise = _unit(rng.standard_normal((n, embedder.dim)))
-        vecs.append(_unit(0.6 * topic_vecs[t_i] + 0.8 * noise))
+        noise = unit_rows(rng.standard_normal((n, embedder.dim)))
+        vecs.append(unit_rows(0.6 * topic_vecs[t_i] + 0.8 * noise))
         ids.extend(cids)
         meta = {"article_id": aid, "ts": int(published.timestamp()), "source": source,
                 "lang": topic.lang}  # fmt: skip
@@ -308,7 +308,7 @@ async def make_questions(store: Store, kind: str, n: int, seed: int = 11) -> lis
     chunks the filter keeps (an outlet is drawn first for ``source``).
     """
     rng = np.random.default_rng([seed, KINDS.index(kind)])
-    ranks = {lang: {w: i for i, w in enumerate(words)} for lang, (words, _) in _vocabulary().items()}
+    ranks = {lang: {w: i for i, w in enumerate(words)} for lang, (words, _) in vocabulary().items()}
     pools: dict[str, list[int]] = {}
     out: list[Question] = []
     while len(out) < n:
@@ -368,16 +368,16 @@ OLD_FTS = (
 OLD_IDS = "SELECT c.id FROM chunks c JOIN articles a ON a.id = c.article_id WHERE {where} LIMIT ?"
 
 
-def _pct(xs: Sequence[float], q: float) -> float:
+def percentile(xs: Sequence[float], q: float) -> float:
     """Nearest-rank percentile."""
     s = sorted(xs)
     return s[max(0, math.ceil(len(s) * q) - 1)] if s else float("nan")
 
 
-def _summary(xs: Sequence[float]) -> dict[str, float]:
+def summarize(xs: Sequence[float]) -> dict[str, float]:
     return {
         "median_ms": round(statistics.median(xs) * 1000, 2) if xs else float("nan"),
-        "p95_ms": round(_pct(xs, 0.95) * 1000, 2),
+        "p95_ms": round(percentile(xs, 0.95) * 1000, 2),
         "n": len(xs),
     }
 
@@ -715,11 +715,11 @@ async def measure(
         "questions": args.queries,
         "warmup": args.warmup,
         "now": NOW.isoformat(),
-        "floor": _summary(floors),
+        "floor": summarize(floors),
         "memory": {"chunks": len(memory), "mb": round(memory.nbytes / 2**20),
                    "load_s": round(load_s, 1)},  # fmt: skip
         "answers": {},
-        "pieces": {k: _summary(v) for k, v in ct.runs.items()},
+        "pieces": {k: summarize(v) for k, v in ct.runs.items()},
         "quality": {k: round(statistics.mean(v), 3) for k, v in quality.items()},
         "passing_chunks_median": {k: statistics.median(v) for k, v in passing.items()},
         "stages_median_ms": {
@@ -732,12 +732,12 @@ async def measure(
         fl = tm.runs[f"floor {kind}"]
         goal = 1.3 if kind == "none" else 1.6
         result["answers"][kind] = {
-            **_summary(xs),
-            "floor_median_ms": _summary(fl)["median_ms"],
-            "floor_p95_ms": _summary(fl)["p95_ms"],
+            **summarize(xs),
+            "floor_median_ms": summarize(fl)["median_ms"],
+            "floor_p95_ms": summarize(fl)["p95_ms"],
             "found": found[kind],
             "ratio_median": round(statistics.median(xs) / statistics.median(fl), 3),
-            "ratio_p95": round(_pct(xs, 0.95) / _pct(fl, 0.95), 3),
+            "ratio_p95": round(percentile(xs, 0.95) / percentile(fl, 0.95), 3),
             "goal": goal,
         }
     return result

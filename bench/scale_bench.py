@@ -257,9 +257,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         ans, fl = times.get(f"answer {kind}", []), times.get(f"floor {kind}", [])
         if ans and fl:
             kinds[kind] = {
-                "answer": qb._summary(ans), "floor": qb._summary(fl),
+                "answer": qb.summarize(ans), "floor": qb.summarize(fl),
                 "ratio_median": round(statistics.median(ans) / statistics.median(fl), 2),
-                "ratio_p95": round(qb._pct(ans, 0.95) / qb._pct(fl, 0.95), 2),
+                "ratio_p95": round(qb.percentile(ans, 0.95) / qb.percentile(fl, 0.95), 2),
                 "per_run_answer_median_ms": [
                     round(statistics.median(r["times"][f"answer {kind}"]) * 1000, 1)
                     for r in runs],

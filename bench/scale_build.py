@@ -47,7 +47,7 @@ class Pool:
 
 def _pool(embedder: Embedder, cache: Path, seed: int) -> Pool:
     rng = np.random.default_rng([seed, 0])
-    vocab = qb._vocabulary()
+    vocab = qb.vocabulary()
     topics: list[qb.Topic] = []
     for t in range(qb.TOPICS):
         lang = "it" if t % 5 < 3 else "en"
@@ -57,7 +57,7 @@ def _pool(embedder: Embedder, cache: Path, seed: int) -> Pool:
     sentences, stems, lengths = [], [], []
     for topic in topics:
         words, p = vocab[topic.lang]
-        text = qb._sentences(rng, words, p, topic, SENTENCES_PER_TOPIC * 16)
+        text = qb.draw_sentences(rng, words, p, topic, SENTENCES_PER_TOPIC * 16)
         sents = [s.strip() for s in text.split(".") if s.strip()]
         sents = [s + "." for s in sents]
         sentences.append(sents)
@@ -125,8 +125,8 @@ def _article(pool: Pool, seed: int, a_i: int, n: int, dim: int) -> tuple[Article
         fts_bodies=bodies, band_keys=[], canonical_id=canonical,
         dup_kind="near" if canonical else None, similarity=0.9 if canonical else None,
     )  # fmt: skip
-    noise = qb._unit(rng.standard_normal((n, dim)))
-    vecs = qb._unit(0.6 * pool.vectors[t_i] + 0.8 * noise)
+    noise = qb.unit_rows(rng.standard_normal((n, dim)))
+    vecs = qb.unit_rows(0.6 * pool.vectors[t_i] + 0.8 * noise)
     meta = {"article_id": aid, "ts": int(published.timestamp()), "source": source, "lang": lang}
     return write, vecs, [meta] * n
 

@@ -146,7 +146,7 @@ class BotMetrics:
 
         def mb() -> float:
             s = status()
-            return float(s.mb) * 2**20 if s.state in ("ready", "stale", "loading") else 0.0
+            return float(s.nbytes) if s.state in ("ready", "stale", "loading") else 0.0
 
         self.memory_copy_bytes.set_function(mb)
         self.memory_copy_chunks.set_function(lambda: float(status().chunks))

@@ -45,6 +45,7 @@ class CopyStatus:
     failures: int = 0  # consecutive failed loads
     error: str | None = None
     retry_in: float | None = None  # seconds until the next attempt, after a failure
+    nbytes: int = 0  # exact size (``mb`` is rounded: a small int8 copy shows 0.0)
 
 
 class CorpusCopy:
@@ -136,7 +137,7 @@ class CorpusCopy:
         if m is not None:
             state = "ready" if m.stamp == self.store.last_stamp() else "stale"
             return CopyStatus("loading" if loading else state, len(m),
-                              round(m.nbytes / 2**20, 1))  # fmt: skip
+                              round(m.nbytes / 2**20, 1), nbytes=int(m.nbytes))  # fmt: skip
         if self._too_large:
             return CopyStatus("too_large")
         return CopyStatus("loading")
