@@ -40,6 +40,7 @@ from bot.alerts.planning import Limits, plan_batch
 from bot.alerts.quiet import HOUR, QuietHours, parse_quiet_hours
 from bot.alerts.store import AlertStore, Follow, Held, Planned
 from bot.digests.clock import Clock, SystemClock
+from bot.locked_store import sleep_unless_stopping
 from bot.metrics import count_delivery
 from bot.settings import BotSettings
 from bot.telegram_send import send_html
@@ -312,19 +313,7 @@ class AlertService:
             await asyncio.gather(*list(self.tasks.values()), return_exceptions=True)
 
     async def _sleep(self, seconds: float) -> bool:
-        if self._stopping.is_set():
-            return False
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for fut in (sleeper, stopper):
-                if not fut.done():
-                    fut.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await fut
-        return not self._stopping.is_set()
+        return await sleep_unless_stopping(self.clock, self._stopping, seconds)
 
     async def _deliver(self, chat_id: int) -> None:
         try:

@@ -14,22 +14,16 @@ this store has a connection of its own on the bot's state file, for the same rea
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import aiosqlite
 import numpy as np
 
-from bot.migrations import BOT_MIGRATIONS
-from index.storage.sqlite import connect_sqlite, migrate
+from bot.locked_store import LockedStore, serialized
 
 SEEN_TTL = timedelta(days=30)  # articles looked at, and articles alerted, are kept this long
 DONE_TTL = timedelta(days=7)  # sent message rows (the hourly cap reads the last hour)
@@ -111,16 +105,6 @@ class OutMessage:
 
 SummaryRenderer = Callable[[list[str], str], str]  # (lines, lang) -> message HTML
 
-_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
-
-
-def _serialized(method: _F) -> _F:
-    @functools.wraps(method)
-    async def wrapper(self: AlertStore, *args: Any, **kwargs: Any) -> Any:
-        async with self._lock:
-            return await method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 _FOLLOW_COLS = (
@@ -149,41 +133,13 @@ def _out_row(r: sqlite3.Row) -> OutMessage:
     )
 
 
-class AlertStore:
+class AlertStore(LockedStore):
     """The ``alert_*`` tables; each method holds the lock for its whole body (one
     connection, one transaction at a time), as :class:`~bot.digests.store.DigestStore`."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    async def open(cls, path: Path) -> AlertStore:
-        db = await connect_sqlite(path)
-        try:
-            await migrate(db, BOT_MIGRATIONS, label=str(path))
-        except BaseException:
-            await db.close()
-            raise
-        return cls(db)
-
-    async def close(self) -> None:
-        async with self._lock:
-            await self.db.close()
-
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> Any:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        await self.db.execute("COMMIT")
-
     # -- follows ----------------------------------------------------------------------------
 
-    @_serialized
+    @serialized
     async def add_follow(self, f: Follow) -> int:
         cur = await self.db.execute(
             f"INSERT INTO alert_follows({_FOLLOW_COLS}) VALUES(NULL,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -197,7 +153,7 @@ class AlertStore:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    @_serialized
+    @serialized
     async def follows(self, chat_id: int | None = None) -> list[Follow]:
         """A chat's follows (all follows when None), oldest first: /following's numbers."""
         sql = f"SELECT {_FOLLOW_COLS} FROM alert_follows"
@@ -208,7 +164,7 @@ class AlertStore:
         async with self.db.execute(sql + " ORDER BY id", args) as cur:
             return [_follow_row(r) for r in await cur.fetchall()]
 
-    @_serialized
+    @serialized
     async def update_encoding(
         self, follow_id: int, model_id: str, vector: np.ndarray, weights: list[float]
     ) -> None:
@@ -219,7 +175,7 @@ class AlertStore:
              follow_id),
         )
 
-    @_serialized
+    @serialized
     async def remove_follows(self, follow_ids: Sequence[int]) -> int:
         """Unfollow: their unsent alerts are dropped in the same transaction."""
         if not follow_ids:
@@ -235,7 +191,7 @@ class AlertStore:
             )
         return cur.rowcount
 
-    @_serialized
+    @serialized
     async def forget_user(self, user_id: int) -> int:
         """/forgetme: the follows of the user's private chat (its id is the user's), with its
         alerts; as the creator of a group's follow the user becomes anonymous."""
@@ -251,7 +207,7 @@ class AlertStore:
                 total += max(0, cur.rowcount)
         return total
 
-    @_serialized
+    @serialized
     async def remove_chat(self, chat_id: int) -> int:
         """The chat is gone (403, the bot removed): every follow and unsent alert of it."""
         async with self._tx():
@@ -263,7 +219,7 @@ class AlertStore:
             await self.db.execute("DELETE FROM alert_sent_articles WHERE chat_id=?", (chat_id,))
         return cur.rowcount
 
-    @_serialized
+    @serialized
     async def migrate(self, old: int, new: int) -> None:
         """A group became a supergroup: its follows and alerts move to the new id."""
         async with self._tx():
@@ -275,7 +231,7 @@ class AlertStore:
 
     # -- matching ---------------------------------------------------------------------------
 
-    @_serialized
+    @serialized
     async def watermark(self) -> int | None:
         async with self.db.execute(
             "SELECT value FROM alert_meta WHERE key=?", (WATERMARK,)
@@ -283,19 +239,19 @@ class AlertStore:
             row = await cur.fetchone()
         return int(row[0]) if row else None
 
-    @_serialized
+    @serialized
     async def set_watermark(self, run_id: int) -> None:
         await self.db.execute(
             "INSERT INTO alert_meta(key, value) VALUES(?, ?)"
             " ON CONFLICT(key) DO UPDATE SET value=excluded.value", (WATERMARK, str(run_id)),
         )
 
-    @_serialized
+    @serialized
     async def seen(self, article_ids: Sequence[str]) -> set[str]:
         return await self._in("SELECT article_id FROM alert_seen WHERE article_id IN ({q})",
                               article_ids)
 
-    @_serialized
+    @serialized
     async def alerted(self, since: datetime) -> dict[int, list[str]]:
         """Per chat, the articles it was alerted about since ``since`` (newest first)."""
         out: dict[int, list[str]] = {}
@@ -307,7 +263,7 @@ class AlertStore:
                 out.setdefault(r[0], []).append(r[1])
         return out
 
-    @_serialized
+    @serialized
     async def recent_alerts(self, since: datetime) -> dict[int, list[datetime]]:
         """Per chat, when its story alerts since ``since`` were planned (the hourly cap)."""
         out: dict[int, list[datetime]] = {}
@@ -329,7 +285,7 @@ class AlertStore:
                 out.update(r[0] for r in await cur.fetchall())
         return out
 
-    @_serialized
+    @serialized
     async def commit_batch(
         self,
         planned: Sequence[Planned],
@@ -425,7 +381,7 @@ class AlertStore:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    @_serialized
+    @serialized
     async def pending_chats(self, now: datetime) -> list[int]:
         """Chats with a message that may be sent now."""
         async with self.db.execute(
@@ -435,7 +391,7 @@ class AlertStore:
         ) as cur:
             return [r[0] for r in await cur.fetchall()]
 
-    @_serialized
+    @serialized
     async def due_messages(self, chat_id: int, now: datetime) -> list[OutMessage]:
         async with self.db.execute(
             "SELECT * FROM alert_messages WHERE chat_id=? AND state='pending'"
@@ -444,7 +400,7 @@ class AlertStore:
         ) as cur:
             return [_out_row(r) for r in await cur.fetchall()]
 
-    @_serialized
+    @serialized
     async def messages(self, chat_id: int | None = None) -> list[OutMessage]:
         sql, args = "SELECT * FROM alert_messages", tuple[Any, ...]()
         if chat_id is not None:
@@ -452,14 +408,14 @@ class AlertStore:
         async with self.db.execute(sql + " ORDER BY id", args) as cur:
             return [_out_row(r) for r in await cur.fetchall()]
 
-    @_serialized
+    @serialized
     async def mark(self, row_id: int, state: str, message_id: int | None, now: datetime) -> None:
         await self.db.execute(
             "UPDATE alert_messages SET state=?, message_id=?, sent_at=? WHERE id=?"
             " AND state='pending'", (state, message_id, iso(now), row_id),
         )
 
-    @_serialized
+    @serialized
     async def postpone(self, row_id: int, attempts: int, retry_at: datetime) -> None:
         await self.db.execute(
             "UPDATE alert_messages SET attempts=?, retry_at=? WHERE id=?",

@@ -55,6 +55,7 @@ from bot.digests.building import build_subscription_digest
 from bot.digests.clock import Clock, SystemClock
 from bot.digests.schedule import Subscription
 from bot.digests.store import DigestStore, Plan, iso
+from bot.locked_store import sleep_unless_stopping
 from bot.metrics import count_delivery
 from bot.settings import BotSettings
 from bot.telegram_send import send_html
@@ -305,19 +306,7 @@ class DigestService:
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep on the service's clock; False if the service started stopping meanwhile."""
-        if self._stopping.is_set():
-            return False
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for fut in (sleeper, stopper):
-                if not fut.done():
-                    fut.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await fut
-        return not self._stopping.is_set()
+        return await sleep_unless_stopping(self.clock, self._stopping, seconds)
 
     async def _send_plan(self, plan: Plan) -> None:
         db = self.db()

@@ -7,23 +7,15 @@ The tables sit in the bot's state file (``settings.bot_state_path``) beside
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
-
-import aiosqlite
 
 from bot.digests.schedule import Subscription
-from bot.migrations import BOT_MIGRATIONS
+from bot.locked_store import LockedStore, serialized
 from index.digest.stories import DigestMessage
-from index.storage.sqlite import connect_sqlite, migrate
 
 SENT_ARTICLES_TTL = timedelta(days=30)
 
@@ -81,19 +73,9 @@ def _plan_row(row: sqlite3.Row) -> Plan:
     )
 
 
-_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 
 
-def _serialized(method: _F) -> _F:
-    @functools.wraps(method)
-    async def wrapper(self: DigestStore, *args: Any, **kwargs: Any) -> Any:
-        async with self._lock:
-            return await method(self, *args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-class DigestStore:
+class DigestStore(LockedStore):
     """The ``digest_*`` tables. Every multi-row change is one transaction.
 
     The scheduler's deliveries and the command handlers share one connection, and SQLite
@@ -113,37 +95,9 @@ class DigestStore:
     connection for the same reason.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-        self._lock = asyncio.Lock()
-
-    @classmethod
-    async def open(cls, path: Path) -> DigestStore:
-        db = await connect_sqlite(path)
-        try:
-            await migrate(db, BOT_MIGRATIONS, label=str(path))
-        except BaseException:
-            await db.close()
-            raise
-        return cls(db)
-
-    async def close(self) -> None:
-        async with self._lock:
-            await self.db.close()
-
-    @contextlib.asynccontextmanager
-    async def _tx(self) -> Any:
-        await self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            await self.db.execute("ROLLBACK")
-            raise
-        await self.db.execute("COMMIT")
-
     # subscriptions
 
-    @_serialized
+    @serialized
     async def subscription(self, chat_id: int) -> Subscription | None:
         async with self.db.execute(
             f"SELECT {_SUB_COLS} FROM digest_subscriptions WHERE chat_id=?", (chat_id,)
@@ -151,14 +105,14 @@ class DigestStore:
             row = await cur.fetchone()
         return _sub_row(row) if row else None
 
-    @_serialized
+    @serialized
     async def subscriptions(self) -> list[Subscription]:
         async with self.db.execute(
             f"SELECT {_SUB_COLS} FROM digest_subscriptions ORDER BY chat_id"
         ) as cur:
             return [_sub_row(r) for r in await cur.fetchall()]
 
-    @_serialized
+    @serialized
     async def upsert(self, sub: Subscription) -> None:
         """Create or replace the settings; the watermark and taken slot are the caller's."""
         await self.db.execute(
@@ -175,7 +129,7 @@ class DigestStore:
             ),
         )
 
-    @_serialized
+    @serialized
     async def remove(self, chat_id: int) -> bool:
         """Unsubscribe: open plans are abandoned (their unsent messages are never sent)."""
         async with self._tx():
@@ -189,7 +143,7 @@ class DigestStore:
             await self.db.execute("DELETE FROM digest_sent_articles WHERE chat_id=?", (chat_id,))
         return cur.rowcount > 0
 
-    @_serialized
+    @serialized
     async def forget_user(self, user_id: int) -> int:
         """/forgetme: the digest of the user's private chat (its id is the user's) with every
         plan, message and sent-article row of it; as the creator of a group's digest the user
@@ -208,7 +162,7 @@ class DigestStore:
                 total += max(0, cur.rowcount)
         return total
 
-    @_serialized
+    @serialized
     async def migrate(self, old: int, new: int) -> None:
         """A group became a supergroup: everything moves to the new chat id."""
         async with self._tx():
@@ -224,7 +178,7 @@ class DigestStore:
 
     # plans
 
-    @_serialized
+    @serialized
     async def open_plan(self, chat_id: int) -> Plan | None:
         async with self.db.execute(
             "SELECT * FROM digest_plans WHERE chat_id=? AND status='sending' ORDER BY id LIMIT 1",
@@ -233,20 +187,20 @@ class DigestStore:
             row = await cur.fetchone()
         return _plan_row(row) if row else None
 
-    @_serialized
+    @serialized
     async def open_plans(self) -> list[Plan]:
         async with self.db.execute(
             "SELECT * FROM digest_plans WHERE status='sending' ORDER BY id"
         ) as cur:
             return [_plan_row(r) for r in await cur.fetchall()]
 
-    @_serialized
+    @serialized
     async def plan(self, plan_id: int) -> Plan | None:
         async with self.db.execute("SELECT * FROM digest_plans WHERE id=?", (plan_id,)) as cur:
             row = await cur.fetchone()
         return _plan_row(row) if row else None
 
-    @_serialized
+    @serialized
     async def messages(self, plan_id: int) -> list[PlannedMessage]:
         async with self.db.execute(
             "SELECT plan_id, seq, html, story_ids, state FROM digest_messages WHERE plan_id=?"
@@ -257,14 +211,14 @@ class DigestStore:
                 for r in await cur.fetchall()
             ]
 
-    @_serialized
+    @serialized
     async def sent_article_ids(self, chat_id: int) -> set[str]:
         async with self.db.execute(
             "SELECT article_id FROM digest_sent_articles WHERE chat_id=?", (chat_id,)
         ) as cur:
             return {r[0] for r in await cur.fetchall()}
 
-    @_serialized
+    @serialized
     async def take_slot(
         self,
         sub: Subscription,
@@ -328,7 +282,7 @@ class DigestStore:
             )
         return plan_id
 
-    @_serialized
+    @serialized
     async def mark(
         self, plan_id: int, seq: int, state: str, message_id: int | None, now: datetime
     ) -> None:
@@ -337,7 +291,7 @@ class DigestStore:
             (state, message_id, iso(now), plan_id, seq),
         )
 
-    @_serialized
+    @serialized
     async def finish(self, plan: Plan, now: datetime) -> None:
         """Close the plan and advance the watermark: only after every message is through."""
         async with self._tx():
@@ -357,14 +311,14 @@ class DigestStore:
                 (iso(plan.until), iso(now), plan.chat_id),
             )
 
-    @_serialized
+    @serialized
     async def abandon(self, plan_id: int) -> None:
         await self.db.execute(
             "UPDATE digest_plans SET status='abandoned' WHERE id=? AND status='sending'",
             (plan_id,),
         )
 
-    @_serialized
+    @serialized
     async def postpone(self, plan_id: int, attempts: int, retry_at: datetime) -> None:
         await self.db.execute(
             "UPDATE digest_plans SET attempts=?, retry_at=? WHERE id=?",
