@@ -13,6 +13,7 @@ changing what is already there; later ones run as usual.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -44,13 +45,34 @@ async def connect_sqlite(path: Path) -> aiosqlite.Connection:
     single writer, autocommit (explicit BEGIN where a transaction is meant), named rows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-    db.row_factory = sqlite3.Row
-    # The busy timeout first: switching a new file to WAL takes a lock another opener may hold.
-    await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=NORMAL")
-    await db.execute("PRAGMA foreign_keys=ON")
+    try:
+        db.row_factory = sqlite3.Row
+        await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        await _switch_to_wal(db)
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        # An unclosed aiosqlite connection keeps its worker thread, and the process, alive.
+        await db.close()
+        raise
     return db
+
+
+async def _switch_to_wal(db: aiosqlite.Connection) -> None:
+    """SQLite answers ``journal_mode=WAL`` with "database is locked" at once, without the busy
+    handler, while another process is creating or switching the same new file: retry it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def statements(sql: str) -> list[str]:
