@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     dense_matrix_precision: Literal["int8", "float16", "float32"] = Field(
         "int8", validation_alias=env_alias("DENSE_MATRIX_PRECISION", "dense_matrix_precision")
     )
+    # Save that copy in the data dir (memory-copy.npz) once built, so a restart on an
+    # unchanged corpus reads it in seconds instead of rebuilding it (index/search/copy_snapshot.py).
+    dense_matrix_snapshot: bool = Field(
+        True, validation_alias=env_alias("DENSE_MATRIX_SNAPSHOT", "dense_matrix_snapshot")
+    )
 
     @field_validator("source_specs", mode="before")
     @classmethod

@@ -104,14 +104,17 @@ class ChunkMatrix:
         stamp: Hashable = None,
         *,
         precision: Precision = "float32",
+        reuse: ChunkMatrix | None = None,
     ) -> None:
+        """``reuse``: an earlier copy of the same vectors (same collection and model, so a
+        chunk id, content-addressed, still has the vector it had): the rows of chunks it holds
+        are copied from it, and only the other chunks' vectors are read."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         kept = sorted(facets, key=lambda f: f.ts)
         self.stamp = stamp
         self.precision = precision
         self.ids = [f.chunk_id for f in kept]
-        self.row_of = {cid: i for i, cid in enumerate(self.ids)}
         self.ts = np.fromiter((f.ts for f in kept), dtype=np.int64, count=len(kept))
         self.source_keys = sorted({f.source_key for f in kept}, key=lambda s: s or "")
         code = {s: i for i, s in enumerate(self.source_keys)}
@@ -126,47 +129,136 @@ class ChunkMatrix:
         self.scale: np.ndarray | None = None  # per row, int8 only
         # A chunk whose vector a killed run never wrote is still found by its keywords.
         self.has_vector = np.zeros(len(kept), dtype=bool)
+        if reuse is not None and (reuse.precision != precision or not reuse.matrix.shape[1]):
+            reuse = None
+        if reuse is not None:
+            self._allocate(reuse.matrix.shape[1])
+        self.reused = 0  # rows copied from ``reuse``
         for a in range(0, len(self.ids), LOAD_BATCH):
             part = self.ids[a : a + LOAD_BATCH]
-            self._fill(a, part, source(part))
-        self.missing_vectors = len(kept) - int(np.count_nonzero(self.has_vector))
-        # Largest rounding error of one coordinate of a unit row (for re-scoring's margin).
-        self._rounding = 0.0
-        if self.scale is not None and len(self.scale):
-            self._rounding = float(self.scale.max()) / 2
-        elif precision == "float16" and self.matrix.size:
-            self._rounding = float(np.abs(self.matrix).max()) * 2.0**-11
+            at = np.arange(a, a + len(part))
+            if reuse is not None:
+                part, at = self._copy_rows(part, at, reuse)
+            if part:
+                self._fill(at, part, source(part))
         self.keywords: KeywordIndex | None = None
         if bodies is not None:
             self.keywords = KeywordIndex(
                 [bodies.get(f.rowid, "") for f in kept],
                 np.fromiter((f.rowid for f in kept), np.int64, len(kept)),
             )
+        self._derive()
 
-    def _fill(self, start: int, part: Sequence[str], got: Mapping[str, np.ndarray]) -> None:
-        """Rows ``start..`` from the vectors of ``part`` (unit length, then rounded)."""
+    def _derive(self) -> None:
+        """What follows from the rows (after building them or reading them back)."""
+        self.row_of = {cid: i for i, cid in enumerate(self.ids)}
+        self.missing_vectors = len(self.ids) - int(np.count_nonzero(self.has_vector))
+        # Largest rounding error of one coordinate of a unit row (for re-scoring's margin).
+        self._rounding = 0.0
+        if self.scale is not None and len(self.scale):
+            self._rounding = float(self.scale.max()) / 2
+        elif self.precision == "float16" and self.matrix.size:
+            self._rounding = float(np.abs(self.matrix).max()) * 2.0**-11
+
+    # -- what a snapshot on disk holds (index/search/copy_snapshot.py) ----------------------
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array the copy is made of (the keyword index's under ``kw_``)."""
+        out: dict[str, np.ndarray] = {
+            "ts": self.ts, "source_code": self.source_code, "lang_code": self.lang_code,
+            "matrix": self.matrix, "has_vector": self.has_vector,
+        }  # fmt: skip
+        if self.scale is not None:
+            out["scale"] = self.scale
+        if self.keywords is not None:
+            out |= {f"kw_{k}": v for k, v in self.keywords.arrays().items()}
+        return out
+
+    @classmethod
+    def restore(
+        cls,
+        ids: list[str],
+        source_keys: list[str | None],
+        langs: list[str | None],
+        arrays: Mapping[str, np.ndarray],
+        vectors: VectorSource,
+        *,
+        precision: Precision,
+        vocab: list[str] | None,
+        stamp: Hashable = None,
+    ) -> ChunkMatrix:
+        """The copy :meth:`arrays` described, with ``vectors`` for re-scoring. Raises
+        ValueError when the parts do not fit together (a damaged snapshot)."""
+        m = cls.__new__(cls)
+        n = len(ids)
+        m.stamp, m.precision, m.ids = stamp, precision, ids
+        m.source_keys, m.langs = source_keys, langs
+        m.ts, m.source_code = arrays["ts"], arrays["source_code"]
+        m.lang_code, m.matrix = arrays["lang_code"], arrays["matrix"]
+        m.has_vector = arrays["has_vector"].astype(bool, copy=False)
+        m.scale = arrays.get("scale")
+        m.reused = 0
+        m._exact = None if precision == "float32" else vectors
+        sizes = {len(m.ts), len(m.source_code), len(m.lang_code), len(m.has_vector),
+                 m.matrix.shape[0]} | ({len(m.scale)} if m.scale is not None else set())  # fmt: skip
+        if sizes != {n} or m.matrix.ndim != 2 or m.matrix.dtype != np.dtype(precision):
+            raise ValueError(f"arrays of {sorted(sizes)} rows for {n} chunk ids")
+        if (precision == "int8") != (m.scale is not None):
+            raise ValueError("int8 rows need their scales, and only they")
+        if n and (int(m.source_code.max()) >= len(source_keys) or int(m.lang_code.max())
+                  >= len(langs) or int(min(m.source_code.min(), m.lang_code.min())) < 0):
+            raise ValueError("outlet or language codes out of range")  # fmt: skip
+        if n > 1 and bool(np.any(np.diff(m.ts) < 0)):
+            raise ValueError("rows not in time order")
+        m.keywords = None
+        if vocab is not None:
+            kw = {k[3:]: v for k, v in arrays.items() if k.startswith("kw_")}
+            m.keywords = KeywordIndex.restore(vocab, kw, n)
+        m._derive()
+        return m
+
+    def _allocate(self, dim: int) -> None:
+        self.matrix = np.zeros((len(self.ids), dim), dtype=np.dtype(self.precision))
+        if self.precision == "int8":
+            self.scale = np.zeros(len(self.ids), dtype=np.float32)
+
+    def _copy_rows(
+        self, part: list[str], at: np.ndarray, reuse: ChunkMatrix
+    ) -> tuple[list[str], np.ndarray]:
+        """The rows ``at`` of ``part`` that ``reuse`` holds, copied from it; the ids it does
+        not hold are returned with their rows, for :meth:`_fill`."""
+        old = np.fromiter((reuse.row_of.get(c, -1) for c in part), np.int64, len(part))
+        held = old >= 0
+        held[held] = reuse.has_vector[old[held]]
+        rows = at[held]
+        self.matrix[rows] = reuse.matrix[old[held]]
+        if self.scale is not None and reuse.scale is not None:
+            self.scale[rows] = reuse.scale[old[held]]
+        self.has_vector[rows] = True
+        self.reused += len(rows)
+        rest = np.flatnonzero(~held)
+        return [part[i] for i in rest.tolist()], at[rest]
+
+    def _fill(self, at: np.ndarray, part: Sequence[str], got: Mapping[str, np.ndarray]) -> None:
+        """Rows ``at`` from the vectors of ``part`` (unit length, then rounded)."""
         if not got:
             return
         if self.matrix.shape[1] == 0:
-            dim = len(next(iter(got.values())))
-            self.matrix = np.zeros((len(self.ids), dim), dtype=np.dtype(self.precision))
-            if self.precision == "int8":
-                self.scale = np.zeros(len(self.ids), dtype=np.float32)
+            self._allocate(len(next(iter(got.values()))))
         rows = np.zeros((len(part), self.matrix.shape[1]), dtype=np.float32)
         for i, cid in enumerate(part):
             v = got.get(cid)
             if v is not None:
                 rows[i] = v
-                self.has_vector[start + i] = True
+                self.has_vector[at[i]] = True
         rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
-        end = start + len(part)
         if self.scale is None:
-            self.matrix[start:end] = rows
+            self.matrix[at] = rows
             return
         scale = np.abs(rows).max(axis=1) / 127.0
         codes = rows / np.where(scale > 0, scale, 1.0)[:, None]
-        self.matrix[start:end] = np.rint(codes).astype(np.int8)
-        self.scale[start:end] = scale
+        self.matrix[at] = np.rint(codes).astype(np.int8)
+        self.scale[at] = scale
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -11,6 +11,11 @@ failed or stale load never answers: questions keep the Chroma and SQLite paths, 
 retried with a growing back-off, and :meth:`CorpusCopy.status` tells ``/stats`` why. After a
 write run of another process ends (index/storage/write_lock.py), the copy is read again at once;
 while any write run is going on, including the bot's own live sources, it is not read.
+
+Built once, the copy is saved in the data dir (index/search/copy_snapshot.py) and a later
+start on the same corpus reads it back in seconds; a reload after a write run copies the
+vectors of the chunks the last copy held from it and reads only the new chunks' from Chroma
+(the keyword index is still rebuilt whole from SQLite).
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from index.search.chunk_matrix import ChunkMatrix
+from index.search.copy_snapshot import SNAPSHOT_NAME, load_snapshot, save_snapshot
 from index.settings import Settings
 from index.storage.store import Store
 from index.storage.vectors import VectorStore
@@ -66,6 +74,19 @@ class CorpusCopy:
         self.failures = 0
         self.error: str | None = None
         self._retry_at = 0.0
+        self._previous: ChunkMatrix | None = None  # a dropped copy whose vectors can be reused
+        self._vector_key: str | None = None  # which vectors self.matrix's rows are
+        # How the copies came to be, for /stats-style checks and tests: built from the store,
+        # read from the snapshot, saved to it.
+        self.builds = 0
+        self.snapshot_reads = 0
+        self.snapshot_writes = 0
+
+    @property
+    def snapshot_path(self) -> Path | None:
+        if not self.settings.dense_matrix_snapshot:
+            return None
+        return self.settings.data_dir / SNAPSHOT_NAME
 
     def keep(self) -> None:
         """Load the copy in the background (unless ``dense_matrix_max_chunks`` is 0) and
@@ -144,6 +165,8 @@ class CorpusCopy:
 
     def invalidate(self) -> None:
         """Drop the copy after a re-index, and copy the new corpus at once."""
+        if self.matrix is not None:
+            self._previous = self.matrix
         self.matrix = None
         self._tried = None
         self._retry_at = 0.0
@@ -175,13 +198,19 @@ class CorpusCopy:
                 self._too_large = True
                 self._loaded(generation)
                 return
-            facets = await self.store.chunk_facets()
-            bodies = await self.store.fts_bodies()
-            # Read in batches through the store's client, which re-scoring uses again.
-            m = await asyncio.to_thread(
-                ChunkMatrix, facets, self.vectors.get_vectors, bodies, stamp,
-                precision=self.settings.dense_matrix_precision,
-            )  # fmt: skip
+            before = await self.store.corpus_generation()
+            key = await asyncio.to_thread(self._snapshot_key, before)
+            path = self.snapshot_path
+            read = None
+            if path is not None:
+                read = await asyncio.to_thread(load_snapshot, path, key,
+                                               self.vectors.get_vectors, stamp)  # fmt: skip
+            from_snapshot = read is not None
+            if read is not None:
+                self.snapshot_reads += 1
+                m = read
+            else:
+                m = await self._build(stamp, key["vectors"])
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - questions still have the Chroma/SQLite paths
@@ -195,10 +224,52 @@ class CorpusCopy:
             return
         if self._tried == stamp:  # else invalidated meanwhile
             self.matrix = m
+            self._vector_key = key["vectors"]
+            self._previous = None
             self._too_large = False
             self._loaded(generation)
             log.info("chunk vectors in memory",
-                     extra={"kv": {"chunks": len(m), "mb": round(m.nbytes / 2**20)}})  # fmt: skip
+                     extra={"kv": {"chunks": len(m), "mb": round(m.nbytes / 2**20),
+                                   "reused_vectors": m.reused}})  # fmt: skip
+            if path is not None and not from_snapshot:
+                await self._save(path, m, key, before)
+
+    def _snapshot_key(self, generation: tuple[int, str]) -> dict[str, Any]:
+        """What a snapshot must have been made from to serve now (Chroma's collection id is
+        read through its client: off the event loop)."""
+        return {"generation": list(generation), "vectors": self.vectors.identity(),
+                "precision": self.settings.dense_matrix_precision}  # fmt: skip
+
+    async def _build(self, stamp: object, vector_key: str) -> ChunkMatrix:
+        facets = await self.store.chunk_facets()
+        bodies = await self.store.fts_bodies()
+        old = self.matrix if self.matrix is not None else self._previous
+        reuse = old if old is not None and self._vector_key == vector_key else None
+        # Read in batches through the store's client, which re-scoring uses again.
+        m = await asyncio.to_thread(
+            ChunkMatrix, facets, self.vectors.get_vectors, bodies, stamp,
+            precision=self.settings.dense_matrix_precision, reuse=reuse,
+        )  # fmt: skip
+        self.builds += 1
+        return m
+
+    async def _save(
+        self, path: Path, m: ChunkMatrix, key: dict[str, Any], before: tuple[int, str]
+    ) -> None:
+        """Save the copy just built, unless the corpus changed while it was read (then it
+        may mix two corpora, and the reload that follows saves its own)."""
+        if await self.store.corpus_generation() != before or self.vectors.outside_writer():
+            return
+        try:
+            size = await asyncio.to_thread(save_snapshot, path, m, key)
+        except OSError:
+            log.warning("could not save the in-memory copy", exc_info=True,
+                        extra={"kv": {"path": str(path)}})  # fmt: skip
+            return
+        if size:
+            self.snapshot_writes += 1
+            log.info("in-memory copy saved",
+                     extra={"kv": {"path": str(path), "mb": round(size / 2**20)}})  # fmt: skip
 
     def _loaded(self, generation: int) -> None:
         self._generation = generation

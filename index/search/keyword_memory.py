@@ -88,6 +88,36 @@ class KeywordIndex:
         self.tf = tf_all
         self.length_norm = K1 * (1.0 - B + B * lengths.astype(np.float64) / max(avgdl, 1e-12))
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The postings as arrays (the terms, in id order, are :meth:`terms`)."""
+        return {"order": self.order, "indptr": self.indptr, "rows": self.rows, "tf": self.tf,
+                "length_norm": self.length_norm}  # fmt: skip
+
+    def terms(self) -> list[str]:
+        """Every term, in term-id order."""
+        return sorted(self.vocab, key=self.vocab.__getitem__)
+
+    @classmethod
+    def restore(cls, terms: list[str], arrays: dict[str, np.ndarray], n_rows: int) -> KeywordIndex:
+        """The index :meth:`arrays` and :meth:`terms` described; ValueError if they do not
+        fit together (a damaged snapshot)."""
+        k = cls.__new__(cls)
+        k.n_rows = n_rows
+        k.order, k.indptr, k.rows = arrays["order"], arrays["indptr"], arrays["rows"]
+        k.tf, k.length_norm = arrays["tf"], arrays["length_norm"]
+        k.vocab = {t: i for i, t in enumerate(terms)}
+        ok = (len(k.vocab) == len(terms) and len(k.indptr) == len(terms) + 1
+              and len(k.order) == n_rows and len(k.length_norm) == n_rows
+              and k.indptr.dtype == np.int64 and k.rows.dtype == np.int32
+              and k.tf.dtype in (np.uint8, np.uint16) and k.length_norm.dtype == np.float64
+              and int(k.indptr[0]) == 0 and int(k.indptr[-1]) == len(k.rows) == len(k.tf)
+              and not bool(np.any(np.diff(k.indptr) < 0)))  # fmt: skip
+        if ok and len(k.rows):
+            ok = int(k.rows.min()) >= 0 and int(k.rows.max()) < n_rows
+        if not ok:
+            raise ValueError("keyword postings that do not fit together")
+        return k
+
     @property
     def nbytes(self) -> int:
         return int(self.rows.nbytes + self.tf.nbytes + self.indptr.nbytes

@@ -59,6 +59,13 @@ class ReadsMixin(StoreBase):
             "top_sources": sources,
         }
 
+    async def corpus_generation(self) -> tuple[int, str]:
+        """How many writes the copy could see the corpus has had, and a token that changes
+        with each (schema.py, m004): what a snapshot of the in-memory copy is checked against,
+        across processes and restarts."""
+        rows = await self._all("SELECT n, token FROM corpus_generation WHERE id = 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
+
     async def source_keys(self) -> set[str]:
         rows = await self._all(
             "SELECT DISTINCT source_key FROM articles WHERE source_key IS NOT NULL"

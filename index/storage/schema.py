@@ -145,8 +145,35 @@ CREATE TABLE IF NOT EXISTS boilerplate_patterns(
 );
 """
 
+# What the in-memory copy's snapshot on disk (index/search/copy_snapshot.py) is checked
+# against: a token drawn afresh by every write to a chunk, or to an article column the copy
+# reads, whichever process or code makes it (triggers, not the store's methods, so nothing
+# can forget). Random rather than a count, so a store restored from an older backup and
+# written again never meets a token it had in another history. FTS5 bodies change only
+# with their chunk rows (writes.py), and a virtual table cannot carry triggers.
+_BUMP = (
+    "BEGIN UPDATE corpus_generation SET n = n + 1, token = lower(hex(randomblob(8)))"
+    " WHERE id = 1; END;"
+)
+M004_CORPUS_GENERATION = f"""
+CREATE TABLE IF NOT EXISTS corpus_generation(
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n INTEGER NOT NULL,
+    token TEXT NOT NULL
+);
+INSERT OR IGNORE INTO corpus_generation(id, n, token) VALUES(1, 0, lower(hex(randomblob(8))));
+CREATE TRIGGER IF NOT EXISTS chunks_generation_insert AFTER INSERT ON chunks {_BUMP}
+CREATE TRIGGER IF NOT EXISTS chunks_generation_delete AFTER DELETE ON chunks {_BUMP}
+CREATE TRIGGER IF NOT EXISTS chunks_generation_update AFTER UPDATE ON chunks {_BUMP}
+CREATE TRIGGER IF NOT EXISTS articles_generation_insert AFTER INSERT ON articles {_BUMP}
+CREATE TRIGGER IF NOT EXISTS articles_generation_delete AFTER DELETE ON articles {_BUMP}
+CREATE TRIGGER IF NOT EXISTS articles_generation_update AFTER UPDATE OF
+    published_ts, indexed_ts, source_key, lang, dup_kind ON articles {_BUMP}
+"""
+
 INDEX_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "m001_initial", M001_INITIAL),
     Migration(2, "m002_live_sources", M002_LIVE_SOURCES),
     Migration(3, "m003_outlet_boilerplate", M003_OUTLET_BOILERPLATE),
+    Migration(4, "m004_corpus_generation", M004_CORPUS_GENERATION),
 )

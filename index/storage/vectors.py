@@ -260,6 +260,13 @@ class VectorStore:
 
     # -- calls ------------------------------------------------------------------------------
 
+    def identity(self) -> str:
+        """Which vectors these are: the collection (a new one after a model change) and its
+        model. A chunk id keeps its vector within one identity (ids are content-addressed)."""
+        collection = self.collection
+        meta = collection.metadata or {}
+        return f"{collection.id}|{meta.get('model_id')}|{meta.get('dim')}"
+
     def count(self) -> int:
         return int(self._call(lambda c: c.count()))
 

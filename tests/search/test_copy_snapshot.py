@@ -1,0 +1,248 @@
+"""The in-memory copy saved in the data dir (index/search/copy_snapshot.py): read back on a
+restart when nothing changed, never when the corpus did (in this process or another), and
+rebuilt when the file is damaged; answers from a read-back copy are a fresh copy's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from index.runtime import Services, open_services
+from index.search.chunk_matrix import ChunkMatrix
+from index.search.copy_snapshot import SNAPSHOT_NAME
+from index.search.corpus_copy import CorpusCopy
+from index.settings import Settings
+from index.storage import backup as backup_mod
+from index.storage.vectors import forget_cached_client
+from tests.support.bot import write_articles
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+# Unfiltered, filtered (the copy's dense side) and keyword-heavy questions.
+ASKED = [
+    "General Motors chief executive",
+    "zebra crossings festival",
+    "lang:en stock shares",
+    "after:2000-01-01 General Motors",
+    "lang:it azioni",
+]
+NEW_ARTICLE = {
+    "id": "snapshot-new",
+    "title": "A Quillabrano apre il museo delle lanterne di carta",
+    "text": ("Il comune di Quillabrano ha inaugurato sabato il nuovo museo delle lanterne di "
+             "carta. La collezione conta oltre trecento lanterne donate dalle famiglie."),
+    "url": "https://example.org/quillabrano",
+    "published": "2024-06-03T09:00:00+00:00",
+    "source": "Gazzetta di Prova",
+    "lang": "it",
+}  # fmt: skip
+
+
+def _settings(data_dir: Path) -> Settings:
+    return Settings(_env_file=None, data_dir=data_dir, embedding_model="minilm")  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def data_dir(bot_store: Path, tmp_path: Path) -> Path:
+    """A copy of the module's indexed store, for this test to write to."""
+    dest = tmp_path / "data"
+    shutil.copytree(bot_store, dest)
+    (dest / SNAPSHOT_NAME).unlink(missing_ok=True)
+    return dest
+
+
+@asynccontextmanager
+async def serving(data_dir: Path, embedder: Any) -> AsyncIterator[tuple[Services, CorpusCopy]]:
+    """A fresh serving process's view of the store: its services and in-memory copy."""
+    services = await open_services(_settings(data_dir), embedder=embedder)
+    try:
+        retriever = await services.retriever()
+        yield services, retriever.memory
+    finally:
+        await services.close()
+
+
+async def _answers(services: Services) -> list[list[tuple[str, float]]]:
+    r = await services.retriever()
+    out = []
+    for q in ASKED:
+        answer = await r.answer(q, now=NOW)
+        out.append([(h.chunk_id, h.score) for h in answer.hits])
+    return out
+
+
+def _same_copy(a: ChunkMatrix, b: ChunkMatrix) -> None:
+    assert a.ids == b.ids
+    assert a.source_keys == b.source_keys and a.langs == b.langs
+    left, right = a.arrays(), b.arrays()
+    assert left.keys() == right.keys()
+    for name in left:
+        assert np.array_equal(left[name], right[name]), name
+    assert a.keywords is not None and b.keywords is not None
+    assert a.keywords.vocab == b.keywords.vocab
+
+
+def _assert_same_answers(got: list[list[tuple[str, float]]],
+                         want: list[list[tuple[str, float]]]) -> None:  # fmt: skip
+    assert sum(bool(hits) for hits in want) >= 4
+    for q, g, w in zip(ASKED, got, want, strict=True):
+        assert [c for c, _ in g] == [c for c, _ in w], q
+        assert [s for _, s in g] == pytest.approx([s for _, s in w], abs=1e-6), q
+
+
+async def test_snapshot_is_read_back_when_nothing_changed(data_dir, bot_embedder, caplog):
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        fresh = await memory.wait()
+        assert fresh is not None
+        assert (memory.builds, memory.snapshot_reads, memory.snapshot_writes) == (1, 0, 1)
+        want = await _answers(services)
+    assert (data_dir / SNAPSHOT_NAME).exists()
+    caplog.set_level(logging.INFO, logger="index.search.copy_snapshot")
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        read = await memory.wait()
+        assert read is not None
+        assert (memory.builds, memory.snapshot_reads, memory.snapshot_writes) == (0, 1, 0)
+        assert read.rescores  # int8 rows still re-scored from Chroma
+        _same_copy(read, fresh)
+        _assert_same_answers(await _answers(services), want)
+    assert "in-memory copy read from its snapshot" in caplog.text
+
+
+async def test_a_write_in_this_process_is_never_served_from_the_snapshot(
+    data_dir, bot_embedder, tmp_path
+):
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        old = await memory.wait()
+        assert old is not None
+        report = await services.index([write_articles(tmp_path / "new.jsonl", [NEW_ARTICLE])])
+        assert report.added == 1
+        (await services.retriever()).invalidate()  # what the bot does after its own runs
+        new = await memory.wait()
+        assert new is not None and new is not old
+        assert memory.builds == 2 and memory.snapshot_reads == 0
+        assert any(cid.startswith("snapshot-new::") for cid in new.ids)
+        # Only the new article's vectors were read again from Chroma.
+        assert new.reused == len(old) and len(new) > len(old)
+        after = await _answers(services)
+    # A restart reads the copy saved after the write, the same as a build from scratch.
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        read = await memory.wait()
+        assert read is not None and memory.snapshot_reads == 1 and memory.builds == 0
+        _same_copy(read, new)
+        _assert_same_answers(await _answers(services), after)
+    (data_dir / SNAPSHOT_NAME).unlink()
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        built = await memory.wait()
+        assert built is not None and memory.builds == 1 and built.reused == 0
+        _same_copy(built, new)
+
+
+async def test_another_process_writing_invalidates_the_snapshot(
+    data_dir, bot_embedder, tmp_path, caplog
+):
+    async with serving(data_dir, bot_embedder) as (_, memory):
+        assert await memory.wait() is not None
+        assert memory.snapshot_writes == 1
+    saved = (data_dir / SNAPSHOT_NAME).stat().st_mtime_ns
+    path = write_articles(tmp_path / "new.jsonl", [NEW_ARTICLE])
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NEWSBOT_SOURCES", "CHROMA_HOST", "CHROMA_PORT", "TELEGRAM_BOT_TOKEN")}
+    env.update(NEWSBOT_DATA_DIR=str(data_dir), EMBEDDING_MODEL="minilm", HF_HUB_OFFLINE="1",
+               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+               ANONYMIZED_TELEMETRY="False")  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "index", str(path), cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert (data_dir / SNAPSHOT_NAME).stat().st_mtime_ns == saved  # the file itself is as it was
+    forget_cached_client(_settings(data_dir))  # as a new process: not this one's stale client
+    caplog.set_level(logging.INFO, logger="index.search.copy_snapshot")
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        m = await memory.wait()
+        assert m is not None
+        assert (memory.builds, memory.snapshot_reads, memory.snapshot_writes) == (1, 0, 1)
+        assert any(cid.startswith("snapshot-new::") for cid in m.ids)
+        hits = (await (await services.retriever()).answer(
+            "museo delle lanterne di carta a Quillabrano", now=NOW)).hits
+        assert hits and hits[0].article_id == "snapshot-new"
+    assert "of another corpus" in caplog.text
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "not_a_zip"])
+async def test_a_damaged_snapshot_is_ignored_and_rebuilt(
+    data_dir, bot_embedder, caplog, damage
+):
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        fresh = await memory.wait()
+        assert fresh is not None
+        want = await _answers(services)
+    path = data_dir / SNAPSHOT_NAME
+    raw = bytearray(path.read_bytes())
+    if damage == "flipped":  # inside the int8 rows, which the zip's CRC-32 covers
+        at = raw.find(b"matrix.npy")
+        assert at > 0
+        spot = at + 200
+        raw[spot] ^= 0x5A
+    elif damage == "truncated":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw = bytearray(b"not a snapshot at all")
+    path.write_bytes(bytes(raw))
+    caplog.set_level(logging.INFO, logger="index.search.copy_snapshot")
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        m = await memory.wait()
+        assert m is not None
+        assert (memory.builds, memory.snapshot_reads, memory.snapshot_writes) == (1, 0, 1)
+        _same_copy(m, fresh)
+        _assert_same_answers(await _answers(services), want)
+    assert "damaged" in caplog.text
+    # And the rebuilt snapshot is whole again.
+    async with serving(data_dir, bot_embedder) as (_, memory):
+        assert await memory.wait() is not None
+        assert memory.snapshot_reads == 1 and memory.builds == 0
+
+
+async def test_generation_follows_writes_of_any_connection(data_dir, bot_embedder):
+    async with serving(data_dir, bot_embedder) as (services, _):
+        store = services.store
+        first = await store.corpus_generation()
+        with sqlite3.connect(data_dir / "newsbot.sqlite3") as db:  # not through the store
+            db.execute("UPDATE articles SET content_hash = 'x' WHERE id = 'hostile-zebra'")
+        assert await store.corpus_generation() == first  # a column the copy does not read
+        with sqlite3.connect(data_dir / "newsbot.sqlite3") as db:
+            db.execute("UPDATE articles SET lang = 'de' WHERE id = 'hostile-zebra'")
+        second = await store.corpus_generation()
+        assert second[0] > first[0] and second[1] != first[1]
+        with sqlite3.connect(data_dir / "newsbot.sqlite3") as db:
+            db.execute("DELETE FROM chunks WHERE rowid = (SELECT min(rowid) FROM chunks)")
+        third = await store.corpus_generation()
+        assert third[0] > second[0] and third[1] != second[1]
+
+
+async def test_backups_leave_the_snapshot_out(data_dir, bot_embedder, tmp_path):
+    async with serving(data_dir, bot_embedder) as (_, memory):
+        assert await memory.wait() is not None
+    assert (data_dir / SNAPSHOT_NAME).exists()
+    dest = tmp_path / "backup"
+    backup_mod.backup(_settings(data_dir), dest)
+    assert not any(p.name.startswith("memory-copy") for p in dest.rglob("*"))
+    restored = tmp_path / "restored"
+    backup_mod.restore(_settings(restored), dest)
+    async with serving(restored, bot_embedder) as (_, memory):
+        assert await memory.wait() is not None
+        assert memory.builds == 1 and memory.snapshot_reads == 0
