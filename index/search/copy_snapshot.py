@@ -8,9 +8,10 @@ and a process starting on an unchanged corpus reads that instead.
 A snapshot is only a cache, and never answers for a corpus it does not reflect. It is
 stamped with the corpus generation token (a random token that SQLite triggers draw afresh at
 every write to a chunk or to the article columns the copy reads, whatever process makes it:
-index/storage/schema.py, m004), the vector collection and model, and the copy's precision; a
-snapshot whose stamp differs from the store's now, or whose arrays do not fit together or
-fail the zip's CRC-32, is ignored (and said so in the log) and the copy is built again. It is
+index/storage/schema.py, m004), the vector collection, its model and count, and the copy's
+precision; a snapshot whose stamp differs from the store's now, or whose arrays do not fit
+together or fail the zip's CRC-32, is ignored (and said so in the log) and the copy is built
+again. It is
 written atomically (a temporary file, fsync, rename), and only when the corpus did not change
 while the copy was read. Backups leave it out (index/storage/backup.py copies named files),
 and a restore goes into an empty data dir, so a restored store builds its own.

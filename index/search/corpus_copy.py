@@ -235,10 +235,12 @@ class CorpusCopy:
                 await self._save(path, m, key, before)
 
     def _snapshot_key(self, generation: tuple[int, str]) -> dict[str, Any]:
-        """What a snapshot must have been made from to serve now (Chroma's collection id is
-        read through its client: off the event loop)."""
+        """What a snapshot must have been made from to serve now. Asks Chroma (off the event
+        loop): a collection that is gone fails the load as a build would, and the count
+        changes with any vector written or lost without SQLite knowing."""
+        count = self.vectors.count()
         return {"generation": list(generation), "vectors": self.vectors.identity(),
-                "precision": self.settings.dense_matrix_precision}  # fmt: skip
+                "vector_count": count, "precision": self.settings.dense_matrix_precision}  # fmt: skip
 
     async def _build(self, stamp: object, vector_key: str) -> ChunkMatrix:
         facets = await self.store.chunk_facets()
