@@ -9,7 +9,9 @@ shipped one when none is given). Questions are also split in two by the *subject
 gold article (its title without the "(n)" part numbering Wikipedia-style sets, in alternate
 order), so that a constant chosen on one half can be checked on the other (docs/retrieval.md).
 A prose date that empties the lists is dropped as ``Retriever.answer`` drops it; questions
-with time words get the recency prior, as in the hybrid.
+with time words get the recency prior, as in the hybrid. Last line: the time per question of
+fusing alone and of fusing then re-ranking (sentence caches cleared first), and their ratio,
+measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pickle
 import re
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from index.search.fusion import evidence, fuse, params_for  # noqa: E402
 from index.search.recency import recency_cue, recency_weights  # noqa: E402
-from index.search.sentence_match import SentenceParams, question_terms, rerank  # noqa: E402
+from index.search.sentence_match import (  # noqa: E402
+    SentenceParams,
+    clear_cache,
+    question_terms,
+    rerank,
+)
 
 KS = (1, 3, 5)
 
@@ -110,6 +118,23 @@ def main() -> None:
             label = dataclasses.astuple(sp)
             print(f"  {label}: all {hits(rows, fn)}  A hit@3 {hits(a, fn)[1]}"
                   f"  B hit@3 {hits(b, fn)[1]}", flush=True)
+    every = [r for rows in data["files"].values() for r in rows]
+    timing(every[:500], model, variants[-1], store)
+
+
+def timing(rows: list[dict], model: str, sp: SentenceParams, store: tuple) -> None:
+    clear_cache()
+    off = dataclasses.replace(sp, weight=0.0)
+    t0 = time.perf_counter()
+    for row in rows:
+        ranking(row, model, off, store)
+    t1 = time.perf_counter()
+    for row in rows:
+        ranking(row, model, sp, store)
+    t2 = time.perf_counter()
+    n = max(len(rows), 1)
+    print(f"per question: fuse {1000 * (t1 - t0) / n:.2f} ms, fuse + re-rank "
+          f"{1000 * (t2 - t1) / n:.2f} ms (x{(t2 - t1) / max(t1 - t0, 1e-9):.1f})")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ from index.search import answer_types
 from index.storage import keywords
 
 __all__ = [
-    "QuestionTerms", "Scored", "SentenceParams", "best_sentence", "question_terms", "rerank",
+    "QuestionTerms", "Scored", "SentenceParams", "best_sentence", "clear_cache", "question_terms",
+    "rerank",
 ]  # fmt: skip
 
 
@@ -103,6 +104,12 @@ def _sentences(text: str, prefix: int) -> tuple[
         pre = frozenset(w[:prefix] for w in words if len(w) >= prefix)
         out.append((forms, pre, sentence))
     return tuple(out)
+
+
+def clear_cache() -> None:
+    """Forget the sentences of the passages seen so far (bench/sentence_eval.py times the
+    re-ranking cold)."""
+    _sentences.cache_clear()
 
 
 def best_sentence(
