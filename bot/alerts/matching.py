@@ -112,9 +112,11 @@ def word_root(word: str) -> str:
     return word if len(word) <= ROOT_MIN else word[: max(ROOT_MIN, len(word) - ROOT_TRIM)]
 
 
-def lead_words(title: str, text: str, lang: str | None) -> frozenset[str]:
-    """The folded words of an article's lead and their stems."""
-    return frozenset(stem_variants(article_lead(title, text), lang))
+def lead_words(title: str, text: str) -> frozenset[str]:
+    """The folded words of an article's lead and their stems in the query languages (cached
+    per word: a batch's leads share most of theirs)."""
+    words = keywords.tokens(article_lead(title, text))
+    return frozenset().union(*keywords.variants_of(words).values()) if words else frozenset()
 
 
 @dataclass(slots=True)
@@ -164,7 +166,7 @@ def _assemble(
         stems.append(frozenset(stem_variants(text, a.lang)))
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
     mat /= np.maximum(norms, 1e-12)
-    leads = [lead_words(a.title, a.text, a.lang) for a in arts]
+    leads = [lead_words(a.title, a.text) for a in arts]
     return Batch(arts, np.asarray(rows, dtype=np.int64), mat, stems, leads)
 
 
@@ -185,6 +187,7 @@ class FollowIndex:
     distinct: dict[str, list[int]] = field(default_factory=dict)
     roots: dict[str, list[int]] = field(default_factory=dict)
     wordless: list[int] = field(default_factory=list)  # follows with no word to require
+    root_lengths: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, follows: Sequence[Follow]) -> FollowIndex:
@@ -213,7 +216,7 @@ class FollowIndex:
         weights = [list(f.weights) for f in fs]
         totals = np.asarray([sum(w) or 1.0 for w in weights], dtype=np.float64)
         return cls(fs, mat, weights, totals, postings, frozenset(postings), distinct, roots,
-                   wordless)
+                   wordless, tuple(sorted({len(r) for r in roots})))
 
     def lead_held(self, batch: Batch) -> np.ndarray:
         """follows × articles: the article's lead holds a distinctive word of the follow."""
@@ -225,7 +228,9 @@ class FollowIndex:
             rows: set[int] = set()
             for w in words:
                 rows.update(distinct.get(w, ()))
-                for k in range(ROOT_MIN, len(w) + 1):
+                for k in self.root_lengths:
+                    if k > len(w):
+                        break
                     rows.update(roots.get(w[:k], ()))
             if rows:
                 held[list(rows), a] = True
