@@ -342,7 +342,7 @@ def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
     print("\n== the grid, some rows (same story; dense/keywords/strong: tune → test P/R/F1)")
     for key, v in grid.items():
         db, mb, sb, ab = key.split("/")
-        if float(mb) not in (0.5, 0.6, 1.01) or sb not in ("None", "0.5"):
+        if float(mb) not in (0.5, 0.6, 1.01) or sb not in ("None", "0.6"):
             continue
         if ab not in ("None", "0.25+0.4"):
             continue
