@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 
 from index.render.answers import RAW_LIMIT, TELEGRAM_LIMIT, safe_url, visible_length
 from index.render.html import CONTROL, clip, one_line
-from index.render.i18n import format_date, normalize_lang
+from index.render.i18n import format_date, lookup, normalize_lang
 
 COMMANDS = ("follow", "following", "unfollow")  # menu order
 
@@ -100,9 +100,7 @@ LANGS = tuple(STRINGS)
 
 def t(key: str, lang: str | None, /, **values: object) -> str:
     """The template ``key`` in ``lang`` (English when it has none) filled with ``values``."""
-    table = STRINGS[normalize_lang(lang)]
-    template = table.get(key) or STRINGS["en"][key]
-    return template.format(**values) if values else template
+    return lookup(STRINGS, key, lang, **values)
 
 
 def command_menu(lang: str) -> list[tuple[str, str]]:
