@@ -14,16 +14,16 @@ stored with it), and a batch is scored for all follows at once:
   that share a word with it; only those are scored, so a batch costs about its own size, not
   its size times the number of follows.
 
-One rule is the alerts' own, because an alert interrupts: **the article's lead (headline and
-first sentences, :func:`~index.digest.topic.article_lead`) must hold one of the follow's
-distinctive words** — its rarest by IDF, and any as rare within :data:`DISTINCTIVE_SHARE` —
+Two rules are the alerts' own, because an alert interrupts where a digest line does not.
+**The article's lead (headline and first sentences, :func:`~index.digest.topic.article_lead`)
+must hold one of the follow's distinctive words** — its rarest by IDF, and any as rare within :data:`DISTINCTIVE_SHARE` —
 as a stem or as a word form of it (a word starting with its root: "Cameroon" for
 "Cameroonian", "Ukraine" for "Ukrainian", "kidnapped" for "kidnapping"). Without it a follow
 of "2025 Cameroonian presidential election" is alerted about every election whose sentence
 reads like one (dense 0.4), and "United States–Venezuela relations" about every "United
 States … relations" item (keywords 0.73 without "Venezuela"). Only a dense score at the
-strong bar passes without it, which keeps cross-language matches ("Ucraina" for
-"Ukraine"). And two weaker pieces of evidence that agree pass together (``agree``: a dense
+strong bar passes without it, so a follow in one language can still match a close report in
+the other (the default model is multilingual). And two weaker pieces of evidence that agree pass together (``agree``: a dense
 score and a keyword share each below its own bar, both above the agreement's): a typhoon
 report names "typhoon" but not "2025 Pacific … season", and reads only somewhat like the
 name. ``bench/alert_eval.py`` measured both (docs/alerts.md).
