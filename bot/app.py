@@ -25,7 +25,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import handlers, live
+from bot import admin_handlers, handlers, live
 from bot.alerts.commands import register_alert_handlers
 from bot.alerts.delivery import AlertOptions
 from bot.digests import DigestOptions, register_digest_handlers
@@ -172,8 +172,8 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CommandHandler("start", handlers.start, filters=new_message))
     app.add_handler(CommandHandler("help", handlers.help_command, filters=new_message))
     app.add_handler(CommandHandler("ask", handlers.ask_command, filters=new_message))
-    app.add_handler(CommandHandler("reindex", handlers.reindex_command, filters=new_message))
-    app.add_handler(CommandHandler("stats", handlers.stats_command, filters=new_message))
+    app.add_handler(CommandHandler("reindex", admin_handlers.reindex_command, filters=new_message))
+    app.add_handler(CommandHandler("stats", admin_handlers.stats_command, filters=new_message))
     app.add_handler(CommandHandler("whoami", handlers.whoami_command, filters=new_message))
     app.add_handler(CommandHandler("forgetme", handlers.forgetme_command, filters=new_message))
     app.add_handler(CommandHandler("sources", live.sources_command, filters=new_message))

@@ -11,8 +11,6 @@ import logging
 import math
 import re
 import time
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from telegram import (
     InlineKeyboardButton,
@@ -30,8 +28,6 @@ from telegram.error import BadRequest, Forbidden, TelegramError, TimedOut
 from telegram.ext import ContextTypes
 
 from bot import followups, texts
-from bot.delivery_failures import failing_deliveries, failures_html
-from bot.live import stats_lines
 from bot.menu import ADMIN_COMMANDS, PUBLIC_COMMANDS, command_table
 from bot.services import BotServices, Reply, services_of
 from bot.state import Page
@@ -408,90 +404,6 @@ def inline_result(
             html_text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW
         ),
     )
-
-
-# -- admin ---------------------------------------------------------------------------------
-
-
-def _admin(update: Update, context: ContextTypes.DEFAULT_TYPE, command: str) -> bool:
-    user = update.effective_user
-    if services_of(context).is_admin(user.id if user else None):
-        return True
-    chat = update.effective_chat
-    log.warning("refused admin command", extra={"kv": {
-        "command": command, "user": user.id if user else None, "chat": chat.id if chat else None,
-    }})
-    return False
-
-
-async def reindex_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message, chat = update.effective_message, update.effective_chat
-    if message is None or chat is None:
-        return
-    lang = lang_of(update)
-    if not _admin(update, context, "reindex"):
-        await message.reply_text(texts.t("admin_only", lang))
-        return
-    started = await services_of(context).reindexer.start(
-        " ".join(context.args or []), bot=context.bot, chat_id=chat.id,
-        reply_to=message.message_id, lang=lang,
-    )
-    if not started.ok:
-        await message.reply_text(started.text)
-
-
-def _local_time(iso: str | None, tz: ZoneInfo) -> str:
-    """A stored UTC timestamp in the bot's time zone, as "2026-12-03 08:15"."""
-    if not iso:
-        return ""
-    try:
-        when = datetime.fromisoformat(iso)
-    except ValueError:
-        return iso[:16].replace("T", " ")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
-async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None:
-        return
-    lang = lang_of(update)
-    if not _admin(update, context, "stats"):
-        await message.reply_text(texts.t("admin_only", lang))
-        return
-    services = services_of(context)
-    counts = await services.index.store.counts()
-    last = await services.index.store.last_run()
-    st = await services.state.stats()
-    none = texts.raw("none", lang)
-    if last:
-        s = last.get("stats") or {}
-        last_run = texts.t(
-            "stats_run", lang, when=_local_time(last.get("finished_at"), services.tz),
-            status=texts.run_status(last.get("status", ""), lang), added=s.get("added", 0), updated=s.get("updated", 0),
-            removed=s.get("removed", 0), failed=len(s.get("failed", [])),
-        )
-    else:
-        last_run = texts.t("stats_no_run", lang)
-    votes = st["up"] + st["down"]
-    ratio = f"{100 * st['up'] / votes:.0f}% 👍" if votes else none
-
-    def ms(v: float | None) -> str:
-        return f"{v:.0f} ms" if v is not None else none
-
-    body = texts.t(
-        "stats", lang, articles=counts["articles"], chunks=counts["chunks"], last_run=last_run,
-        today=st["questions_today"], up=st["up"], down=st["down"], ratio=ratio,
-        p50=ms(st["p50_ms"]), p95=ms(st["p95_ms"]),
-    )
-    memory = texts.memory_lines(services.retriever.memory.status(),
-                                services.retriever.vectors, lang)
-    failing = await failing_deliveries(context.application)
-    await message.reply_text("\n".join([
-        body, *memory, *await stats_lines(services, lang), failures_html(failing, lang, services.tz),
-    ]))
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ The caller owns the plan and its marks; this only says what happened to one mess
   transport failures that never reached Telegram are retried a few times, with back-off;
 - ``uncertain``: a timeout, so Telegram may have posted it: never sent again, as a duplicate
   in a channel is worse than the rare loss;
-- ``forbidden`` (403: the bot was removed or blocked), ``migrated`` (the group became a
+- ``forbidden`` (403: the bot was removed or blocked; or 400 "chat not found": the chat was
+  deleted, or the id never was one the bot can reach, which no retry mends), ``migrated`` (the group became a
   supergroup: send again to ``new_chat_id``), ``rejected`` (400), ``failed`` (anything else,
   or the network kept failing), ``stopped`` (the caller's sleep said stop).
 """
@@ -49,6 +50,15 @@ class Sent:
     error: TelegramError | None = None
 
 
+_GONE = ("chat not found", "group chat was deactivated", "chat_id is empty")
+
+
+def chat_gone(exc: BadRequest) -> bool:
+    """A 400 that says the chat itself is gone (not that this message was wrong)."""
+    message = exc.message.lower()
+    return any(phrase in message for phrase in _GONE)
+
+
 def retry_seconds(exc: RetryAfter) -> float:
     value: Any = exc.retry_after
     if isinstance(value, timedelta):
@@ -79,6 +89,8 @@ async def send_html(bot: Bot, chat_id: int, html: str, *, sleep: Sleep) -> Sent:
         except TimedOut as exc:
             return Sent("uncertain", error=exc)
         except BadRequest as exc:
+            if chat_gone(exc):
+                return Sent("forbidden", error=exc)
             return Sent("rejected", error=exc)
         except NetworkError as exc:
             network_failures += 1

@@ -1,27 +1,22 @@
 """The alert commands: /follow, /following, /unfollow, and the watcher that drops a chat's
 follows when it removes the bot.
 
-Thin: who may change a chat's follows is decided as for digests (the same getChatMember
-check and the same channel set-up from a private chat, :mod:`bot.digests.commands`); the
+Thin: who may change a chat's follows is decided as for digests, by the same code
+(:mod:`bot.chat_commands`: getChatMember in groups, channels set up from a private chat); the
 follow is encoded and stored by :mod:`bot.alerts.delivery`, every word is
 :mod:`bot.alerts.texts`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from telegram import Update
-from telegram.constants import ChatMemberStatus, ChatType
-from telegram.error import TelegramError
+from telegram.constants import ChatMemberStatus
 from telegram.ext import (
     Application,
-    ApplicationHandlerStop,
     ChatMemberHandler,
     CommandHandler,
     ContextTypes,
@@ -31,15 +26,15 @@ from telegram.ext import (
 from bot.alerts.delivery import AlertService
 from bot.alerts.store import Follow
 from bot.alerts.texts import t
-from bot.digests import texts as digest_texts
-from bot.digests.commands import (
-    chat_name,
-    is_bot_admin,
-    is_group_admin,
+from bot.chat_commands import (
+    Target,
     reply_plain,
-    resolve_channel,
+    stopping_command,
+    target_chat,
     user_lang,
+    watcher,
 )
+from bot.digests import texts as digest_texts
 from index.search.query_parse import parse_question_full
 from index.storage import keywords
 
@@ -51,7 +46,6 @@ MAX_QUERY = 200
 _TARGET = re.compile(r"^(@\w{4,}|-100\d{5,})$")
 
 ServiceProvider = Callable[[ContextTypes.DEFAULT_TYPE], AlertService]
-Command = Callable[[AlertService, Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
 def split_target(args: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -65,37 +59,13 @@ def split_target(args: Sequence[str]) -> tuple[str | None, list[str]]:
 async def _target_chat(
     svc: AlertService, update: Update, context: ContextTypes.DEFAULT_TYPE, target: str | None,
     lang: str, *, for_change: bool, check_channel: bool = True,
-) -> tuple[int, str, str] | None:
-    """(chat id, type, name) the command is about, after the digests' permission checks."""
-    chat = update.effective_chat
-    assert chat is not None
-    if chat.type == ChatType.PRIVATE:
-        if target is None:
-            return chat.id, str(chat.type), chat_name(chat)
-        if not is_bot_admin(svc, update):
-            await reply_plain(update, t("need_bot_admin", lang))
-            return None
-        if not check_channel:
-            for f in await svc.db().follows():
-                if target.lower() in (f.title.lower(), str(f.chat_id)):
-                    return f.chat_id, f.chat_type, f.title
-        found = await resolve_channel(update, context, target, lang)
-        if found is None:
-            return None
-        return found.id, str(found.type), chat_name(found)
-    if target is not None:
-        await reply_plain(update, digest_texts.t("channel_only_private", lang))
-        return None
-    if for_change:
-        try:
-            allowed = await is_group_admin(svc, update, context)
-        except TelegramError as exc:
-            await reply_plain(update, digest_texts.t("admin_check_failed", lang, error=str(exc)))
-            return None
-        if not allowed:
-            await reply_plain(update, t("need_group_admin", lang))
-            return None
-    return chat.id, str(chat.type), chat_name(chat)
+) -> Target | None:
+    async def followed() -> list[Target]:
+        return [(f.chat_id, f.chat_type, f.title) for f in await svc.db().follows()]
+
+    return await target_chat(svc, update, context, target, lang, for_change=for_change,
+                             texts=t, setup_texts=digest_texts.t,
+                             known=None if check_channel else followed)
 
 
 def _filters_text(sources: Sequence[str], langs: Sequence[str]) -> str:
@@ -222,30 +192,6 @@ async def bot_membership(
                 "chat": change.chat.id, "follows": removed}})
 
 
-def _command(callback: Command, service: ServiceProvider) -> Any:
-    @functools.wraps(callback)
-    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        try:
-            await callback(service(context), update, context)
-        except Exception:
-            chat = update.effective_chat
-            log.exception("alert command failed", extra={"kv": {
-                "command": callback.__name__, "chat": chat.id if chat else None}})
-            with contextlib.suppress(TelegramError):
-                await reply_plain(update, t("error", user_lang(update)))
-        raise ApplicationHandlerStop
-
-    return run
-
-
-def _watcher(callback: Command, service: ServiceProvider) -> Any:
-    @functools.wraps(callback)
-    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await callback(service(context), update, context)
-
-    return run
-
-
 def register_alert_handlers(application: Application, service: ServiceProvider) -> None:
     """Add /follow, /following, /unfollow (group -1, ending the update there, as the digest
     commands) and the membership watcher."""
@@ -256,10 +202,11 @@ def register_alert_handlers(application: Application, service: ServiceProvider) 
         ("unfollow", unfollow_command),
     ):
         application.add_handler(
-            CommandHandler(name, _command(callback, service), filters=new_message),
+            CommandHandler(name, stopping_command(callback, service, what="alert", texts=t,
+                                                 logger=log), filters=new_message),
             group=HANDLER_GROUP,
         )
     application.add_handler(
-        ChatMemberHandler(_watcher(bot_membership, service), ChatMemberHandler.MY_CHAT_MEMBER),
+        ChatMemberHandler(watcher(bot_membership, service), ChatMemberHandler.MY_CHAT_MEMBER),
         group=WATCH_GROUP,
     )

@@ -27,7 +27,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,7 @@ from bot.alerts.matching import Bars, FollowIndex, follow_terms, load_batch
 from bot.alerts.planning import Limits, plan_batch
 from bot.alerts.quiet import HOUR, QuietHours, parse_quiet_hours
 from bot.alerts.store import AlertStore, Follow, Held, Planned
+from bot.delivery_failures import DeliveryFailures, delivery_failures
 from bot.digests.clock import Clock, SystemClock
 from bot.locked_store import sleep_unless_stopping
 from bot.metrics import count_delivery
@@ -51,6 +52,7 @@ from index.storage.store import Store
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+FAILURE_KIND = "alert"  # this module's deliveries in bot.delivery_failures
 MAX_BATCH = 500  # new articles matched per transaction (a big import is sliced)
 RetrieverProvider = Callable[[], Retriever]
 
@@ -117,15 +119,27 @@ class AlertService:
         self.batches = 0  # match-and-send passes run
         self._in_pass = False
         self._batch_done = asyncio.Condition()
+        self.failures: DeliveryFailures = delivery_failures(application, settings)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def open(self) -> None:
         """Open the tables; a first start begins after the archive as it is now."""
         if self.store is None:
-            self.store = await AlertStore.open(self.settings.bot_state_path)
-            if await self.store.watermark() is None:
-                await self.store.set_watermark(await self.retriever.store.latest_run_id())
+            store = await AlertStore.open(self.settings.bot_state_path)
+            try:
+                await self.failures.acquire()
+            except BaseException:
+                await store.close()
+                raise
+            try:
+                if await store.watermark() is None:
+                    await store.set_watermark(await self.retriever.store.latest_run_id())
+            except BaseException:
+                await self.failures.release()
+                await store.close()
+                raise
+            self.store = store
 
     async def start(self) -> None:
         await self.open()
@@ -161,6 +175,7 @@ class AlertService:
             if self.store is not None:
                 await self.store.close()
                 self.store = None
+                await self.failures.release()
 
     def db(self) -> AlertStore:
         if self.store is None:
@@ -223,16 +238,24 @@ class AlertService:
         return follow_id
 
     async def remove(self, follow_ids: list[int]) -> int:
+        wanted = set(follow_ids)
+        chats = {f.chat_id for f in await self.db().follows() if f.id in wanted}
         removed = await self.db().remove_follows(follow_ids)
         self._index = None
+        for chat_id in chats:
+            if not await self.db().follows(chat_id):  # nothing left to fail there
+                await self.failures.forget(FAILURE_KIND, chat_id)
         return removed
 
     async def forget_user(self, user_id: int) -> int:
-        return await self.db().forget_user(user_id)
+        removed = await self.db().forget_user(user_id)
+        await self.failures.forget(FAILURE_KIND, user_id)
+        return removed
 
     async def remove_chat(self, chat_id: int) -> int:
         removed = await self.db().remove_chat(chat_id)
         self._index = None
+        await self.failures.forget(FAILURE_KIND, chat_id)
         return removed
 
     async def follow_index(self) -> FollowIndex:
@@ -328,6 +351,30 @@ class AlertService:
                 del self.tasks[chat_id]
         await self._settle()
 
+    async def _failed(self, chat_id: int, error: BaseException | str, now: datetime) -> None:
+        """Count a failed send for the admins (told once per streak, listed by /stats), as
+        digests do. Never raises: the bookkeeping of a failure must not become a second one."""
+        try:
+            follows = await self.db().follows(chat_id)
+            if not follows:
+                return
+            topics = ", ".join(f"«{f.words}»" for f in follows[:5])
+            if len(follows) > 5:
+                topics += " …"
+            await self.failures.failed(
+                FAILURE_KIND, chat_id, chat_title=follows[0].title or str(chat_id),
+                what={lang: texts.t("failure_what", lang, topics=topics) for lang in texts.LANGS},
+                error=error, now=now,
+            )
+        except Exception:
+            log.exception("could not record a failed alert", extra={"kv": {"chat": chat_id}})
+
+    async def _succeeded(self, chat_id: int) -> None:
+        try:
+            await self.failures.succeeded(FAILURE_KIND, chat_id)
+        except Exception:
+            log.exception("could not clear a failed alert", extra={"kv": {"chat": chat_id}})
+
     async def _send_due(self, chat_id: int) -> None:
         db = self.db()
         bot = self.application.bot
@@ -339,6 +386,7 @@ class AlertService:
                 now = self.clock.now()
                 if sent.outcome == "migrated" and sent.new_chat_id is not None:
                     await db.migrate(chat_id, sent.new_chat_id)
+                    await self.failures.migrate(chat_id, sent.new_chat_id)
                     chat_id = sent.new_chat_id
                     continue
                 break
@@ -347,6 +395,7 @@ class AlertService:
             count_delivery(self.application, "alert", ok=sent.outcome == "sent")
             if sent.outcome == "sent":
                 await db.mark(msg.id, "sent", sent.message_id, now)
+                await self._succeeded(chat_id)
             elif sent.outcome == "uncertain":
                 await db.mark(msg.id, "uncertain", None, now)
                 log.warning("alert timed out; not repeated", extra={"kv": {
@@ -358,6 +407,7 @@ class AlertService:
                 return
             else:
                 attempts = msg.attempts + 1
+                await self._failed(chat_id, sent.error or sent.outcome, now)
                 if attempts >= MAX_ATTEMPTS:
                     await db.mark(msg.id, "failed", None, now)
                     log.error("alert given up", extra={"kv": {

@@ -14,6 +14,20 @@ stored with it), and a batch is scored for all follows at once:
   that share a word with it; only those are scored, so a batch costs about its own size, not
   its size times the number of follows.
 
+Two rules are the alerts' own, because an alert interrupts where a digest line does not.
+**The article's lead (headline and first sentences, :func:`~index.digest.topic.article_lead`)
+must hold one of the follow's distinctive words** — its rarest by IDF, and any as rare within :data:`DISTINCTIVE_SHARE` —
+as a stem or as a word form of it (a word starting with its root: "Cameroon" for
+"Cameroonian", "Ukraine" for "Ukrainian", "kidnapped" for "kidnapping"). Without it a follow
+of "2025 Cameroonian presidential election" is alerted about every election whose sentence
+reads like one (dense 0.4), and "United States–Venezuela relations" about every "United
+States … relations" item (keywords 0.73 without "Venezuela"). Only a dense score at the
+strong bar passes without it, so a follow in one language can still match a close report in
+the other (the default model is multilingual). And two weaker pieces of evidence that agree pass together (``agree``: a dense
+score and a keyword share each below its own bar, both above the agreement's): a typhoon
+report names "typhoon" but not "2025 Pacific … season", and reads only somewhat like the
+name. ``bench/alert_eval.py`` measured both (docs/alerts.md).
+
 Same-story articles of a batch are grouped with the digests' grouping
 (:func:`index.digest.grouping.article_similarity` and ``cluster``, over the matched articles
 together with the chat's recently alerted ones): a group holding an article already alerted is not alerted
@@ -38,7 +52,7 @@ from index.digest.grouping import (
     grouping_params_for,
 )
 from index.digest.period import lead_vectors
-from index.digest.topic import TOPIC_MIN_MATCH, stem_variants, term_weights
+from index.digest.topic import TOPIC_MIN_MATCH, article_lead, stem_variants, term_weights
 from index.search.retrieval import FusionParams, params_for
 from index.storage import keywords
 from index.storage.store import ArticleRecord, Store
@@ -50,6 +64,11 @@ class Bars:
 
     min_dense: float
     min_match: float
+    # Alerts only: the lead must hold a distinctive word of the follow unless the dense score
+    # reaches ``strong_dense`` (module docstring). None: no such requirement (the digests').
+    strong_dense: float | None = None
+    # Alerts only: (dense, keywords) that pass together though each is below its own bar.
+    agree: tuple[float, float] | None = None
 
     @classmethod
     def digests(cls, model_id: str) -> Bars:
@@ -60,21 +79,44 @@ class Bars:
                    max(fusion.min_match, TOPIC_MIN_MATCH))
 
     @classmethod
+    def digests_with_lead_word(cls, model_id: str) -> Bars:
+        """The digests' bars with the alerts' lead-word rule (strong bar: the dense bar plus
+        :data:`STRONG_MARGIN`)."""
+        base = cls.digests(model_id)
+        return cls(base.min_dense, base.min_match, base.min_dense + STRONG_MARGIN)
+
+    @classmethod
     def for_model(cls, model_id: str) -> Bars:
         """The alerts' bars: tuned where ``bench/alert_eval.py`` measured them, else the
         digests'. An alert interrupts, a digest line does not: the bars sit higher."""
         for prefix, bars in ALERT_BARS.items():
             if model_id.startswith(prefix):
                 return bars
-        return cls.digests(model_id)
+        return cls.digests_with_lead_word(model_id)
 
 
 # Per embedding model (prefix of its model id): the best F1 on bench/alert_eval.py's tuning
-# weeks (September–October). With the digests' bars (0.25/0.5) USE alerts twice as much at
-# half the precision. Curves in docs/alerts.md.
+# weeks (September–October), with the lead-word rule. Curves in docs/alerts.md.
 ALERT_BARS: dict[str, Bars] = {
-    "usem3:": Bars(min_dense=0.35, min_match=0.6),
+    "usem3:": Bars(min_dense=0.3, min_match=0.6, strong_dense=0.6, agree=(0.25, 0.4)),
 }
+STRONG_MARGIN = 0.2  # models without tuned bars: dense this far above the bar needs no word
+DISTINCTIVE_SHARE = 0.8  # a follow word this rare relative to its rarest is distinctive
+ROOT_MIN = 4  # a word form matches on the word's first max(ROOT_MIN, len - ROOT_TRIM) letters
+ROOT_TRIM = 3
+
+
+def word_root(word: str) -> str:
+    """The part of a word its other forms share: the gentilic's country, the verb's tenses
+    ("cameroonian" → "cameroon", "ukrainian" → "ukrain", "kidnapping" → "kidnapp")."""
+    return word if len(word) <= ROOT_MIN else word[: max(ROOT_MIN, len(word) - ROOT_TRIM)]
+
+
+def lead_words(title: str, text: str) -> frozenset[str]:
+    """The folded words of an article's lead and their stems in the query languages (cached
+    per word: a batch's leads share most of theirs)."""
+    words = keywords.tokens(article_lead(title, text))
+    return frozenset().union(*keywords.variants_of(words).values()) if words else frozenset()
 
 
 @dataclass(slots=True)
@@ -85,6 +127,7 @@ class Batch:
     chunk_article: np.ndarray  # article row of each chunk row
     chunk_vectors: np.ndarray  # unit vectors, one row per chunk (zeros when missing)
     chunk_stems: list[frozenset[str]]  # stem variants of each chunk's title + text
+    leads: list[frozenset[str]]  # each article's lead words and their stems (lead_words)
 
     @property
     def empty(self) -> bool:
@@ -123,7 +166,8 @@ def _assemble(
         stems.append(frozenset(stem_variants(text, a.lang)))
     norms = np.linalg.norm(mat, axis=1, keepdims=True)
     mat /= np.maximum(norms, 1e-12)
-    return Batch(arts, np.asarray(rows, dtype=np.int64), mat, stems)
+    leads = [lead_words(a.title, a.text) for a in arts]
+    return Batch(arts, np.asarray(rows, dtype=np.int64), mat, stems, leads)
 
 
 @dataclass(slots=True)
@@ -139,6 +183,11 @@ class FollowIndex:
     totals: np.ndarray
     postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     vocab: frozenset[str] = frozenset()
+    # The follows' distinctive words: each stem, and each word's root, to the follow rows.
+    distinct: dict[str, list[int]] = field(default_factory=dict)
+    roots: dict[str, list[int]] = field(default_factory=dict)
+    wordless: list[int] = field(default_factory=list)  # follows with no word to require
+    root_lengths: tuple[int, ...] = ()
 
     @classmethod
     def build(cls, follows: Sequence[Follow]) -> FollowIndex:
@@ -146,16 +195,47 @@ class FollowIndex:
         dim = next((len(f.vector) for f in fs), 1)
         mat = np.zeros((len(fs), dim), dtype=np.float32)
         postings: dict[str, list[tuple[int, int]]] = {}
+        distinct: dict[str, list[int]] = {}
+        roots: dict[str, list[int]] = {}
+        wordless: list[int] = []
         for i, f in enumerate(fs):
             if len(f.vector) == dim:
                 mat[i] = f.vector
             for g, group in enumerate(f.terms):
                 for term in group:
                     postings.setdefault(term, []).append((i, g))
+            groups = distinctive_groups(f.terms, f.weights)
+            if not groups:
+                wordless.append(i)
+            for group in groups:
+                for term in group:
+                    distinct.setdefault(term, []).append(i)
+                # The folded word is its group's longest member (stems only shorten it).
+                roots.setdefault(word_root(max(group, key=len)), []).append(i)
         mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
         weights = [list(f.weights) for f in fs]
         totals = np.asarray([sum(w) or 1.0 for w in weights], dtype=np.float64)
-        return cls(fs, mat, weights, totals, postings, frozenset(postings))
+        return cls(fs, mat, weights, totals, postings, frozenset(postings), distinct, roots,
+                   wordless, tuple(sorted({len(r) for r in roots})))
+
+    def lead_held(self, batch: Batch) -> np.ndarray:
+        """follows × articles: the article's lead holds a distinctive word of the follow."""
+        held = np.zeros((len(self.follows), len(batch.articles)), dtype=bool)
+        if not self.follows:
+            return held
+        distinct, roots = self.distinct, self.roots
+        for a, words in enumerate(batch.leads):
+            rows: set[int] = set()
+            for w in words:
+                rows.update(distinct.get(w, ()))
+                for k in self.root_lengths:
+                    if k > len(w):
+                        break
+                    rows.update(roots.get(w[:k], ()))
+            if rows:
+                held[list(rows), a] = True
+        held[self.wordless, :] = True
+        return held
 
     def scores(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """(dense, match): follows × articles, each article's best chunk."""
@@ -191,6 +271,10 @@ class FollowIndex:
         """Follow row → rows of the batch's articles that pass its gate and its filters."""
         dense, match = self.scores(batch)
         passing = (dense >= bars.min_dense) | (match >= bars.min_match - 1e-9)
+        if bars.agree is not None:
+            passing |= (dense >= bars.agree[0]) & (match >= bars.agree[1] - 1e-9)
+        if bars.strong_dense is not None:
+            passing &= self.lead_held(batch) | (dense >= bars.strong_dense)
         out: dict[int, list[int]] = {}
         for f, a in zip(*np.nonzero(passing), strict=True):
             if _passes_filters(self.follows[int(f)], batch.articles[int(a)]):
@@ -206,6 +290,15 @@ def _passes_filters(f: Follow, a: ArticleRecord) -> bool:
         if not any(s in key for s in f.sources):
             return False
     return True
+
+
+def distinctive_groups(terms: Sequence[Sequence[str]], weights: Sequence[float]) -> list[list[str]]:
+    """A follow's rarest keyword group and those within :data:`DISTINCTIVE_SHARE` of it."""
+    if not terms or len(weights) != len(terms):
+        return [list(g) for g in terms if g][:1]
+    top = max(weights)
+    return [list(g) for g, w in zip(terms, weights, strict=True)
+            if g and w >= DISTINCTIVE_SHARE * top - 1e-12]
 
 
 async def follow_terms(store: Store, words: str) -> tuple[list[list[str]], list[float]]:

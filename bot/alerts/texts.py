@@ -13,7 +13,7 @@ from datetime import UTC, datetime, tzinfo
 
 from index.render.answers import RAW_LIMIT, TELEGRAM_LIMIT, safe_url, visible_length
 from index.render.html import CONTROL, clip, one_line
-from index.render.i18n import format_date, normalize_lang
+from index.render.i18n import format_date, lookup, normalize_lang
 
 COMMANDS = ("follow", "following", "unfollow")  # menu order
 
@@ -39,6 +39,7 @@ STRINGS: dict[str, dict[str, str]] = {
                     "Remove one with /unfollow N.",
         "duplicate": "{chat} already follows “{topic}”.",
         "list_none": "Nothing is followed here. Try /follow flood Emilia-Romagna.",
+        "failure_what": "alerts on {topics}",
         "list_header": "Followed in {chat}:",
         "list_item": "{n}. {topic}",
         "list_footer": "Stop one with /unfollow N, or all with /unfollow all.",
@@ -73,6 +74,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "too_many": "{chat} segue già {n} argomenti, il massimo. Togline uno con /unfollow N.",
         "duplicate": "{chat} segue già «{topic}».",
         "list_none": "Qui non si segue niente. Prova /follow alluvione Emilia-Romagna.",
+        "failure_what": "avvisi su {topics}",
         "list_header": "Argomenti seguiti in {chat}:",
         "list_item": "{n}. {topic}",
         "list_footer": "Smetti di seguirne uno con /unfollow N, o tutti con /unfollow all.",
@@ -100,9 +102,7 @@ LANGS = tuple(STRINGS)
 
 def t(key: str, lang: str | None, /, **values: object) -> str:
     """The template ``key`` in ``lang`` (English when it has none) filled with ``values``."""
-    table = STRINGS[normalize_lang(lang)]
-    template = table.get(key) or STRINGS["en"][key]
-    return template.format(**values) if values else template
+    return lookup(STRINGS, key, lang, **values)
 
 
 def command_menu(lang: str) -> list[tuple[str, str]]:

@@ -8,27 +8,30 @@ Thin: the arguments are parsed and the permissions checked here; the schedule is
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import html
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import (
     Application,
-    ApplicationHandlerStop,
     ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     filters,
 )
 
+from bot.chat_commands import (
+    Target,
+    is_bot_admin,
+    reply_plain,
+    stopping_command,
+    target_chat,
+    user_lang,
+    watcher,
+)
 from bot.digests.delivery import DigestService
 from bot.digests.schedule import (
     FREQUENCIES,
@@ -39,7 +42,6 @@ from bot.digests.schedule import (
     zone_name,
 )
 from bot.digests.texts import schedule_text, t, topic_text, when_text
-from bot.settings import BotSettings
 from index.render.i18n import normalize_lang
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,6 @@ MAX_TOPIC = 200
 
 # How the handlers find the service: the bot's ``services_of(context).digests``.
 ServiceProvider = Callable[[ContextTypes.DEFAULT_TYPE], DigestService]
-Command = Callable[[DigestService, Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -117,119 +118,16 @@ def parse_subscribe(args: Sequence[str], lang: str) -> SubscribeArgs:
 # -- handlers ---------------------------------------------------------------------------------
 
 
-class HasSettings(Protocol):
-    """What the permission checks need of a service (digests', alerts')."""
-
-    @property
-    def settings(self) -> BotSettings: ...
-
-
-
-def user_lang(update: Update) -> str:
-    user = update.effective_user
-    return normalize_lang(user.language_code if user else None)
-
-
-def chat_name(chat: Any) -> str:
-    if getattr(chat, "username", None):
-        return f"@{chat.username}"
-    return getattr(chat, "title", None) or getattr(chat, "full_name", None) or str(chat.id)
-
-
-async def reply_plain(update: Update, text: str) -> None:
-    message = update.effective_message
-    if message is not None:
-        await message.reply_text(
-            html.escape(text, quote=False), parse_mode=ParseMode.HTML,
-            link_preview_options=LinkPreviewOptions(is_disabled=True),
-        )
-
-
-async def is_group_admin(
-    svc: HasSettings, update: Update, context: ContextTypes.DEFAULT_TYPE
-) -> bool:
-    chat, user, message = update.effective_chat, update.effective_user, update.effective_message
-    assert chat is not None
-    if is_bot_admin(svc, update):
-        return True
-    if message is not None and message.sender_chat is not None and (
-        message.sender_chat.id == chat.id
-    ):
-        return True  # an anonymous administrator posting as the group
-    if user is None:
-        return False
-    member = await context.bot.get_chat_member(chat.id, user.id)
-    return member.status in (ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR)
-
-
-def is_bot_admin(svc: HasSettings, update: Update) -> bool:
-    user = update.effective_user
-    return user is not None and user.id in svc.settings.admin_ids
-
-
-async def resolve_channel(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, target: str, lang: str
-) -> Any | None:
-    """The channel named in a private chat, if the bot may post there; else explain why."""
-    ref: int | str = int(target) if re.fullmatch(r"-?\d+", target) else target
-    try:
-        chat = await context.bot.get_chat(ref)
-    except (BadRequest, Forbidden):
-        await reply_plain(update, t("channel_not_found", lang, channel=target))
-        return None
-    name = chat_name(chat)
-    if chat.type != ChatType.CHANNEL:
-        await reply_plain(update, t("not_a_channel", lang, channel=name))
-        return None
-    try:
-        me = await context.bot.get_chat_member(chat.id, context.bot.id)
-    except (BadRequest, Forbidden):
-        await reply_plain(update, t("channel_not_admin", lang, channel=name))
-        return None
-    if me.status != ChatMemberStatus.ADMINISTRATOR:
-        await reply_plain(update, t("channel_not_admin", lang, channel=name))
-        return None
-    if not getattr(me, "can_post_messages", False):
-        await reply_plain(update, t("channel_cannot_post", lang, channel=name))
-        return None
-    return chat
-
-
 async def _target_chat(
     svc: DigestService, update: Update, context: ContextTypes.DEFAULT_TYPE, target: str | None,
-    lang: str,
-    *, for_change: bool, check_channel: bool = True,
-) -> tuple[int, str, str] | None:
-    """(chat id, type, name) the command is about, after the permission checks."""
-    chat = update.effective_chat
-    assert chat is not None
-    if chat.type == ChatType.PRIVATE:
-        if target is None:
-            return chat.id, chat.type, chat_name(chat)
-        if not is_bot_admin(svc, update):
-            await reply_plain(update, t("need_bot_admin", lang))
-            return None
-        if not check_channel:
-            for sub in await svc.db().subscriptions():
-                if target.lower() in (sub.title.lower(), str(sub.chat_id)):
-                    return sub.chat_id, sub.chat_type, sub.title
-        found = await resolve_channel(update, context, target, lang)
-        if found is None:
-            return None
-        return found.id, found.type, chat_name(found)
-    if target is not None:
-        await reply_plain(update, t("channel_only_private", lang))
-        return None
-    if for_change:
-        try:
-            allowed = await is_group_admin(svc, update, context)
-        except TelegramError as exc:
-            await reply_plain(update, t("admin_check_failed", lang, error=str(exc)))
-            return None
-        if not allowed:
-            await reply_plain(update, t("need_group_admin", lang))
-            return None
-    return chat.id, chat.type, chat_name(chat)
+    lang: str, *, for_change: bool, check_channel: bool = True,
+) -> Target | None:
+    async def subscribed() -> list[Target]:
+        return [(s.chat_id, s.chat_type, s.title) for s in await svc.db().subscriptions()]
+
+    return await target_chat(svc, update, context, target, lang, for_change=for_change,
+                             texts=t, setup_texts=t,
+                             known=None if check_channel else subscribed)
 
 
 async def subscribe_command(
@@ -378,33 +276,6 @@ async def bot_membership(
             "chat": change.chat.id, "status": change.new_chat_member.status}})
 
 
-def _command(callback: Command, service: ServiceProvider) -> Any:
-    """Run a digest command and end the update there, even when it fails: the bot's own
-    handlers (an "unknown command" help, a catch-all) must never answer it a second time."""
-
-    @functools.wraps(callback)
-    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        try:
-            await callback(service(context), update, context)
-        except Exception:
-            chat = update.effective_chat
-            log.exception("digest command failed", extra={"kv": {
-                "command": callback.__name__, "chat": chat.id if chat else None}})
-            with contextlib.suppress(TelegramError):
-                await reply_plain(update, t("error", user_lang(update)))
-        raise ApplicationHandlerStop
-
-    return run
-
-
-def _watcher(callback: Command, service: ServiceProvider) -> Any:
-    @functools.wraps(callback)
-    async def run(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await callback(service(context), update, context)
-
-    return run
-
-
 # -- wiring -----------------------------------------------------------------------------------
 
 
@@ -423,10 +294,11 @@ def register_digest_handlers(application: Application, service: ServiceProvider)
         ("subscriptions", subscriptions_command),
     ):
         application.add_handler(
-            CommandHandler(name, _command(callback, service), filters=new_message),
+            CommandHandler(name, stopping_command(callback, service, what="digest", texts=t,
+                                                 logger=log), filters=new_message),
             group=HANDLER_GROUP,
         )
     application.add_handler(
-        ChatMemberHandler(_watcher(bot_membership, service), ChatMemberHandler.MY_CHAT_MEMBER),
+        ChatMemberHandler(watcher(bot_membership, service), ChatMemberHandler.MY_CHAT_MEMBER),
         group=HANDLER_GROUP,
     )

@@ -89,6 +89,20 @@ class _ChatPacer:
     sent: deque[datetime] = field(default_factory=deque)
 
 
+@dataclass(frozen=True, slots=True)
+class _BuildFailure:
+    """A chat whose pass raised (a build before any plan could carry a ``retry_at``, or an
+    error outside the Bot API): kept in memory, so a restart tries again at once."""
+
+    attempts: int
+    retry_at: datetime
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """2, 4, 8 … minutes, at most an hour: a broken chat is tried again, but not every tick."""
+    return min(RETRY_BACKOFF_MAX, timedelta(minutes=2 ** min(attempts, 6)))
+
+
 class DigestService:
     """Plans and delivers digests: the bot's ``BotServices.digests``.
 
@@ -116,6 +130,7 @@ class DigestService:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._pacers: dict[int, _ChatPacer] = {}
+        self._build_failures: dict[int, _BuildFailure] = {}
         self._stopping = asyncio.Event()
         self._job: Any = None
         self.failures: DeliveryFailures = delivery_failures(application, settings)
@@ -210,6 +225,9 @@ class DigestService:
             plan = open_plans.get(chat_id)
             if plan is not None and plan.retry_at is not None and plan.retry_at > now:
                 continue
+            failure = self._build_failures.get(chat_id)
+            if failure is not None and failure.retry_at > now:
+                continue
             if plan is None and sub.due_slot(now) is None:
                 continue
             if chat_id in self.tasks:
@@ -248,8 +266,22 @@ class DigestService:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.exception("digest delivery failed", extra={"kv": {"chat": chat_id}})
+                self._note_build_failure(chat_id, exc)
                 await self._failed(chat_id, exc)
+
+    def _note_build_failure(self, chat_id: int, exc: Exception) -> None:
+        """Back off a chat whose pass failed before any plan could hold the retry; the
+        traceback is logged once per streak, the repeats as one line each."""
+        previous = self._build_failures.get(chat_id)
+        attempts = previous.attempts + 1 if previous else 1
+        delay = retry_delay(attempts)
+        self._build_failures[chat_id] = _BuildFailure(attempts, self.clock.now() + delay)
+        kv = {"chat": chat_id, "attempt": attempts, "retry_in_s": int(delay.total_seconds()),
+              "reason": f"{type(exc).__name__}: {exc}"}
+        if previous is None:
+            log.exception("digest delivery failed; will retry", extra={"kv": kv})
+        else:
+            log.error("digest delivery failed again; will retry", extra={"kv": kv})
 
     async def build(
         self, sub: Subscription, now: datetime, *, since: datetime | None = None
@@ -365,7 +397,7 @@ class DigestService:
     ) -> None:
         """Leave the plan open and try again later, backing off up to an hour."""
         attempts = plan.attempts + 1
-        delay = min(RETRY_BACKOFF_MAX, timedelta(minutes=2 ** min(attempts, 6)))
+        delay = retry_delay(attempts)
         await self.db().postpone(plan.id, attempts, self.clock.now() + delay)
         log.error("digest not delivered; will retry", extra={"kv": {
             "chat": chat_id, "plan": plan.id, "attempt": attempts,
@@ -396,6 +428,7 @@ class DigestService:
             log.exception("could not record a failed digest", extra={"kv": {"chat": chat_id}})
 
     async def _succeeded(self, chat_id: int) -> None:
+        self._build_failures.pop(chat_id, None)
         try:
             await self.failures.succeeded(FAILURE_KIND, chat_id)
         except Exception:

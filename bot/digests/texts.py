@@ -11,7 +11,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.digests.schedule import Subscription
-from index.render.i18n import format_date, normalize_lang
+from index.render.i18n import format_date, lookup
 
 COMMANDS = ("subscribe", "unsubscribe", "digest", "subscriptions")  # menu order
 
@@ -129,9 +129,7 @@ LANGS = tuple(STRINGS)
 
 def t(key: str, lang: str | None, /, **values: object) -> str:
     """The template ``key`` in ``lang`` (English when it has none) filled with ``values``."""
-    table = STRINGS[normalize_lang(lang)]
-    template = table.get(key) or STRINGS["en"][key]
-    return template.format(**values) if values else template
+    return lookup(STRINGS, key, lang, **values)
 
 
 def command_menu(lang: str) -> list[tuple[str, str]]:

@@ -135,11 +135,21 @@ def normalize_lang(lang: str | None) -> str:
     return code if code in STRINGS else DEFAULT_LANG
 
 
+Strings = dict[str, dict[str, str]]  # lang → key → template
+
+
+def lookup(strings: Strings, key: str, lang: str | None, /, **values: object) -> str:
+    """The template ``key`` of a table in ``lang`` (English when missing there), filled with
+    ``values``: the one rule every string table of the project (renderer, digests, alerts)
+    follows."""
+    table = strings[normalize_lang(lang)]
+    template = table.get(key) or strings[DEFAULT_LANG][key]
+    return template.format(**values) if values else template
+
+
 def t(key: str, lang: str | None = DEFAULT_LANG, /, **kwargs: object) -> str:
-    """The string ``key`` in ``lang`` (English when missing there), formatted with kwargs."""
-    table = STRINGS[normalize_lang(lang)]
-    template = table.get(key) or STRINGS[DEFAULT_LANG][key]
-    return template.format(**kwargs) if kwargs else template
+    """The renderer's string ``key`` in ``lang``."""
+    return lookup(STRINGS, key, lang, **kwargs)
 
 
 def format_date(d: date, lang: str | None = DEFAULT_LANG) -> str:

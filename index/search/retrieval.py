@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -100,6 +100,18 @@ class Retriever:
             self._sources_stamp = stamp
         return self._known_sources
 
+    async def _recency_moment(self, now: datetime, cue: RecencyCue | None) -> datetime:
+        """Where a recency prior is centred. An archive whose news all predates the cue's
+        window (the built-in sample, a feed no longer read) holds nothing of "this week":
+        the question can only mean the latest the archive has, so the prior is centred on
+        its newest article; around ``now`` it would weigh every passage alike."""
+        if cue is None:
+            return now
+        newest = await self.store.newest_published()
+        if newest is None or newest >= now - timedelta(days=cue.window_days):
+            return now
+        return newest
+
     def invalidate(self) -> None:
         """Forget cached corpus facts after a re-index."""
         self._known_sources = None
@@ -178,7 +190,8 @@ class Retriever:
             filters = Filters(sources=filters.sources, langs=filters.langs,
                               as_of=filters.as_of)
             cue = WEEK_CUE
-        search = await self.search(query, filters, mode=mode, now=now, recency=cue,
+        moment = await self._recency_moment(now, cue)
+        search = await self.search(query, filters, mode=mode, now=moment, recency=cue,
                                    question_lang=_question_lang(query))
         relevant = not check_relevance or self.is_relevant(search, mode)
         relaxed: Filters | None = None
@@ -191,7 +204,7 @@ class Retriever:
             # Search again without the date, keeping the date words, which help find the
             # passage.
             soft = Filters(sources=filters.sources, langs=filters.langs, as_of=filters.as_of)
-            retry = await self.search(question, soft, mode=mode, now=now, recency=cue,
+            retry = await self.search(question, soft, mode=mode, now=moment, recency=cue,
                                       question_lang=_question_lang(question))
             if not check_relevance or self.is_relevant(retry, mode):
                 relaxed = Filters(date_from=filters.date_from, date_to=filters.date_to)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from index.models import Filters
@@ -39,6 +40,12 @@ class ReadsMixin(StoreBase):
             row = rows[0] if rows else None
             out[name] = int(row[0]) if row else 0
         return out
+
+    async def newest_published(self) -> datetime | None:
+        """The publication time of the archive's newest dated article (an index lookup)."""
+        rows = await self._all("SELECT max(published_ts) FROM articles")
+        ts = rows[0][0] if rows else None
+        return datetime.fromtimestamp(int(ts), UTC) if ts is not None else None
 
     async def corpus_overview(self) -> dict[str, Any]:
         """Languages, date range and top outlets: what /start and `status` tell a user."""

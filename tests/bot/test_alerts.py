@@ -373,3 +373,67 @@ async def test_group_follows_are_for_admins_and_channels_are_set_up_from_private
     menu = server.get_commands(language_code="it") or []
     assert {"follow", "following", "unfollow"} <= {c["command"] for c in menu}
     assert not any("fallback" in t for t in server.sent_texts(group["id"]))
+
+
+def _notices(server: FakeBotApi, chat_id: int) -> list[str]:
+    return [t for t in server.sent_texts(chat_id) if t.startswith("⚠️")]
+
+
+async def test_alerts_that_keep_failing_are_told_to_the_admins_once_and_listed_by_stats(
+    fake_bot_api: FakeBotApi, feeds: FeedServer, bot_store: Path, bot_embedder: Any,
+    tmp_path: Path
+) -> None:
+    """The channel takes the bot's right to post away: each retry is refused (400), the bot
+    admins hear of it once, at the third failed attempt, /stats lists it until an alert goes
+    out, as for digests."""
+    server = fake_bot_api
+    data = tmp_path / "data"
+    shutil.copytree(bot_store, data)
+    feeds.routes[FEED] = Route(rss("Gazzetta di Prova", [CRICKET]), etag='"v1"')
+    settings = bot_settings(data, server, tmp_path,
+                            sources={"wire": {"path": feeds.url(FEED), "every": "1s"}})
+    assert settings.delivery_failure_notice_after == 3
+    operator = server.user("Operator", user_id=BOT_ADMIN_ID)
+    dm = server.private_chat(operator)
+    channel = server.channel("Wire Alerts", username="wire_alerts")
+    clock = MovableClock()
+
+    def refused() -> int:
+        return len([c for c in server.calls_to("sendMessage", ok=False)
+                    if c.params["chat_id"] == channel["id"]])
+
+    async with serving(settings, bot_embedder, clock=clock) as app:
+        services = services_of(app)
+        assert services.live is not None
+        live, alerts = services.live.indexer, services.alerts
+        await live.wait_for(lambda h: any(r.name == "wire" and r.report for r in h), timeout=30)
+        done = await command(server, dm, operator, "/follow @wire_alerts Quillabrano")
+        assert done.startswith("🔔 Following “Quillabrano” in @wire_alerts")
+        server.set_chat_admins(channel, bot_can_post_messages=False)
+        await publish(feeds, live, [QUILLABRANO, CRICKET], '"v2"')
+        await server.wait_for(lambda: refused() == 1, what="the first refused alert")
+        await alerts.wait_idle()  # the failure is recorded and the retry planned
+        assert _notices(server, dm["id"]) == []
+        for attempt, later in ((2, 5), (3, 15), (4, 35)):  # past each back-off (2, 4, 8 min)
+            clock.offset = timedelta(minutes=later)
+            alerts.notify()
+            await server.wait_for(lambda n=attempt: refused() == n, what=f"attempt {attempt}")
+            await alerts.wait_idle()
+        await server.wait_for(lambda: len(_notices(server, dm["id"])) == 1, what="the notice")
+        (notice,) = _notices(server, dm["id"])
+        assert "What: alerts on «Quillabrano»" in notice
+        assert f"Chat: @wire_alerts ({channel['id']})" in notice
+        assert "Need administrator rights in the channel chat" in notice
+        assert server.token not in notice
+        stats = await command(server, dm, operator, "/stats")
+        assert "@wire_alerts" in stats and "alerts on «Quillabrano»" in stats
+
+        server.set_chat_admins(channel, bot_can_post_messages=True)
+        clock.offset = timedelta(minutes=80)
+        alerts.notify()
+        await server.wait_for(lambda: len(alerts_in(server, channel["id"])) == 1,
+                              what="the alert, at last")
+        await alerts.settled(await article_ids(services, QUILLABRANO["link"]))
+        stats = await command(server, dm, operator, "/stats")
+        assert stats.endswith("failing deliveries: none")
+    assert len(_notices(server, dm["id"])) == 1  # recovering is not news

@@ -76,6 +76,7 @@ def test_the_follow_index_takes_each_articles_best_chunk_and_rare_words_count_mo
                                  dtype=np.float32),
         chunk_stems=[frozenset({"war"}), frozenset({"gaza", "oggi"}),
                      frozenset({"alluvione"}), frozenset({"sudan", "war"})],
+        leads=[frozenset({"war", "gaza"}), frozenset({"alluvioni"}), frozenset({"sudanese"})],
     )
     dense, match = index.scores(batch)
     assert dense[0].tolist() == pytest.approx([1.0, 0.0, 0.0])  # a's best chunk
@@ -86,6 +87,35 @@ def test_the_follow_index_takes_each_articles_best_chunk_and_rare_words_count_mo
     got = index.match(batch, Bars(min_dense=0.9, min_match=0.5))
     # Follow 3 matches c by keyword, and only c passes its source filter anyway.
     assert got == {0: [0], 1: [1], 2: [2]}
+    # Leads: a holds follow 1's rarest word, b a form of "alluvione" (its root "alluvi"), c
+    # "sudanese" for "sudan"; "war" is not rare enough to count for follow 1.
+    assert index.lead_held(batch).tolist() == [[True, False, False], [False, True, False],
+                                              [False, False, True]]
+    assert index.match(batch, Bars(0.5, 0.5, strong_dense=0.95)) == {0: [0], 1: [1], 2: [2]}
+
+
+
+def test_weak_dense_and_keyword_evidence_pass_together_only_when_both_agree() -> None:
+    index = FollowIndex.build([_follow(1, [1, 0], [["pacific"], ["typhoon"], ["season"]],
+                                       [2.0, 1.8, 0.5])])
+
+    def unit(cos: float) -> list[float]:
+        return [cos, (1 - cos * cos) ** 0.5]
+
+    batch = Batch(
+        articles=[_article("x"), _article("y"), _article("z")],
+        chunk_article=np.asarray([0, 1, 2]),
+        chunk_vectors=np.asarray([unit(0.27), unit(0.2), unit(0.27)], dtype=np.float32),
+        chunk_stems=[frozenset({"typhoon"}), frozenset({"typhoon"}), frozenset({"season"})],
+        leads=[frozenset({"typhoon"}), frozenset({"typhoon"}), frozenset({"season"})],
+    )
+    dense, match = index.scores(batch)
+    assert match[0].tolist() == pytest.approx([1.8 / 4.3, 1.8 / 4.3, 0.5 / 4.3])
+    # x: dense 0.27 and keywords 0.42, each below its own bar (0.3, 0.6), both above the
+    # agreement's; y has the words but too little dense; z the dense but not the words.
+    bars = Bars(0.3, 0.6, strong_dense=0.6, agree=(0.25, 0.4))
+    assert index.match(batch, bars) == {0: [0]}
+    assert index.match(batch, Bars(0.3, 0.6, strong_dense=0.6)) == {}
 
 
 def test_an_alert_is_escaped_valid_html_within_the_limit() -> None:

@@ -549,6 +549,31 @@ async def test_a_chat_that_removed_the_bot_is_unsubscribed_and_logged(
     assert {getattr(r, "kv", {}).get("chat") for r in removed} == {gone["id"], left["id"]}
 
 
+async def test_a_chat_that_no_longer_exists_is_unsubscribed(
+    fake_bot_api: FakeBotApi, settings: Any, digest_services: Any
+) -> None:
+    """400 "chat not found" is no reason to retry every hour for ever: the chat is gone."""
+    server = fake_bot_api
+    _, retriever = digest_services
+    owner = server.user("Owner")
+    group = server.group("Deleted", owner=owner)
+    clock = DigestClock(BEFORE)
+    async with digest_bot(server, settings, retriever, clock):
+        server.user_sends(group, owner, "/subscribe 08:00")
+        await server.wait_for_messages(group["id"], 1)
+        server.delete_chat(group)
+        clock.set(AT_8)
+        await server.wait_for(lambda: db_rows(settings, "SELECT * FROM digest_subscriptions") == [],
+                              what="gone chat unsubscribed")
+        clock.set(AT_8 + timedelta(days=1))
+        await settle()
+    refused = [c for c in server.calls_to("sendMessage", ok=False)
+               if c.params["chat_id"] == group["id"]]
+    assert [(c.status, c.response["description"]) for c in refused] == [
+        (400, "Bad Request: chat not found")]  # tried once, never again
+    assert db_rows(settings, "SELECT * FROM delivery_failures") == []
+
+
 # -- inside the bot's own Application ---------------------------------------------------------
 
 
@@ -717,7 +742,12 @@ async def test_a_failing_build_is_told_once_per_streak_across_a_restart(
         server.user_sends(group, owner, "/subscribe 08:00")
         await server.wait_for_messages(group["id"], 1)
         first.set(AT_8)
-        await server.wait_for(lambda: attempts() >= 3, what="three failed builds")
+        await server.wait_for(lambda: attempts() == 1, what="the first failed build")
+        await settle(passes=5)
+        assert attempts() == 1  # backed off: not rebuilt at every tick
+        for n in (2, 3):
+            first.advance(minutes=20)  # past the back-off (2, 4 min)
+            await server.wait_for(lambda n=n: attempts() == n, what=f"failed build {n}")
         await svc.wait_idle()
     assert len(_notices(server, dm["id"])) == 1
     assert len(_failed_sends(server, blocked_dm["id"])) == 1  # 403, logged, not retried
@@ -728,15 +758,23 @@ async def test_a_failing_build_is_told_once_per_streak_across_a_restart(
     assert "Chat: Desk" in notice and "Failed attempts: 2" in notice
     assert "Last reason: ValueError: Connection closed" in notice
 
+    tracebacks = [r for r in caplog.records if r.exc_info and r.name == "bot.digests.delivery"]
+    assert len(tracebacks) == 1  # the streak's repeats are one line each
+
     before_restart = attempts()
-    clock = DigestClock(AT_8 + timedelta(minutes=5))
+    clock = DigestClock(AT_8 + timedelta(minutes=50))
     async with digest_bot(server, settings, None, clock, provider=provider) as (_, svc):
-        await server.wait_for(lambda: attempts() >= before_restart + 3,
-                              what="failures after the restart")
+        # The back-off lives in memory: a restarted bot tries at once.
+        await server.wait_for(lambda: attempts() == before_restart + 1,
+                              what="a failure right after the restart")
+        clock.advance(minutes=20)
+        await server.wait_for(lambda: attempts() == before_restart + 2,
+                              what="a failure after the back-off")
         await svc.wait_idle()
         assert len(_notices(server, dm["id"])) == 1  # the same streak: not told again
 
         current["retriever"] = good  # the archive is back
+        clock.advance(minutes=20)
         await server.wait_for(lambda: len(digest_texts(server, group["id"])) == 1,
                               what="the digest, at last")
         await svc.wait_idle()
@@ -744,6 +782,8 @@ async def test_a_failing_build_is_told_once_per_streak_across_a_restart(
 
         current["retriever"] = broken  # and gone again, for the next day's digest
         clock.set(AT_8 + timedelta(days=1))
+        await server.wait_for(lambda: attempts() == 1, what="the new streak's first failure")
+        clock.advance(minutes=20)
         await server.wait_for(lambda: len(_notices(server, dm["id"])) == 2,
                               what="a new streak told")
         await svc.wait_idle()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot import texts
-from bot.handlers import _local_time
+from bot.admin_handlers import local_time
 from index.digest.render import render_digest_plain
 from index.digest.stories import Digest, Outlet, Story
 from index.models import Filters
@@ -66,4 +66,4 @@ def test_reindex_of_all_and_stats_times_read_naturally():
     assert "tutte le fonti" in texts.t("reindex_starting", "it",
                                        target=texts.target_label("all", "it"))
     assert texts.run_status("done", "it") == "completata"
-    assert _local_time("2026-12-03T07:15:00+00:00", ROME) == "2026-12-03 08:15"
+    assert local_time("2026-12-03T07:15:00+00:00", ROME) == "2026-12-03 08:15"

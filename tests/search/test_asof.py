@@ -136,3 +136,16 @@ def test_ask_cli_asof_json(store_dir):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )
     assert bad.returncode == 2 and "--asof takes a date" in bad.stderr
+
+
+async def test_this_week_in_an_archive_older_than_the_week_means_its_latest_news(retriever):
+    """NOW is nine months after the newest article: "questa settimana" cannot be met, and a
+    prior centred on NOW would weigh both strikes alike; centred on the archive's newest
+    article, the latest strike leads. As of a moment the archive has news after, the prior
+    stays on that moment."""
+    latest = await retriever.answer("sciopero dei treni in Lombardia questa settimana", now=NOW)
+    assert [h.article_id for h in latest.hits][:1] == ["strike-new"]
+    then = await retriever.answer(
+        "sciopero dei treni in Lombardia questa settimana asof:2024-05-03", now=NOW
+    )
+    assert [h.article_id for h in then.hits][:1] == ["strike-old"]

@@ -707,6 +707,14 @@ class FakeBotApi:
             state.bot_rights.update(bot_rights)
         self._notify()
 
+    def delete_chat(self, chat: JSON | int) -> None:
+        """The chat no longer exists (a deleted group, a channel gone): every call naming it
+        now fails with 400 "chat not found", as for an id Telegram never knew."""
+        chat_id = chat if isinstance(chat, int) else chat["id"]
+        with self._lock:
+            del self._chats[chat_id]
+        self._notify()
+
     def kick_bot(self, chat: JSON | int, *, by: JSON | None = None) -> JSON | None:
         """The bot was removed from (or, for a private chat, blocked in) ``chat``: sends there
         now fail with 403. With ``by``, the ``my_chat_member`` update is queued and returned."""
