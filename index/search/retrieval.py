@@ -44,6 +44,7 @@ from index.search.memory_candidates import MemoryCandidates
 from index.search.padding import earned
 from index.search.query_parse import is_filler, parse_question_full
 from index.search.recency import WEEK_CUE, RecencyCue, recency_cue, recency_weights
+from index.search.sentence_match import question_terms, rerank
 from index.search.store_candidates import StoreCandidates
 from index.settings import Settings
 from index.storage import keywords
@@ -192,7 +193,7 @@ class Retriever:
             cue = WEEK_CUE
         moment = await self._recency_moment(now, cue)
         search = await self.search(query, filters, mode=mode, now=moment, recency=cue,
-                                   question_lang=_question_lang(query))
+                                   question_lang=_question_lang(query), question=question)
         relevant = not check_relevance or self.is_relevant(search, mode)
         relaxed: Filters | None = None
         period_empty = False
@@ -286,6 +287,30 @@ class Retriever:
 
     # -- search -----------------------------------------------------------------------------
 
+    async def by_best_sentence(
+        self,
+        ranked: list[Ranked],
+        records: dict[str, ChunkRecord],
+        query: str,
+        question: str,
+        *,
+        boost: dict[str, float] | None = None,
+    ) -> list[Ranked]:
+        """The fused head re-ranked by its passages' best sentences (sentence_match.py),
+        loading the head's passages into ``records``."""
+        sp = self.params.sentence
+        head = [r.chunk_id for r in ranked[: sp.head] if r.chunk_id not in records]
+        if head:
+            records.update(await self.store.chunk_records(head))
+        variants = sorted({v for w in keywords.content_words(query)
+                           for v in keywords.query_variants(w)})
+        doc_freq, n_docs = await asyncio.gather(
+            self.store.doc_freqs(variants), self.store.chunk_count()
+        )
+        terms = question_terms(query, question, doc_freq, n_docs, sp)
+        texts = {c: (r.text, r.title) for c, r in records.items()}
+        return rerank(ranked, texts, terms, sp, boost=boost)
+
     async def search(
         self,
         query: str,
@@ -295,10 +320,14 @@ class Retriever:
         now: datetime | None = None,
         recency: RecencyCue | None = None,
         question_lang: str | None = None,
+        question: str | None = None,
     ) -> Search:
         """``recency``: the soft prior a question's time words ask for, around ``now``
-        (index/search/recency.py); ``question_lang`` weighs the fusion (fusion.py)."""
+        (index/search/recency.py); ``question_lang`` weighs the fusion (fusion.py);
+        ``question`` (the words as asked, operators and dates included) tells the kind of
+        answer wanted (sentence_match.py), ``query`` by default."""
         p = self.params
+        question = question or query
         groups = keywords.query_terms(query)
         dense: list[tuple[str, float]] = []
         bm25: list[tuple[str, float]] = []
@@ -376,6 +405,9 @@ class Retriever:
                 {c: r.article_id for c, r in records.items()},
             )
             ranked = fuse(dense, bm25, ev, p, boost=boost)
+            if p.sentence.weight > 0 and groups and ranked:
+                ranked = await self.by_best_sentence(ranked, records, query, question,
+                                                     boost=boost)
         elif mode == "dense":
             ranked = [Ranked(c, v, dense=v) for c, v in dense]
         else:

@@ -108,15 +108,22 @@ def variants_of(words: Iterable[str]) -> dict[str, frozenset[str]]:
 
 
 @lru_cache(maxsize=4096)
-def _query_terms(text: str) -> tuple[frozenset[str], ...]:
-    out: list[frozenset[str]] = []
+def content_words(text: str) -> tuple[str, ...]:
+    """The question's folded words that search for something: stop words, repeats and
+    single letters dropped (single digits kept)."""
+    out: list[str] = []
     seen: set[str] = set()
     for w in tokens(text):
         if w in STOPWORDS or w in seen or (len(w) == 1 and not w.isdigit()):
             continue
         seen.add(w)
-        out.append(query_variants(w))
+        out.append(w)
     return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _query_terms(text: str) -> tuple[frozenset[str], ...]:
+    return tuple(query_variants(w) for w in content_words(text))
 
 
 def query_terms(text: str) -> list[set[str]]:
