@@ -20,6 +20,7 @@ because they are stored and compared with those of later runs.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 
@@ -181,16 +182,14 @@ _MULTIPLIERS = _permutation_keys("a") | np.uint64(1)
 _OFFSETS = _permutation_keys("b")
 
 
-async def find_duplicates(store: Store, pending: list[Pending], report: IndexReport) -> None:
-    """Mark each pending article an exact or near duplicate of a stored or earlier one.
+async def mark_exact_duplicates(store: Store, pending: list[Pending], report: IndexReport) -> None:
+    """Mark each pending article that has the content hash of a stored or earlier one.
 
-    Exact: same content hash. Near: MinHash bands shared, then estimated Jaccard over
-    ``NEAR_DUPLICATE_THRESHOLD``; a near duplicate points at its match's canonical copy.
+    Only content hashes are compared, so this runs before anything is chunked: exact
+    duplicates are never embedded.
     """
     stored_by_hash = await store.ids_by_content_hash(p.content_hash for p in pending)
     in_run: dict[str, str] = {}
-    near = NearDuplicateIndex()
-    canonical_of: dict[str, str] = {}
     for p in pending:
         aid = p.article.id
         canon = stored_by_hash.get(p.content_hash)
@@ -202,19 +201,57 @@ async def find_duplicates(store: Store, pending: list[Pending], report: IndexRep
             report.duplicates += 1
             continue
         in_run.setdefault(p.content_hash, aid)
+
+
+async def mark_near_duplicates(store: Store, pending: list[Pending], report: IndexReport) -> None:
+    """Mark each pending article a near duplicate of a stored or earlier one.
+
+    MinHash bands shared, then estimated Jaccard over ``NEAR_DUPLICATE_THRESHOLD``; a near
+    duplicate points at its match's canonical copy. Exact duplicates (see
+    :func:`mark_exact_duplicates`) are skipped. The stored side is read in two queries for the
+    whole run, so it must run before the run writes any article.
+    """
+    todo = [p for p in pending if p.dup_kind != "exact"]
+    await asyncio.to_thread(_sign, todo)
+    members = await store.articles_by_band(sorted({k for p in todo for k in p.band_keys}))
+    candidates = [_stored_candidates(p, members) for p in todo]
+    sigs = await store.signatures(sorted(set().union(*candidates)))
+    await asyncio.to_thread(_judge, todo, candidates, sigs, report)
+
+
+def _sign(pending: list[Pending]) -> None:
+    for p in pending:
         p.signature = minhash(p.article.text)
         p.band_keys = band_keys(p.signature)
-        if not p.band_keys:
+
+
+def _stored_candidates(p: Pending, members: dict[int, set[str]]) -> list[str]:
+    """Stored articles sharing a band with ``p``, in id order (ties go to the first)."""
+    found = set().union(*(members.get(k, set()) for k in p.band_keys))
+    found.discard(p.article.id)
+    return sorted(found)
+
+
+def _judge(
+    todo: list[Pending],
+    candidates: list[list[str]],
+    sigs: dict[str, tuple[bytes, str | None]],
+    report: IndexReport,
+) -> None:
+    near = NearDuplicateIndex()
+    canonical_of: dict[str, str] = {}
+    for p, stored in zip(todo, candidates, strict=True):
+        if not p.band_keys or p.signature is None:
             continue
+        aid = p.article.id
         best: tuple[str, float] | None = None
-        candidates = await store.articles_sharing_bands(p.band_keys)
-        candidates.discard(aid)
-        if candidates:
-            sigs = await store.signatures(candidates)
-            for cid, (blob, ccanon) in sigs.items():
-                sim = estimate_jaccard(p.signature, np.frombuffer(blob, dtype=np.uint64))
-                if sim >= NEAR_DUPLICATE_THRESHOLD and (best is None or sim > best[1]):
-                    best = (ccanon or cid, sim)
+        for cid in stored:
+            if cid not in sigs:
+                continue
+            blob, ccanon = sigs[cid]
+            sim = estimate_jaccard(p.signature, np.frombuffer(blob, dtype=np.uint64))
+            if sim >= NEAR_DUPLICATE_THRESHOLD and (best is None or sim > best[1]):
+                best = (ccanon or cid, sim)
         for cid, sim in near.find(p.signature):
             if cid != aid and (best is None or sim > best[1]):
                 best = (canonical_of.get(cid, cid), sim)

@@ -14,29 +14,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 
 from index.embed import Embedder
 from index.ingest import dedup
-from index.ingest.chunking import chunk_text
 from index.ingest.cleaning import clean_article
 from index.ingest.loaders import Target, iter_articles
 from index.ingest.outlet_boilerplate import strip_outlet_boilerplate
-from index.ingest.pending import Pending, chunk_id, passage_text, raw_hash, source_origin
+from index.ingest.pending import Pending, raw_hash, source_origin
 from index.ingest.report import IndexReport, Progress, ProgressFn
-from index.ingest.vector_collection import open_vectors, open_vectors_checked
+from index.ingest.stream import Batch, Batcher, article_write, encode_and_write
+from index.ingest.vector_collection import open_vectors_checked
 from index.models import LoadError
 from index.settings import Settings
-from index.storage.keywords import analyze
 from index.storage.store import ArticleWrite, Store, StoredState
 from index.storage.vectors import VectorStore
 
 log = logging.getLogger(__name__)
 
-TITLE_TOKEN_CAP = 48
 CHUNKING_VERSION = "title-prefix-1"
 
 
@@ -50,18 +47,35 @@ class Indexer:
         embedder: Embedder,
         vectors: VectorStore | None = None,
         progress: ProgressFn | None = None,
+        *,
+        stream: bool = True,
     ) -> None:
+        """``stream=False`` chunks every article before the first encode (index/ingest/stream.py:
+        the same index, for comparisons)."""
+        self.stream = stream
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self._vectors = vectors
+        self._opening: asyncio.Future[tuple[VectorStore, str | None]] | None = None
+        # Set when opening the collection found another model's vectors and so queued every
+        # article for re-embedding.
+        self._open_notice: str | None = None
         self.progress = progress or (lambda p: None)
 
     # -- setup ------------------------------------------------------------------------------
 
     async def vectors(self) -> VectorStore:
+        """The collection, opened on first use; :meth:`run` starts opening it beside the
+        loading (an embedded Chroma takes ~0.1 s to open)."""
         if self._vectors is None:
-            self._vectors = await open_vectors(self.settings, self.store, self.embedder)
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(
+                    open_vectors_checked(self.settings, self.store, self.embedder)
+                )
+            vectors, notice = await self._opening
+            if self._vectors is None:
+                self._vectors, self._open_notice = vectors, notice
         return self._vectors
 
     def chunk_budget(self) -> int:
@@ -77,8 +91,8 @@ class Indexer:
             report.notices.append(
                 f"chunking changed ({stored} → {signature}): every article is re-chunked"
             )
+            vectors = await self.vectors()  # first: opening it may mark everything too
             await self.store.mark_all_for_reembed()
-            vectors = await self.vectors()
             await asyncio.to_thread(vectors.delete, list(await asyncio.to_thread(vectors.all_ids)))
         await self.store.set_meta("chunking", signature)
 
@@ -91,11 +105,9 @@ class Indexer:
         status = "failed"
         try:
             if self._vectors is None:
-                self._vectors, notice = await open_vectors_checked(
-                    self.settings, self.store, self.embedder
+                self._opening = asyncio.ensure_future(
+                    open_vectors_checked(self.settings, self.store, self.embedder)
                 )
-                if notice:
-                    report.notices.append(notice)
             await self._check_chunking(report)
             if interrupted:
                 report.reconciled = await self.reconcile()
@@ -111,6 +123,12 @@ class Indexer:
                 await self._run(paths, False, IndexReport(), run_id, t0)
             status = "done"
         finally:
+            if self._opening is not None and not self._opening.done():
+                self._opening.cancel()
+                await asyncio.gather(self._opening, return_exceptions=True)
+            if self._open_notice:
+                report.notices.insert(0, self._open_notice)
+                self._open_notice = None
             report.seconds = time.perf_counter() - t0
             await self.store.finish_run(run_id, report.as_dict(), status=status)
         self.progress(Progress("done", elapsed=report.seconds))
@@ -125,8 +143,14 @@ class Indexer:
         t0: float,
     ) -> None:
         self.progress(Progress("loading", elapsed=time.perf_counter() - t0))
+        opened = self._vectors is not None
         states = await self.store.article_states()
         loaded, errors = await asyncio.to_thread(self._load, paths, states)
+        await self.vectors()
+        if not opened and self._open_notice:
+            # Opening the collection queued every article for re-embedding meanwhile.
+            states = await self.store.article_states()
+            loaded, errors = await asyncio.to_thread(self._load, paths, states)
         outlets = await strip_outlet_boilerplate(self.store, loaded)
         loaded, errors = outlets.kept, [*errors, *outlets.failed]
         report.notices.extend(outlets.notices)
@@ -150,20 +174,19 @@ class Indexer:
         # Indexed articles that carried a newly learned boilerplate line: re-chunked only them.
         pending += [Pending(a, rh, ch, states.get(a.id)) for a, rh, ch in outlets.reapplied]
 
-        await dedup.find_duplicates(self.store, pending, report)
+        await dedup.mark_exact_duplicates(self.store, pending, report)
         to_embed = [p for p in pending if p.dup_kind != "exact"]
         exact = [p for p in pending if p.dup_kind == "exact"]
-        if exact:
-            await self.store.write_articles([self._write(p, []) for p in exact], run_id)
-        for p in exact:
-            if p.state:
-                report.updated += 1
-            else:
-                report.added += 1
 
-        await asyncio.to_thread(self._chunk_all, to_embed)
-        await self._embed_and_write(to_embed, report, run_id, t0)
-        for p in to_embed:
+        async def before_first_write() -> None:
+            # Near duplicates are judged against the store as it was before this run, while
+            # the first batches are chunked and encoded; exact ones are written with them.
+            await dedup.mark_near_duplicates(self.store, to_embed, report)
+            if exact:
+                await self.store.write_articles([article_write(p, [], []) for p in exact], run_id)
+
+        await self._embed_and_write(to_embed, before_first_write, report, run_id, t0)
+        for p in pending:
             if p.state:
                 report.updated += 1
             else:
@@ -207,125 +230,45 @@ class Indexer:
             out.append(Pending(cleaned, rh, ch, state))
         return out, errors
 
-    def _chunk_all(self, pending: list[Pending]) -> None:
-        budget = self.chunk_budget()
-        overlap = self.settings.chunk_overlap_sentences
-        titles = [p.article.title for p in pending]
-        title_tokens = self.embedder.count_tokens(titles) if titles else []
-        for p, tt in zip(pending, title_tokens, strict=True):
-            # Room for the headline (+1 for the newline) unless it would crowd out the text.
-            p.title_in_passage = bool(p.article.title) and tt <= TITLE_TOKEN_CAP
-            limit = budget - (tt + 1 if p.title_in_passage else 0)
-            p.chunks = chunk_text(
-                p.article.id, p.article.text, self.embedder, max_tokens=limit,
-                overlap_sentences=overlap,
-            )
-
-    def _write(self, p: Pending, vectors_ids: list[str]) -> ArticleWrite:
-        lang = p.article.lang
-        return ArticleWrite(
-            article=p.article,
-            content_hash=p.content_hash,
-            raw_hash=p.raw_hash,
-            chunks=p.chunks if p.dup_kind != "exact" else [],
-            chunk_ids=vectors_ids,
-            fts_bodies=[analyze(f"{p.article.title}\n{c.text}", lang) for c in p.chunks]
-            if p.dup_kind != "exact" else [],
-            band_keys=p.band_keys,
-            signature=p.signature.tobytes() if p.signature is not None else None,
-            canonical_id=p.canonical_id,
-            dup_kind=p.dup_kind,
-            similarity=p.similarity,
-        )
-
-    def _batches(self, pending: list[Pending]) -> list[list[Pending]]:
-        target = max(64, self.settings.embed_batch_size * 4)
-        batches: list[list[Pending]] = []
-        cur: list[Pending] = []
-        n = 0
-        for p in pending:
-            cur.append(p)
-            n += len(p.chunks)
-            if n >= target:
-                batches.append(cur)
-                cur, n = [], 0
-        if cur:
-            batches.append(cur)
-        return batches
-
     async def _embed_and_write(
-        self, pending: list[Pending], report: IndexReport, run_id: int, t0: float
+        self,
+        pending: list[Pending],
+        before_first_write: Callable[[], Awaitable[None]],
+        report: IndexReport,
+        run_id: int,
+        t0: float,
     ) -> None:
-        if not pending:
-            return
-        vectors = await self.vectors()
-        batches = self._batches(pending)
-        total_chunks = sum(len(p.chunks) for p in pending)
+        batcher = Batcher(
+            pending, self.embedder, budget=self.chunk_budget(),
+            overlap=self.settings.chunk_overlap_sentences,
+            target=max(64, self.settings.embed_batch_size * 4),
+        )
         done_articles = 0
-        done_chunks = 0
 
-        def texts_of(batch: list[Pending]) -> list[str]:
-            return [
-                passage_text(p.article.title if p.title_in_passage else "", c.text)
-                for p in batch
-                for c in p.chunks
-            ]
-
-        self.progress(
-            Progress("embedding", 0, len(pending), 0, total_chunks, time.perf_counter() - t0)
-        )
-        # Encoding batch i+1 overlaps with writing batch i: the writes then cost ~nothing.
-        next_task: asyncio.Task[np.ndarray] | None = asyncio.create_task(
-            asyncio.to_thread(self.embedder.embed_passages, texts_of(batches[0]))
-        )
-        for i, batch in enumerate(batches):
-            assert next_task is not None
-            vecs = await next_task
-            next_task = (
-                asyncio.create_task(
-                    asyncio.to_thread(self.embedder.embed_passages, texts_of(batches[i + 1]))
-                )
-                if i + 1 < len(batches)
-                else None
-            )
-            try:
-                await self._write_batch(batch, vecs, vectors, run_id)
-            except BaseException:
-                if next_task is not None:
-                    next_task.cancel()
-                raise
-            done_articles += len(batch)
-            done_chunks += len(vecs)
-            report.chunks_embedded += len(vecs)
+        def on_written(batch: Batch) -> None:
+            nonlocal done_articles
+            done_articles += len(batch.items)
+            report.chunks_embedded += len(batch.ids)
             self.progress(
                 Progress(
-                    "embedding", done_articles, len(pending), done_chunks, total_chunks,
-                    time.perf_counter() - t0,
+                    "embedding", done_articles, len(pending), report.chunks_embedded,
+                    batcher.estimated_passages(), time.perf_counter() - t0,
                 )
             )
 
-    async def _write_batch(
-        self, batch: list[Pending], vecs: np.ndarray, vectors: VectorStore, run_id: int
-    ) -> None:
-        ids: list[str] = []
-        metas: list[dict[str, Any]] = []
-        writes: list[ArticleWrite] = []
-        for p in batch:
-            a = p.article
-            cids = [chunk_id(a.id, p.content_hash, c.ord) for c in p.chunks]
-            ids.extend(cids)
-            meta = {
-                "article_id": a.id,
-                "ts": int(a.published.timestamp()) if a.published else 0,
-                "source": (a.source or "").lower(),
-                "lang": a.lang or "",
-            }
-            metas.extend(meta for _ in cids)
-            writes.append(self._write(p, cids))
-        if ids:
-            await asyncio.to_thread(vectors.upsert, ids, vecs, metas)
-        await self.store.write_articles(writes, run_id)
-        await self._flush_stale()
+        if pending:
+            self.progress(Progress("embedding", 0, len(pending), 0, 0, time.perf_counter() - t0))
+        async def write(batch: Batch, vecs: np.ndarray, writes: list[ArticleWrite]) -> None:
+            if batch.ids:
+                vectors = await self.vectors()
+                await asyncio.to_thread(vectors.upsert, batch.ids, vecs, batch.metas)
+            await self.store.write_articles(writes, run_id)
+            await self._flush_stale()
+
+        await encode_and_write(
+            batcher, self.embedder, write,
+            before_first_write=before_first_write, on_written=on_written, stream=self.stream,
+        )
 
     async def remove(self, article_ids: Sequence[str]) -> int:
         """Remove these articles (rows, passages, vectors); how many were stored."""
@@ -345,8 +288,9 @@ class Indexer:
 
     async def _count_mismatch(self) -> bool:
         vectors = await self.vectors()
-        n_vec = await asyncio.to_thread(vectors.count)
-        n_sql = (await self.store.counts())["chunks"]
+        n_vec, n_sql = await asyncio.gather(
+            asyncio.to_thread(vectors.count), self.store.chunk_count()
+        )
         if n_vec != n_sql:
             log.warning("chroma holds %d vectors but sqlite %d chunks: reconciling", n_vec, n_sql)
         return n_vec != n_sql

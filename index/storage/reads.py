@@ -23,6 +23,10 @@ class ReadsMixin(StoreBase):
         rows = await self._all("SELECT id, article_id FROM chunks")
         return {r[0]: r[1] for r in rows}
 
+    async def chunk_count(self) -> int:
+        rows = await self._all("SELECT count(*) FROM chunks")
+        return int(rows[0][0])
+
     async def counts(self) -> dict[str, int]:
         out = {}
         for name, sql in (

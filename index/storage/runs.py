@@ -90,14 +90,15 @@ class RunsMixin(StoreBase):
             out.setdefault(h, aid)
         return out
 
-    async def articles_sharing_bands(self, keys: Sequence[int]) -> set[str]:
-        if not keys:
-            return set()
-        q = ",".join("?" * len(keys))
-        rows = await self._all(
-            f"SELECT DISTINCT article_id FROM article_bands WHERE band_key IN ({q})", list(keys)
-        )
-        return {r[0] for r in rows}
+    async def articles_by_band(self, keys: Sequence[int]) -> dict[int, set[str]]:
+        """The stored articles under each of these MinHash band keys (a whole run's keys in
+        a few queries: one query per article cost more than MinHash itself)."""
+        out: dict[int, set[str]] = {}
+        for key, aid in await self._all_in(
+            "SELECT band_key, article_id FROM article_bands WHERE band_key IN ({ids})", keys
+        ):
+            out.setdefault(key, set()).add(aid)
+        return out
 
     async def signatures(self, ids: Iterable[str]) -> dict[str, tuple[bytes, str | None]]:
         """MinHash signature and canonical link of each stored article."""
