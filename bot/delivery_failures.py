@@ -36,7 +36,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -63,6 +63,10 @@ MAX_WHAT = 300
 MAX_LISTED_CHARS = 3000  # the /stats section, so the whole answer stays under 4096
 NOTICE_LANGS = ("en", "it")
 
+
+# An owner's description of one of its deliveries: (chat title, what, by language), or None
+# when the delivery is gone.
+Describe = Callable[[], Awaitable[tuple[str, Mapping[str, str]] | None]]
 
 _COLS = "kind, chat_id, ref, chat_title, what, since, last_at, attempts, reason, reported_at"
 
@@ -249,6 +253,34 @@ class DeliveryFailures:
             await self._conn().execute(
                 "UPDATE OR REPLACE delivery_failures SET chat_id=? WHERE chat_id=?", (new, old)
             )
+
+    async def record(
+        self, kind: str, chat_id: int, describe: Describe, *, error: BaseException | str,
+        now: datetime,
+    ) -> None:
+        """An owner's failed pass, in the owner's words: ``describe`` gives the chat's title
+        and what is delivered there, or None once the delivery no longer exists (nothing to
+        count). Never raises: the bookkeeping of a failure must not become a second one."""
+        try:
+            described = await describe()
+            if described is None:
+                return
+            title, what = described
+            await self.failed(kind, chat_id, chat_title=title, what=what, error=error, now=now)
+            if await describe() is None:
+                # Removed while this was written: its owner forgot the streak too early.
+                await self.forget(kind, chat_id)
+        except Exception:
+            log.exception("could not record a failing delivery", extra={"kv": {
+                "kind": kind, "chat": chat_id}})
+
+    async def clear(self, kind: str, chat_id: int) -> None:
+        """:meth:`succeeded` for owners that must not fail on it (it never raises)."""
+        try:
+            await self.succeeded(kind, chat_id)
+        except Exception:
+            log.exception("could not clear a failing delivery", extra={"kv": {
+                "kind": kind, "chat": chat_id}})
 
     # the admins' side
 

@@ -353,27 +353,19 @@ class AlertService:
 
     async def _failed(self, chat_id: int, error: BaseException | str, now: datetime) -> None:
         """Count a failed send for the admins (told once per streak, listed by /stats), as
-        digests do. Never raises: the bookkeeping of a failure must not become a second one."""
-        try:
+        digests do."""
+
+        async def describe() -> tuple[str, dict[str, str]] | None:
             follows = await self.db().follows(chat_id)
             if not follows:
-                return
+                return None
             topics = ", ".join(f"«{f.words}»" for f in follows[:5])
             if len(follows) > 5:
                 topics += " …"
-            await self.failures.failed(
-                FAILURE_KIND, chat_id, chat_title=follows[0].title or str(chat_id),
-                what={lang: texts.t("failure_what", lang, topics=topics) for lang in texts.LANGS},
-                error=error, now=now,
-            )
-        except Exception:
-            log.exception("could not record a failed alert", extra={"kv": {"chat": chat_id}})
+            return follows[0].title or str(chat_id), {
+                lang: texts.t("failure_what", lang, topics=topics) for lang in texts.LANGS}
 
-    async def _succeeded(self, chat_id: int) -> None:
-        try:
-            await self.failures.succeeded(FAILURE_KIND, chat_id)
-        except Exception:
-            log.exception("could not clear a failed alert", extra={"kv": {"chat": chat_id}})
+        await self.failures.record(FAILURE_KIND, chat_id, describe, error=error, now=now)
 
     async def _send_due(self, chat_id: int) -> None:
         db = self.db()
@@ -395,7 +387,7 @@ class AlertService:
             count_delivery(self.application, "alert", ok=sent.outcome == "sent")
             if sent.outcome == "sent":
                 await db.mark(msg.id, "sent", sent.message_id, now)
-                await self._succeeded(chat_id)
+                await self.failures.clear(FAILURE_KIND, chat_id)
             elif sent.outcome == "uncertain":
                 await db.mark(msg.id, "uncertain", None, now)
                 log.warning("alert timed out; not repeated", extra={"kv": {

@@ -407,32 +407,23 @@ class DigestService:
     # failures and removal
 
     async def _failed(self, chat_id: int, error: BaseException) -> None:
-        """Count a failed pass for the admins (told once per streak, listed by /stats).
-
-        Never raises: the bookkeeping of a failure must not become a second one."""
+        """Count a failed pass for the admins (told once per streak, listed by /stats)."""
         count_delivery(self.application, "digest", ok=False)
-        try:
+
+        async def describe() -> tuple[str, dict[str, str]] | None:
             sub = await self.db().subscription(chat_id)
             if sub is None:
-                return
-            await self.failures.failed(
-                FAILURE_KIND, chat_id, chat_title=sub.name,
-                what={lang: texts.t("failure_what", lang, schedule=texts.schedule_text(sub, lang),
-                                    topic=texts.topic_text(sub, lang)) for lang in texts.LANGS},
-                error=error, now=self.clock.now(),
-            )
-            if await self.db().subscription(chat_id) is None:
-                # Unsubscribed while this was written: remove() forgot it too early.
-                await self.failures.forget(FAILURE_KIND, chat_id)
-        except Exception:
-            log.exception("could not record a failed digest", extra={"kv": {"chat": chat_id}})
+                return None
+            return sub.name, {lang: texts.t(
+                "failure_what", lang, schedule=texts.schedule_text(sub, lang),
+                topic=texts.topic_text(sub, lang)) for lang in texts.LANGS}
+
+        await self.failures.record(FAILURE_KIND, chat_id, describe, error=error,
+                                   now=self.clock.now())
 
     async def _succeeded(self, chat_id: int) -> None:
         self._build_failures.pop(chat_id, None)
-        try:
-            await self.failures.succeeded(FAILURE_KIND, chat_id)
-        except Exception:
-            log.exception("could not clear a failed digest", extra={"kv": {"chat": chat_id}})
+        await self.failures.clear(FAILURE_KIND, chat_id)
 
     async def forget_user(self, user_id: int) -> int:
         """/forgetme: the user's private digest and its history (none sent meanwhile)."""

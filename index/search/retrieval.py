@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -68,6 +69,12 @@ PERIOD_ARTICLES = 3000
 PERIOD_START = datetime(1900, 1, 1, tzinfo=UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class CorpusFacts:
+    sources: frozenset[str]  # outlet keys a question may name
+    newest: datetime | None  # the newest dated article: where a recency prior may centre
+
+
 class Retriever:
     def __init__(
         self,
@@ -87,19 +94,26 @@ class Retriever:
         # The settings' zone unless told otherwise: "oggi" means the same day everywhere.
         self.tz = tz or ZoneInfo(settings.timezone)
         self.encoder = QueryEncoder(embedder, vectors)
-        self._known_sources: frozenset[str] | None = None
-        self._sources_stamp: object = None
+        self._facts: CorpusFacts | None = None
+        self._facts_stamp: object = None
         self.store_candidates = StoreCandidates(store, vectors, self.params)
         self.memory = CorpusCopy(settings, store, vectors)
 
-    async def known_sources(self) -> frozenset[str]:
-        """The outlets a question may name, read again whenever the corpus changed (other
-        processes index too)."""
+    async def corpus_facts(self) -> CorpusFacts:
+        """What a question is read against, read again only when the corpus changed (other
+        processes index too), not once per question."""
         stamp = await self.store.corpus_stamp()
-        if self._known_sources is None or stamp != self._sources_stamp:
-            self._known_sources = frozenset(await self.store.source_keys())
-            self._sources_stamp = stamp
-        return self._known_sources
+        if self._facts is None or stamp != self._facts_stamp:
+            self._facts = CorpusFacts(
+                sources=frozenset(await self.store.source_keys()),
+                newest=await self.store.newest_published(),
+            )
+            self._facts_stamp = stamp
+        return self._facts
+
+    async def known_sources(self) -> frozenset[str]:
+        """The outlets a question may name."""
+        return (await self.corpus_facts()).sources
 
     async def _recency_moment(self, now: datetime, cue: RecencyCue | None) -> datetime:
         """Where a recency prior is centred. An archive whose news all predates the cue's
@@ -108,14 +122,14 @@ class Retriever:
         its newest article; around ``now`` it would weigh every passage alike."""
         if cue is None:
             return now
-        newest = await self.store.newest_published()
+        newest = (await self.corpus_facts()).newest
         if newest is None or newest >= now - timedelta(days=cue.window_days):
             return now
         return newest
 
     def invalidate(self) -> None:
         """Forget cached corpus facts after a re-index."""
-        self._known_sources = None
+        self._facts = None
         self.store_candidates.invalidate()
         self.memory.invalidate()
 
