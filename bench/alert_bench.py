@@ -118,7 +118,7 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) 
         retriever = Retriever(settings, services.store, services.embedder, vectors)
         last = datetime.fromisoformat(new[-1]["published"]).replace(tzinfo=UTC)
         clock = Clock(last + timedelta(hours=23))
-        app: Any = SimpleNamespace(job_queue=None, bot=None)
+        app: Any = SimpleNamespace(job_queue=None, bot=None, bot_data={})
         svc = AlertService(app, settings, retriever=lambda: retriever,
                            options=AlertOptions(clock=clock, max_age=timedelta(days=3650)))
         await svc.open()
