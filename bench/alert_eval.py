@@ -415,16 +415,17 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--unlike", type=float, nargs=2, default=None, metavar=("SIM", "DENSE"),
                     help="below this similarity to every alerted story, the dense score needed"
                          " (default: the model's; a negative SIM turns it off)")
-    ap.add_argument("--names-first", choices=("on", "off"), default=None,
-                    help="the lead word must be one of the follow's names when it has any")
+    ap.add_argument("--lead-names", choices=("on", "off"), default=None,
+                    help="a follow typed with names also needs one of them in the lead "
+                         "(default: on)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--errors", action="store_true",
                     help="print every false alert and miss of the test weeks")
     ap.add_argument("--dump", type=Path, default=None,
                     help="write every scored (follow, article) pair here, one JSON a line")
     args = ap.parse_args(argv)
-    if args.names_first is not None:
-        matching.NAMES_FIRST = args.names_first == "on"
+    if args.lead_names is not None:
+        matching.LEAD_NAMES = args.lead_names == "on"
     bars = None
     if any(x is not None for x in (args.dense, args.match, args.strong, args.story,
                                    args.unlike)):

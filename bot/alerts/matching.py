@@ -126,7 +126,10 @@ STRONG_MARGIN = 0.2  # models without tuned bars: dense this far above the bar n
 DISTINCTIVE_SHARE = 0.8  # a follow word this rare relative to its rarest is distinctive
 ROOT_MIN = 4  # a word form matches on the word's first max(ROOT_MIN, len - ROOT_TRIM) letters
 ROOT_TRIM = 3
-NAMES_FIRST = False  # the distinctive words are the follow's names when it has any
+# A follow typed with names ("2025 Czech parliamentary election") needs one of its
+# distinctive names in the lead as well as a distinctive word: "parliamentary" alone is
+# every country's election.
+LEAD_NAMES = True
 _RAW_WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -224,62 +227,36 @@ def _assemble(
 
 
 @dataclass(slots=True)
-class FollowIndex:
-    """Every follow's vector as one matrix, and its keyword groups as an inverted index.
+class LeadWords:
+    """Which words a lead must hold for each follow (one of them, as a stem or a word form):
+    each stem, and each word's root, to the follow rows; follows with none pass."""
 
-    Built once per change of the follows (the service keeps it), not once per batch.
-    """
-
-    follows: list[Follow]
-    matrix: np.ndarray  # unit follow vectors, one row per follow
-    weights: list[list[float]]
-    totals: np.ndarray
-    postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    vocab: frozenset[str] = frozenset()
-    # The follows' distinctive words: each stem, and each word's root, to the follow rows.
     distinct: dict[str, list[int]] = field(default_factory=dict)
     roots: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (row, word)
     wordless: list[int] = field(default_factory=list)  # follows with no word to require
     root_lengths: tuple[int, ...] = ()
 
     @classmethod
-    def build(cls, follows: Sequence[Follow]) -> FollowIndex:
-        fs = list(follows)
-        dim = next((len(f.vector) for f in fs), 1)
-        mat = np.zeros((len(fs), dim), dtype=np.float32)
-        postings: dict[str, list[tuple[int, int]]] = {}
-        distinct: dict[str, list[int]] = {}
-        roots: dict[str, list[tuple[int, str]]] = {}
-        wordless: list[int] = []
-        for i, f in enumerate(fs):
-            if len(f.vector) == dim:
-                mat[i] = f.vector
-            for g, group in enumerate(f.terms):
-                for term in group:
-                    postings.setdefault(term, []).append((i, g))
-            groups = distinctive_groups(f.terms, f.weights,
-                                        name_words(f.words) if NAMES_FIRST else frozenset())
+    def build(cls, groups_per_follow: Sequence[list[list[str]]]) -> LeadWords:
+        out = cls()
+        for i, groups in enumerate(groups_per_follow):
             if not groups:
-                wordless.append(i)
+                out.wordless.append(i)
             for group in groups:
                 for term in group:
-                    distinct.setdefault(term, []).append(i)
+                    out.distinct.setdefault(term, []).append(i)
                 # The folded word is its group's longest member (stems only shorten it).
                 word = max(group, key=len)
-                roots.setdefault(word_root(word), []).append((i, word))
-        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-        weights = [list(f.weights) for f in fs]
-        totals = np.asarray([sum(w) or 1.0 for w in weights], dtype=np.float64)
-        return cls(fs, mat, weights, totals, postings, frozenset(postings), distinct, roots,
-                   wordless, tuple(sorted({len(r) for r in roots})))
+                out.roots.setdefault(word_root(word), []).append((i, word))
+        out.root_lengths = tuple(sorted({len(r) for r in out.roots}))
+        return out
 
-    def lead_held(self, batch: Batch) -> np.ndarray:
-        """follows × articles: the article's lead holds a distinctive word of the follow."""
-        held = np.zeros((len(self.follows), len(batch.articles)), dtype=bool)
-        if not self.follows:
+    def held(self, leads: Sequence[frozenset[str]], n_follows: int) -> np.ndarray:
+        held = np.zeros((n_follows, len(leads)), dtype=bool)
+        if not n_follows:
             return held
         distinct, roots = self.distinct, self.roots
-        for a, words in enumerate(batch.leads):
+        for a, words in enumerate(leads):
             rows: set[int] = set()
             for w in words:
                 rows.update(distinct.get(w, ()))
@@ -292,6 +269,56 @@ class FollowIndex:
             if rows:
                 held[list(rows), a] = True
         held[self.wordless, :] = True
+        return held
+
+
+@dataclass(slots=True)
+class FollowIndex:
+    """Every follow's vector as one matrix, and its keyword groups as an inverted index.
+
+    Built once per change of the follows (the service keeps it), not once per batch.
+    """
+
+    follows: list[Follow]
+    matrix: np.ndarray  # unit follow vectors, one row per follow
+    weights: list[list[float]]
+    totals: np.ndarray
+    postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    vocab: frozenset[str] = frozenset()
+    # What a lead must hold, every rule at once: a distinctive word (rarest by IDF), and,
+    # for a follow typed with names, also a distinctive one of those (:data:`LEAD_NAMES`).
+    lead_rules: tuple[LeadWords, ...] = ()
+
+    @classmethod
+    def build(cls, follows: Sequence[Follow]) -> FollowIndex:
+        fs = list(follows)
+        dim = next((len(f.vector) for f in fs), 1)
+        mat = np.zeros((len(fs), dim), dtype=np.float32)
+        postings: dict[str, list[tuple[int, int]]] = {}
+        rare: list[list[list[str]]] = []
+        named: list[list[list[str]]] = []
+        for i, f in enumerate(fs):
+            if len(f.vector) == dim:
+                mat[i] = f.vector
+            for g, group in enumerate(f.terms):
+                for term in group:
+                    postings.setdefault(term, []).append((i, g))
+            rare.append(distinctive_groups(f.terms, f.weights))
+            names = name_words(f.words) if LEAD_NAMES else frozenset()
+            named.append(distinctive_groups(f.terms, f.weights, names) if names else [])
+        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+        weights = [list(f.weights) for f in fs]
+        totals = np.asarray([sum(w) or 1.0 for w in weights], dtype=np.float64)
+        rules = [LeadWords.build(rare)]
+        if any(named):
+            rules.append(LeadWords.build(named))
+        return cls(fs, mat, weights, totals, postings, frozenset(postings), tuple(rules))
+
+    def lead_held(self, batch: Batch) -> np.ndarray:
+        """follows × articles: the article's lead holds what every rule asks of the follow."""
+        held = np.ones((len(self.follows), len(batch.articles)), dtype=bool)
+        for rule in self.lead_rules:
+            held &= rule.held(batch.leads, len(self.follows))
         return held
 
     def scores(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:

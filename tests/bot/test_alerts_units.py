@@ -137,6 +137,21 @@ def test_a_follow_typed_with_names_needs_one_of_them_in_the_lead() -> None:
     assert distinctive_groups(terms, weights, frozenset({"czech"})) == [["czech"]]
     assert distinctive_groups(terms, weights, frozenset({"paris"})) == distinctive_groups(
         terms, weights)
+    # The lead needs a distinctive word and, the follow being typed with a name, that name.
+    czech = _follow(1, [1, 0], terms, weights)
+    czech.words = "2025 Czech parliamentary election"
+    typed_lower = _follow(2, [1, 0], terms, weights)
+    typed_lower.words = "2025 czech parliamentary election"
+    index = FollowIndex.build([czech, typed_lower])
+    batch = Batch(
+        articles=[_article("a"), _article("b"), _article("c")],
+        chunk_article=np.asarray([0, 1, 2]),
+        chunk_vectors=np.asarray([[1, 0], [1, 0], [1, 0]], dtype=np.float32),
+        chunk_stems=[frozenset(), frozenset(), frozenset()],
+        leads=[frozenset({"nauru", "parliamentary", "election"}),
+               frozenset({"czech", "parliamentary"}), frozenset({"czech"})],
+    )
+    assert index.lead_held(batch).tolist() == [[False, True, True], [True, True, True]]
 
 
 def test_a_follow_with_alerted_stories_wants_more_from_an_article_unlike_them() -> None:
