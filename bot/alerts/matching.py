@@ -14,11 +14,13 @@ stored with it), and a batch is scored for all follows at once:
   that share a word with it; only those are scored, so a batch costs about its own size, not
   its size times the number of follows.
 
-Two rules are the alerts' own, because an alert interrupts where a digest line does not.
+Rules of the alerts' own, because an alert interrupts where a digest line does not.
 **The article's lead (headline and first sentences, :func:`~index.digest.topic.article_lead`)
-must hold one of the follow's distinctive words** — its rarest by IDF, and any as rare within :data:`DISTINCTIVE_SHARE` —
-as a stem or as a word form of it (a word starting with its root: "Cameroon" for
-"Cameroonian", "Ukraine" for "Ukrainian", "kidnapped" for "kidnapping"). Without it a follow
+must hold one of the follow's distinctive words** — its rarest by IDF, and any as rare within :data:`~bot.alerts.lead.DISTINCTIVE_SHARE` —
+as a stem or as a word form of it (:func:`~bot.alerts.lead.is_word_form`: "Cameroon" for "Cameroonian",
+"Ukraine" for "Ukrainian", "kidnapped" for "kidnapping", but not "Nigeria" for "Niger"), and,
+for a follow typed with names, one of its distinctive names (:func:`~bot.alerts.lead.name_words`: "Czech" of
+"2025 Czech parliamentary election", whose "parliamentary" is every country's). Without it a follow
 of "2025 Cameroonian presidential election" is alerted about every election whose sentence
 reads like one (dense 0.4), and "United States–Venezuela relations" about every "United
 States … relations" item (keywords 0.73 without "Venezuela"). Only a dense score at the
@@ -48,7 +50,6 @@ again. ``bench/alert_bench.py`` times it; ``bench/alert_eval.py`` measures its q
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.alerts.lead import LeadWords, distinctive_groups, name_words
 from bot.alerts.store import Follow
 from index.digest.grouping import (
     GroupingParams,
@@ -123,51 +125,10 @@ ALERT_BARS: dict[str, Bars] = {
                    story=(0.45, 0.15), unlike=(0.25, 0.35)),
 }
 STRONG_MARGIN = 0.2  # models without tuned bars: dense this far above the bar needs no word
-DISTINCTIVE_SHARE = 0.8  # a follow word this rare relative to its rarest is distinctive
-ROOT_MIN = 4  # a word form matches on the word's first max(ROOT_MIN, len - ROOT_TRIM) letters
-ROOT_TRIM = 3
 # A follow typed with names ("2025 Czech parliamentary election") needs one of its
 # distinctive names in the lead as well as a distinctive word: "parliamentary" alone is
 # every country's election.
 LEAD_NAMES = True
-_RAW_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-# What may follow a shared root in two forms of one word: English and Italian inflections
-# and the gentilic endings ("cameroon"/"cameroonian", "ucraina"/"ucraino", "sudan"/"sudanese").
-WORD_ENDINGS = frozenset({
-    "", "s", "es", "e", "ed", "d", "ing", "er", "ers", "y", "ies", "i", "is", "ic", "ics",
-    "ish", "ist", "ists", "n", "ns", "an", "ans", "ian", "ians", "ean", "eans", "ese", "esi",
-    "a", "o", "ia", "on", "ano", "ana", "ani", "ane", "ino", "ina", "ini", "ine",
-})
-# Endings that make another name when added to a whole word ("niger" → "nigeria", "india" →
-# "indiana"): a form only when the other word also has an ending ("russia"/"russo").
-NAME_ENDINGS = frozenset({"a", "o", "ia", "on"})
-
-
-def word_root(word: str) -> str:
-    """The part of a word its other forms share: the gentilic's country, the verb's tenses
-    ("cameroonian" → "cameroon", "ukrainian" → "ukrain", "kidnapping" → "kidnapp")."""
-    return word if len(word) <= ROOT_MIN else word[: max(ROOT_MIN, len(word) - ROOT_TRIM)]
-
-
-def is_word_form(word: str, other: str) -> bool:
-    """Whether ``other`` is a form of ``word``: past their common beginning, each ends in an
-    inflection or gentilic ending (:data:`WORD_ENDINGS`). A longer different name is not a
-    form of the shorter: "Nigeria" is not "Niger", "Cameroonian" is "Cameroon"."""
-    k = 0
-    for a, b in zip(word, other, strict=False):
-        if a != b:
-            break
-        k += 1
-    if k < min(ROOT_MIN, len(word), len(other)):
-        return False
-    ends = (word[k:], other[k:])
-    if ends[0] not in WORD_ENDINGS or ends[1] not in WORD_ENDINGS:
-        return False
-    return "" not in ends or not (NAME_ENDINGS & set(ends))
-
-
 def lead_words(title: str, text: str) -> frozenset[str]:
     """The folded words of an article's lead and their stems in the query languages (cached
     per word: a batch's leads share most of theirs)."""
@@ -224,52 +185,6 @@ def _assemble(
     mat /= np.maximum(norms, 1e-12)
     leads = [lead_words(a.title, a.text) for a in arts]
     return Batch(arts, np.asarray(rows, dtype=np.int64), mat, stems, leads)
-
-
-@dataclass(slots=True)
-class LeadWords:
-    """Which words a lead must hold for each follow (one of them, as a stem or a word form):
-    each stem, and each word's root, to the follow rows; follows with none pass."""
-
-    distinct: dict[str, list[int]] = field(default_factory=dict)
-    roots: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # (row, word)
-    wordless: list[int] = field(default_factory=list)  # follows with no word to require
-    root_lengths: tuple[int, ...] = ()
-
-    @classmethod
-    def build(cls, groups_per_follow: Sequence[list[list[str]]]) -> LeadWords:
-        out = cls()
-        for i, groups in enumerate(groups_per_follow):
-            if not groups:
-                out.wordless.append(i)
-            for group in groups:
-                for term in group:
-                    out.distinct.setdefault(term, []).append(i)
-                # The folded word is its group's longest member (stems only shorten it).
-                word = max(group, key=len)
-                out.roots.setdefault(word_root(word), []).append((i, word))
-        out.root_lengths = tuple(sorted({len(r) for r in out.roots}))
-        return out
-
-    def held(self, leads: Sequence[frozenset[str]], n_follows: int) -> np.ndarray:
-        held = np.zeros((n_follows, len(leads)), dtype=bool)
-        if not n_follows:
-            return held
-        distinct, roots = self.distinct, self.roots
-        for a, words in enumerate(leads):
-            rows: set[int] = set()
-            for w in words:
-                rows.update(distinct.get(w, ()))
-                for k in self.root_lengths:
-                    if k > len(w):
-                        break
-                    for f, word in roots.get(w[:k], ()):
-                        if f not in rows and is_word_form(word, w):
-                            rows.add(f)
-            if rows:
-                held[list(rows), a] = True
-        held[self.wordless, :] = True
-        return held
 
 
 @dataclass(slots=True)
@@ -398,31 +313,6 @@ def _passes_filters(f: Follow, a: ArticleRecord) -> bool:
         if not any(s in key for s in f.sources):
             return False
     return True
-
-
-def name_words(text: str) -> frozenset[str]:
-    """The names a follow was typed with: its capitalised words after the first (which
-    may be capitalised only for starting it), folded. "2025 Czech parliamentary election" →
-    {"czech"}; "Kidnapping in Nigeria" → {"nigeria"}; "gaza war" → none."""
-    words = _RAW_WORD.findall(text)
-    return frozenset(keywords.fold(w) for w in words[1:] if w[:1].isupper())
-
-
-def distinctive_groups(
-    terms: Sequence[Sequence[str]], weights: Sequence[float], names: frozenset[str] = frozenset()
-) -> list[list[str]]:
-    """A follow's rarest keyword group and those within :data:`DISTINCTIVE_SHARE` of it;
-    among its names (``names``, :func:`name_words`) when it has any: a lead that holds only
-    the follow's common words ("parliamentary election") is another story's."""
-    if names and len(weights) == len(terms):
-        named = [(g, w) for g, w in zip(terms, weights, strict=True) if names & set(g)]
-        if named:
-            terms, weights = [g for g, _ in named], [w for _, w in named]
-    if not terms or len(weights) != len(terms):
-        return [list(g) for g in terms if g][:1]
-    top = max(weights)
-    return [list(g) for g, w in zip(terms, weights, strict=True)
-            if g and w >= DISTINCTIVE_SHARE * top - 1e-12]
 
 
 async def follow_terms(store: Store, words: str) -> tuple[list[list[str]], list[float]]:

@@ -26,13 +26,14 @@ import numpy as np
 from bot.locked_store import LockedStore, serialized
 
 MEMORY_TTL = timedelta(days=7)  # a follow remembers the articles it alerted this long ...
-MEMORY_SIZE = 20  # ... and at most this many, the newest (bench/alert_eval.py measured it)
+MEMORY_SIZE = 20  # ... and at most this many, the newest (set, not tuned: bounds the cost)
 SEEN_TTL = timedelta(days=30)  # articles looked at, and articles alerted, are kept this long
 DONE_TTL = timedelta(days=7)  # sent message rows (the hourly cap reads the last hour)
 
 
 # Removing follows forgets what they learned, in the same transaction.
-FORGET_ORPHANS = "DELETE FROM alert_follow_stories WHERE follow_id NOT IN (SELECT id FROM alert_follows)"
+FORGET_ORPHANS = ("DELETE FROM alert_follow_stories"
+                  " WHERE follow_id NOT IN (SELECT id FROM alert_follows)")
 WATERMARK = "run_watermark"  # the highest index run whose articles were all matched
 
 

@@ -9,14 +9,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from bot.alerts.matching import (
-    Bars,
-    Batch,
-    FollowIndex,
-    distinctive_groups,
-    is_word_form,
-    name_words,
-)
+from bot.alerts.lead import distinctive_groups, is_word_form, name_words
+from bot.alerts.matching import Bars, Batch, FollowIndex
 from bot.alerts.quiet import cap_room, parse_quiet_hours
 from bot.alerts.store import Follow
 from bot.alerts.texts import alert_html, summary_html, summary_line
