@@ -61,6 +61,7 @@ from bot.alerts.lead import LeadWords, distinctive_groups, name_words
 from bot.alerts.store import Follow
 from index.digest.grouping import (
     GroupingParams,
+    article_names,
     article_similarity,
     cluster,
     cross_similarity,
@@ -333,43 +334,69 @@ async def story_scores(
     batch: Batch,
     memory: dict[int, list[str]],
     params: GroupingParams,
+    cache: dict[str, tuple[np.ndarray, list[str]]] | None = None,
 ) -> np.ndarray:
     """follows × articles: each new article's best story similarity (the digests' blend of
     lead vectors and shared names, :func:`~index.digest.grouping.cross_similarity`) with
     the articles each follow alerted lately (``memory``: follow id → article ids).
 
     Only the remembered articles are compared, once each however many follows remember
-    them: a batch costs its size times theirs.
+    them: a batch costs its size times theirs. ``cache`` (article id → lead vector and
+    names, kept by the caller between batches) saves reading them again: the memory
+    changes by one batch at a time, and this batch's articles are added to it.
     """
+    cache = {} if cache is None else cache
     out = np.zeros((len(index.follows), len(batch.articles)), dtype=np.float32)
     wanted = [(r, memory[f.id]) for r, f in enumerate(index.follows) if memory.get(f.id)]
-    if not wanted or batch.empty:
-        return out
+    new_vecs = _lead_rows(batch)
+    new_names = [article_names(a.title, a.text) for a in batch.articles]
     old_ids = list(dict.fromkeys(a for _, ids in wanted for a in ids))
-    records = await store.articles(old_ids)
-    old_ids = [a for a in old_ids if a in records]
-    if not old_ids:
-        return out
-    old_vecs = await lead_vectors(store, vectors, old_ids)
-    return await asyncio.to_thread(
-        _story_matrix, out, wanted, batch, [records[a] for a in old_ids], old_vecs, params
-    )
+    missing = [a for a in old_ids if a not in cache]
+    if missing:
+        records = await store.articles(missing)
+        found = [a for a in missing if a in records]
+        got = await lead_vectors(store, vectors, found) if found else None
+        for i, aid in enumerate(found):
+            rec = records[aid]
+            cache[aid] = (got[i] if got is not None else np.zeros(1, dtype=np.float32),
+                          article_names(rec.title, rec.text))
+    old_ids = [a for a in old_ids if a in cache]
+    if wanted and old_ids and not batch.empty:
+        out = await asyncio.to_thread(
+            _story_matrix, out, wanted, new_vecs, new_names, old_ids, cache, params)
+    # Kept: what is remembered, and this batch (what passes its gates is remembered next).
+    keep = set(old_ids)
+    for aid in [a for a in cache if a not in keep]:
+        del cache[aid]
+    for i, art in enumerate(batch.articles):
+        cache[art.id] = (new_vecs[i], new_names[i])
+    return out
+
+
+def _lead_rows(batch: Batch) -> np.ndarray:
+    """The batch's lead vectors: its articles' first chunks (rows are grouped by article)."""
+    dim = batch.chunk_vectors.shape[1] if batch.chunk_vectors.ndim == 2 else 1
+    rows = np.zeros((len(batch.articles), dim), dtype=np.float32)
+    if len(batch.chunk_article):
+        starts = np.flatnonzero(np.r_[True, np.diff(batch.chunk_article) != 0])
+        rows[batch.chunk_article[starts]] = batch.chunk_vectors[starts]
+    return rows
 
 
 def _story_matrix(
-    out: np.ndarray, wanted: list[tuple[int, list[str]]], batch: Batch,
-    old: list[ArticleRecord], old_vecs: np.ndarray, params: GroupingParams,
+    out: np.ndarray, wanted: list[tuple[int, list[str]]], new_vecs: np.ndarray,
+    new_names: list[list[str]], old_ids: list[str],
+    cache: dict[str, tuple[np.ndarray, list[str]]], params: GroupingParams,
 ) -> np.ndarray:
-    # The batch's lead vectors are its articles' first chunks (rows are grouped by article).
-    new_vecs = np.zeros((len(batch.articles), batch.chunk_vectors.shape[1]), dtype=np.float32)
-    if len(batch.chunk_article):
-        starts = np.flatnonzero(np.r_[True, np.diff(batch.chunk_article) != 0])
-        new_vecs[batch.chunk_article[starts]] = batch.chunk_vectors[starts]
-    if old_vecs.shape[1] != new_vecs.shape[1]:
-        old_vecs = np.zeros((len(old), new_vecs.shape[1]), dtype=np.float32)
-    sim = cross_similarity(new_vecs, [(a.title, a.text) for a in batch.articles], old_vecs,
-                           [(a.title, a.text) for a in old], params)
-    col = {a.id: j for j, a in enumerate(old)}
+    dim = new_vecs.shape[1]
+    old_vecs = np.zeros((len(old_ids), dim), dtype=np.float32)
+    for j, aid in enumerate(old_ids):
+        v = cache[aid][0]
+        if len(v) == dim:  # another model's vector (the index was rebuilt): names alone
+            old_vecs[j] = v
+    sim = cross_similarity(new_vecs, new_names, old_vecs, [cache[a][1] for a in old_ids],
+                           params)
+    col = {a: j for j, a in enumerate(old_ids)}
     for row, ids in wanted:
         cols = [col[a] for a in ids if a in col]
         if cols:

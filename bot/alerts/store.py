@@ -271,19 +271,23 @@ class AlertStore(LockedStore):
                 out.setdefault(r[0], []).append(r[1])
         return out
 
-    @serialized
     async def memory(self, since: datetime) -> dict[int, list[str]]:
         """Per follow, the articles it alerted since ``since`` (newest first, at most
         :data:`MEMORY_SIZE`): the stories it learned (:func:`bot.alerts.matching.story_scores`)."""
-        out: dict[int, list[str]] = {}
+        return {f: [a for _, a in rows] for f, rows in (await self.memory_rows(since)).items()}
+
+    @serialized
+    async def memory_rows(self, since: datetime) -> dict[int, list[tuple[datetime, str]]]:
+        """:meth:`memory` with when each article was learned."""
+        out: dict[int, list[tuple[datetime, str]]] = {}
         async with self.db.execute(
-            "SELECT follow_id, article_id FROM alert_follow_stories WHERE ts >= ?"
+            "SELECT follow_id, article_id, ts FROM alert_follow_stories WHERE ts >= ?"
             " ORDER BY ts DESC, article_id", (iso(since),),
         ) as cur:
             for r in await cur.fetchall():
                 got = out.setdefault(r[0], [])
-                if len(got) < MEMORY_SIZE:
-                    got.append(r[1])
+                if len(got) < MEMORY_SIZE and (ts := _dt(r[2])) is not None:
+                    got.append((ts, r[1]))
         return out
 
     @serialized

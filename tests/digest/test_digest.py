@@ -309,7 +309,8 @@ def test_cross_similarity_is_the_blocks_of_article_similarity_between_two_sets()
              ("", "Russia strikes Kyiv overnight")]
     for params in (GroupingParams(), GroupingParams(names_min_dense=0.3)):
         whole = article_similarity(vecs, texts, params)
-        part = cross_similarity(vecs[:2], texts[:2], vecs[2:], texts[2:], params)
+        names = [article_names(title, text) for title, text in texts]
+        part = cross_similarity(vecs[:2], names[:2], vecs[2:], names[2:], params)
         assert part.shape == (2, 4)
         assert np.allclose(part, whole[:2, 2:], atol=1e-6)
-    assert cross_similarity(vecs[:0], [], vecs, texts, GroupingParams()).shape == (0, 6)
+    assert cross_similarity(vecs[:0], [], vecs, [[]] * 6, GroupingParams()).shape == (0, 6)
