@@ -208,6 +208,8 @@ def _cross_tfidf_cosine(
     def rows(ds: Sequence[Sequence[str]]) -> np.ndarray:
         out = np.zeros((len(ds), max(1, len(vocab))), dtype=np.float32)
         for r, d in enumerate(ds):
+            if not any(word in vocab for word in d):
+                continue  # shares no name: its row stays zero, its norm is not needed
             norm = 0.0
             kept = []
             for word, c in Counter(d).items():
