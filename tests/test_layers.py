@@ -4,7 +4,9 @@
 - no module of bot/, index/ or bench/ uses another module's ``_private`` names, whether by
   ``from x import _y`` or as ``x._y`` on an imported module;
 - no import cycles among the project's modules (module-level imports; those under
-  ``if TYPE_CHECKING:`` and inside functions are not run at import time).
+  ``if TYPE_CHECKING:`` and inside functions are not run at import time);
+- a ``Retriever`` is assembled in index/runtime.py only (``build_retriever``,
+  ``Services.retriever()``), so every caller gets the same defaults; tests included.
 
 Known exceptions are listed by name in ``ALLOWED_*`` with the reason; keep them tiny.
 """
@@ -213,6 +215,29 @@ def _cycles(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:
 def test_no_import_cycles():
     cycles = [c for c in _cycles(_graph()) if c not in ALLOWED_CYCLES]
     assert not cycles, "\n".join(" <-> ".join(c) for c in cycles)
+
+
+# Modules that may call ``Retriever(...)``: the factory, and the class itself (``with_params``).
+RETRIEVER_BUILDERS = {"index.runtime", "index.search.retrieval"}
+
+
+def test_retriever_is_built_by_the_runtime_only():
+    trees = dict(TREES)
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        trees[".".join(path.relative_to(ROOT).with_suffix("").parts)] = ast.parse(
+            path.read_text(), str(path)
+        )
+    bad = []
+    for module, tree in trees.items():
+        if module in RETRIEVER_BUILDERS:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                if name == "Retriever":
+                    bad.append(f"{module} (line {node.lineno}): Retriever(...)")
+    assert not bad, "use index.runtime.build_retriever:\n" + "\n".join(bad)
 
 
 def test_the_checks_see_what_they_check():
