@@ -6,7 +6,9 @@
 - no import cycles among the project's modules (module-level imports; those under
   ``if TYPE_CHECKING:`` and inside functions are not run at import time);
 - a ``Retriever`` is assembled in index/runtime.py only (``build_retriever``,
-  ``Services.retriever()``), so every caller gets the same defaults; tests included.
+  ``Services.retriever()``), so every caller gets the same defaults; tests included;
+- user-facing string tables (``{"en": {...}, "it": {...}}``) and the ``t()`` that reads them
+  live in one texts module per package, nowhere else.
 
 Known exceptions are listed by name in ``ALLOWED_*`` with the reason; keep them tiny.
 """
@@ -240,9 +242,33 @@ def test_retriever_is_built_by_the_runtime_only():
     assert not bad, "use index.runtime.build_retriever:\n" + "\n".join(bad)
 
 
+# Each package's words, and the one t() over them (bot.texts reads its two data modules).
+TEXTS_MODULES = {
+    "bot.texts": True, "bot.texts.strings": False, "bot.texts.sources": False,
+    "bot.digests.texts": True, "bot.alerts.texts": True, "index.render.i18n": True,
+}
+
+
+def test_strings_and_t_live_in_the_texts_modules():
+    bad = []
+    for module, tree in TREES.items():
+        if module.startswith("bench"):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name in ("t", "_t"):
+                if not TEXTS_MODULES.get(module):
+                    bad.append(f"{module} (line {node.lineno}): def {node.name}()")
+            elif isinstance(node, ast.Dict) and module not in TEXTS_MODULES:
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                if {"en", "it"} <= keys and any(isinstance(v, ast.Dict) for v in node.values):
+                    bad.append(f"{module} (line {node.lineno}): a table of strings by language")
+    assert not bad, "\n".join(bad)
+
+
 def test_the_checks_see_what_they_check():
     """The scanner finds the modules and imports it claims to judge."""
     assert {"index.storage.store", "bot.state", "index.storage.sqlite"} <= set(MODULES)
+    assert set(TEXTS_MODULES) <= set(MODULES)
     graph = _graph()
     assert "index.storage.sqlite" in graph["bot.state"]
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [("a", "b")]
