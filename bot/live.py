@@ -18,7 +18,8 @@ started in ``post_init`` (it needs the bot, to tell admins about failing sources
   only to administrators and says nothing when a bot is not one, so a channel the bot cannot
   read would otherwise just look quiet. What is wrong is logged and shown in ``/sources``.
 
-What it says is in bot/texts/sources.py (``src_*`` keys of :func:`bot.texts.t`).
+What it says is in bot/texts/sources.py (``src_*`` keys of :func:`bot.texts.t`); its handlers
+are ``channel_post`` in bot/handlers.py and ``/sources`` in bot/admin_handlers.py.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from telegram import Bot, Chat, ChatMember, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.settings import BotSettings
@@ -358,51 +358,3 @@ def _where(target: str, kind: str) -> str:
     if kind == "feed":
         return urlsplit(target).hostname or ""
     return target if len(target) <= 60 else "…" + target[-59:]
-
-
-# -- handlers ------------------------------------------------------------------------------
-
-
-def live_of(context: ContextTypes.DEFAULT_TYPE) -> LiveNews | None:
-    services = context.application.bot_data.get("services")
-    return getattr(services, "live", None)
-
-
-async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    live = live_of(context)
-    if live is not None:
-        await live.on_channel_post(update)
-
-
-async def sources_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """``/sources`` (admins): every source's health."""
-    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
-    if message is None:
-        return
-    lang = texts.user_lang(user.language_code if user else None)
-    services = context.application.bot_data.get("services")
-    if services is None or not services.is_admin(user.id if user else None):
-        log.warning("refused admin command", extra={"kv": {
-            "command": "sources", "user": user.id if user else None,
-            "chat": chat.id if chat else None}})
-        await message.reply_text(texts.t("admin_only", lang))
-        return
-    live: LiveNews | None = services.live
-    if live is None:
-        await message.reply_text(texts.t("src_none", lang))
-        return
-    await message.reply_text(await live.sources_html(lang))
-
-
-async def stats_lines(services: Any, lang: str) -> list[str]:
-    """What /stats adds about the sources (nothing when none is configured)."""
-    live: LiveNews | None = getattr(services, "live", None)
-    if live is None:
-        return []
-    try:
-        line = await live.stats_line(lang)
-    except Exception:  # noqa: BLE001 - /stats must answer even if the ledger does not
-        log.exception("could not read the sources' health")
-        return []
-    return [line] if line else []
-
