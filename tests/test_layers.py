@@ -8,6 +8,7 @@
   ``if TYPE_CHECKING:`` and inside functions are not run at import time);
 - a ``Retriever`` is assembled in index/runtime.py only (``build_retriever``,
   ``Services.retriever()``), so every caller gets the same defaults; tests included;
+- no SQL on the index's tables outside index/storage/ (the tables its migrations create);
 - user-facing string tables (``{"en": {...}, "it": {...}}``) and the ``t()`` that reads them
   live in one texts module per package, nowhere else.
 
@@ -17,6 +18,7 @@ Known exceptions are listed by name in ``ALLOWED_*`` with the reason; keep them 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -249,6 +251,33 @@ def test_retriever_is_built_by_the_runtime_only():
     assert not bad, "use index.runtime.build_retriever:\n" + "\n".join(bad)
 
 
+# Modules outside index/storage/ that may hold SQL on the index's tables, and why.
+ALLOWED_SQL = {
+    "bench.query_bench": "the store's SQL before the bench, timed as its baseline",
+    "bench.sentence_eval": "reads a capture's store read-only, whole, without the package",
+}
+_SCHEMA = (ROOT / "index" / "storage" / "schema.py").read_text()
+INDEX_TABLES = set(re.findall(r"CREATE (?:VIRTUAL )?TABLE (?:IF NOT EXISTS )?(\w+)", _SCHEMA))
+_ON_TABLE = re.compile(
+    r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:IF NOT EXISTS\s+)?(?:main\.)?("
+    + "|".join(sorted(INDEX_TABLES)) + r")\b", re.IGNORECASE,
+)
+_STATEMENT = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b")
+
+
+def test_only_storage_writes_sql_on_the_index_tables():
+    bad = []
+    for module, tree in TREES.items():
+        if _within(module, "index.storage") or module in ALLOWED_SQL:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found = _ON_TABLE.search(node.value)
+                if found and _STATEMENT.search(node.value):
+                    bad.append(f"{module} (line {node.lineno}): {found.group(0)!r}")
+    assert not bad, "\n".join(bad)
+
+
 # Each package's words, and the one t() over them (bot.texts reads its two data modules).
 TEXTS_MODULES = {
     "bot.texts": True, "bot.texts.strings": False, "bot.texts.sources": False,
@@ -277,6 +306,8 @@ def test_the_checks_see_what_they_check():
     assert {"index.storage.store", "bot.state", "index.storage.sqlite"} <= set(MODULES)
     assert set(TEXTS_MODULES) <= set(MODULES)
     assert "tests.search.test_quotes" in TEST_TREES
+    assert {"articles", "chunks", "chunks_fts", "runs", "meta"} <= INDEX_TABLES
+    assert _ON_TABLE.search("SELECT count(*) FROM chunks") and _STATEMENT.search("SELECT 1")
     assert _sibling("bench.live_bench", "query_bench") == "bench.query_bench"
     graph = _graph()
     assert "index.storage.sqlite" in graph["bot.state"]
