@@ -8,6 +8,7 @@
   ``if TYPE_CHECKING:`` and inside functions are not run at import time);
 - a ``Retriever`` is assembled in index/runtime.py only (``build_retriever``,
   ``Services.retriever()``), so every caller gets the same defaults; tests included;
+- no module of bot/ or index/ over MAX_LINES lines (small modules with one job);
 - no SQL on the index's tables outside index/storage/ (the tables its migrations create);
 - user-facing string tables (``{"en": {...}, "it": {...}}``) and the ``t()`` that reads them
   live in one texts module per package, nowhere else.
@@ -249,6 +250,15 @@ def test_retriever_is_built_by_the_runtime_only():
                 if name == "Retriever":
                     bad.append(f"{module} (line {node.lineno}): Retriever(...)")
     assert not bad, "use index.runtime.build_retriever:\n" + "\n".join(bad)
+
+
+MAX_LINES = 500
+
+
+def test_no_module_is_over_the_size_limit():
+    sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
+    big = [f"{m}: {n} lines" for m, n in sizes.items() if n > MAX_LINES and m[:5] != "bench"]
+    assert not big, f"split these (over {MAX_LINES} lines):\n" + "\n".join(big)
 
 
 # Modules outside index/storage/ that may hold SQL on the index's tables, and why.
