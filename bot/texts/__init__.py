@@ -2,6 +2,9 @@
 
 Templates may hold markup; every value put into them is escaped here, so a handler can never
 forget to. Answers themselves are rendered by :mod:`index.render.answers`, not here.
+
+The templates are data in strings.py and sources.py (the live sources' ``src_*`` keys); this
+module is the one way to read them.
 """
 
 from __future__ import annotations
