@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.settings import BotSettings
+    from index.runtime import Services
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -132,7 +133,7 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
         await services.close()
 
 
-async def _watch(args: argparse.Namespace, settings: Any, services: Any) -> int:
+async def _watch(args: argparse.Namespace, settings: BotSettings, services: Services) -> int:
     """``newsbot index --watch``: the bot's background scheduler, in the foreground."""
     import signal
     from datetime import datetime
@@ -204,7 +205,7 @@ def _ago(seconds: float | None) -> str:
     return f"{round(s / 86400)} d"
 
 
-async def _source_health(settings: Any) -> list[dict[str, Any]]:
+async def _source_health(settings: BotSettings) -> list[dict[str, Any]]:
     """Every configured source (and channel) with what the ledger knows of it."""
     import time
 
@@ -218,7 +219,7 @@ async def _source_health(settings: Any) -> list[dict[str, Any]]:
         await ledger.close()
     now = time.time()
     rows: list[dict[str, Any]] = []
-    names = [*settings.source_specs, *getattr(settings, "channel_sources", [])]
+    names = [*settings.source_specs, *settings.channel_sources]
     for name in names:
         spec = settings.source_specs.get(name)
         h = known.get(name)
