@@ -2,7 +2,7 @@
 
     python bench/query_bench.py [--model usem3|minilm | --models usem3,minilm]
                                 [--chunks 100000] [--queries 60]
-                                [--warmup 10] [--rebuild]
+                                [--warmup 10] [--rebuild] [--skip-pieces]
 
 ``--model`` defaults to the product's default (``EMBEDDING_MODEL``'s default, USE v3): the
 floor then encodes with the model the product ships, over a store of its dimension.
@@ -423,11 +423,18 @@ def _where(filters: Filters) -> dict[str, Any] | None:
 HITS = "build hits (quotes, outlets)"
 HITS_SQL = "  of which sqlite: passages, articles"
 HITS_QUOTES = "  of which quotes"
-NESTED = {HITS_SQL, HITS_QUOTES}  # inside HITS: not added to the total a second time
+RERANK = "best-sentence re-rank"
+RERANK_SQL = "  of which sqlite: head passages, doc freqs"
+RERANK_OWN = "  of which sentence scoring"
+# An outer stage, and what the stages called inside it count as: its own work, else SQLite.
+OUTER = {HITS: (HITS_QUOTES, HITS_SQL), RERANK: (RERANK_OWN, RERANK_SQL)}
+NESTED = {HITS_SQL, HITS_QUOTES, RERANK_SQL, RERANK_OWN}  # not added to the total again
 STAGE_ORDER = [
-    "parse question", "encode (model)", "chroma query (bare, unfiltered)",
-    "filter plan (counts, candidate ids)", "dense in memory (numpy)", "keyword side (BM25)",
-    "sqlite: passages of both heads", "fusion", HITS, HITS_SQL, HITS_QUOTES,
+    "parse question", "corpus stamp, copy check", "question language", "encode (model)",
+    "chroma query (bare, unfiltered)", "filter plan (counts, candidate ids)",
+    "dense in memory (numpy)", "keyword side (BM25)", "sqlite: passages of both heads",
+    "fusion (evidence, match, weights)", RERANK, RERANK_SQL, RERANK_OWN,
+    HITS, HITS_SQL, HITS_QUOTES, "padding check (earned)",
     "render telegram html", "other (event loop, glue)", "total",
 ]
 
@@ -436,20 +443,21 @@ class Stages:
     """Per-question time of each stage of the answer path, summed over the stage's calls.
 
     The bench wraps, by name, what the retriever calls (its embedder, vector store, store, the
-    in-memory copy, and ``fuse``/``make_hit_quote`` in its module): the product code is
-    untouched. One question at a time; with the copy in memory the stages run one after
-    another (BM25 after the encode), so "other" is what lies between them.
+    in-memory copy, and functions of its modules): the product code is untouched. One
+    question at a time; with the copy in memory the stages run one after another (BM25 after
+    the encode), so "other" is what lies between them.
     """
 
     def __init__(self) -> None:
         self.current: dict[str, float] = {}
         self.per_question: dict[str, dict[str, list[float]]] = {}
-        self.in_hits = False
+        self.outer: str | None = None
         self._undo: list[Callable[[], None]] = []
 
     def _add(self, stage: str, seconds: float) -> None:
-        if self.in_hits and stage != HITS:
-            stage = HITS_QUOTES if stage == HITS_QUOTES else HITS_SQL
+        if self.outer is not None and stage != self.outer:
+            own, sql = OUTER[self.outer]
+            stage = own if stage == own else sql
         self.current[stage] = self.current.get(stage, 0.0) + seconds
 
     def wrap(self, obj: Any, attr: str, stage: str) -> bool:
@@ -461,13 +469,14 @@ class Stages:
 
         if asyncio.iscoroutinefunction(inner):
             async def timed_async(*a: Any, **k: Any) -> Any:
-                outer = stages.in_hits
-                stages.in_hits = outer or stage == HITS
+                outer = stages.outer
+                if outer is None and stage in OUTER:
+                    stages.outer = stage
                 t0 = time.perf_counter()
                 try:
                     return await inner(*a, **k)
                 finally:
-                    stages.in_hits = outer
+                    stages.outer = outer
                     stages._add(stage, time.perf_counter() - t0)
 
             setattr(obj, attr, timed_async)
@@ -504,6 +513,7 @@ class Stages:
 def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) -> None:
     from index.search import hits, retrieval
 
+    fusion = "fusion (evidence, match, weights)"
     stages.wrap(retriever.encoder.embedder, "embed_queries", "encode (model)")
     stages.wrap(retriever.vectors, "query", "chroma query (bare, unfiltered)")
     stages.wrap(memory, "select", "filter plan (counts, candidate ids)")
@@ -511,10 +521,17 @@ def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) 
     stages.wrap(memory, "top", "dense in memory (numpy)")
     stages.wrap(memory, "keyword_top", "keyword side (BM25)")
     stages.wrap(retriever.store, "fts_search", "keyword side (BM25)")
-    for name in ("chunk_records", "articles", "duplicates_of"):
+    stages.wrap(retriever.store, "corpus_stamp", "corpus stamp, copy check")
+    for name in ("chunk_records", "articles", "duplicates_of", "doc_freqs", "chunk_count"):
         stages.wrap(retriever.store, name, "sqlite: passages of both heads")
-    stages.wrap(retrieval, "fuse", "fusion")
+    for name in ("fuse", "evidence", "match_fraction", "recency_weights"):
+        stages.wrap(retrieval, name, fusion)
     stages.wrap(retrieval, "parse_question_full", "parse question")
+    stages.wrap(retrieval, "_question_lang", "question language")
+    stages.wrap(retrieval, "earned", "padding check (earned)")
+    for name in ("question_terms", "rerank"):
+        stages.wrap(retrieval, name, RERANK_OWN)
+    stages.wrap(retriever, "by_best_sentence", RERANK)
     stages.wrap(hits, "make_hit_quote", HITS_QUOTES)
     stages.wrap(retriever, "build_hits", HITS)
 
@@ -593,7 +610,7 @@ async def measure(
     quality: dict[str, list[float]] = {}
     passing: dict[str, list[int]] = {}
     ct = Timings()
-    for kind in KINDS:
+    for kind in KINDS if not args.skip_pieces else []:
         vecs = embedder.embed_queries([parsed[kind][i][0] for i in timed])
         for j, i in enumerate(timed):
             query, filters = parsed[kind][i]
@@ -774,9 +791,9 @@ def report(result: dict[str, Any]) -> None:
               " the row above, and their SQLite reads run concurrently, so they may add up to"
               " more):")
         kinds = list(st)
-        print(f"  {'stage':44s}" + "".join(f"{k:>11s}" for k in kinds))
+        print(f"  {'stage':46s}" + "".join(f"{k:>11s}" for k in kinds))
         for stage in STAGE_ORDER:
-            print(f"  {stage:44s}" + "".join(f"{st[k].get(stage, 0.0):11.2f}" for k in kinds))
+            print(f"  {stage:46s}" + "".join(f"{st[k].get(stage, 0.0):11.2f}" for k in kinds))
     print("\npieces (median / p95 ms):")
     for label, s in result["pieces"].items():
         print(f"  {label:48s} {s['median_ms']:8.2f} {s['p95_ms']:8.2f}")
@@ -812,6 +829,8 @@ async def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--skip-pieces", action="store_true",
+                    help="only the ratios and the per-stage times (not the pieces compared)")
     args = ap.parse_args()
     models = args.models.split(",") if args.models else [args.model]
     results = []
