@@ -450,15 +450,17 @@ class Stages:
 
     def __init__(self) -> None:
         self.current: dict[str, float] = {}
+        # Per stage, when its calls ran: calls run together (SQLite reads gathered) count once.
+        self.spans: dict[str, list[tuple[float, float]]] = {}
         self.per_question: dict[str, dict[str, list[float]]] = {}
         self.outer: str | None = None
         self._undo: list[Callable[[], None]] = []
 
-    def _add(self, stage: str, seconds: float) -> None:
+    def _add(self, stage: str, t0: float, t1: float) -> None:
         if self.outer is not None and stage != self.outer:
             own, sql = OUTER[self.outer]
             stage = own if stage == own else sql
-        self.current[stage] = self.current.get(stage, 0.0) + seconds
+        self.spans.setdefault(stage, []).append((t0, t1))
 
     def wrap(self, obj: Any, attr: str, stage: str) -> bool:
         inner = getattr(obj, attr, None)
@@ -477,7 +479,7 @@ class Stages:
                     return await inner(*a, **k)
                 finally:
                     stages.outer = outer
-                    stages._add(stage, time.perf_counter() - t0)
+                    stages._add(stage, t0, time.perf_counter())
 
             setattr(obj, attr, timed_async)
         else:
@@ -486,7 +488,7 @@ class Stages:
                 try:
                     return inner(*a, **k)
                 finally:
-                    stages._add(stage, time.perf_counter() - t0)
+                    stages._add(stage, t0, time.perf_counter())
 
             setattr(obj, attr, timed)
         self._undo.append(lambda: setattr(obj, attr, inner) if own else delattr(obj, attr))
@@ -499,8 +501,11 @@ class Stages:
 
     def start(self) -> None:
         self.current = {}
+        self.spans = {}
 
     def end(self, kind: str, total: float) -> None:
+        for stage, spans in self.spans.items():
+            self.current[stage] = self.current.get(stage, 0.0) + _covered(spans)
         named = sum(v for k, v in self.current.items() if k not in NESTED)
         self.current["other (event loop, glue)"] = max(0.0, total - named)
         self.current["total"] = total
@@ -508,6 +513,16 @@ class Stages:
             self.per_question.setdefault(kind, {}).setdefault(stage, []).append(
                 self.current.get(stage, 0.0)
             )
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of the ``(start, end)`` spans was running."""
+    total, reach = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
 
 
 def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) -> None:
@@ -788,8 +803,8 @@ def report(result: dict[str, Any]) -> None:
     st = result.get("stages_median_ms", {})
     if st:
         print("\nwhere an answer's time goes (median ms per question; indented rows are part of"
-              " the row above, and their SQLite reads run concurrently, so they may add up to"
-              " more):")
+              " the row above; a stage's calls running together, such as gathered SQLite"
+              " reads, count once):")
         kinds = list(st)
         print(f"  {'stage':46s}" + "".join(f"{k:>11s}" for k in kinds))
         for stage in STAGE_ORDER:

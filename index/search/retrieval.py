@@ -67,6 +67,9 @@ Mode = Literal["hybrid", "dense", "bm25"]
 # period open at the start ("prima del 2020") starts here.
 PERIOD_ARTICLES = 3000
 PERIOD_START = datetime(1900, 1, 1, tzinfo=UTC)
+# The best-sentence re-ranking's passages read with the heads' (off: each step reads what it
+# needs, as tests compare).
+READ_AHEAD = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +405,7 @@ class Retriever:
         # on a busy machine): the passages of both lists' first ``sp.head``, held aside
         # (``records`` gets only the heads', which the fusion's evidence reads), and the
         # question words' document frequencies, cached by the store.
-        early = mode == "hybrid" and sp.weight > 0 and bool(groups)
+        early = READ_AHEAD and mode == "hybrid" and sp.weight > 0 and bool(groups)
         ahead = [c for c, _ in [*bm25[: sp.head], *dense[: sp.head]]] if early else []
         pool: dict[str, ChunkRecord] = {}
         wanted = list(dict.fromkeys([*missing, *(c for c in ahead if c not in records)]))
