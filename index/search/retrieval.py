@@ -67,9 +67,6 @@ Mode = Literal["hybrid", "dense", "bm25"]
 # period open at the start ("prima del 2020") starts here.
 PERIOD_ARTICLES = 3000
 PERIOD_START = datetime(1900, 1, 1, tzinfo=UTC)
-# The best-sentence re-ranking's passages read with the heads' (off: each step reads what it
-# needs, as tests compare).
-READ_AHEAD = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,21 +309,20 @@ class Retriever:
         question: str,
         *,
         boost: dict[str, float] | None = None,
-        loaded: dict[str, ChunkRecord] | None = None,
+        cands: Candidates | None = None,
     ) -> list[Ranked]:
         """The fused head re-ranked by its passages' best sentences (sentence_match.py),
-        loading the head's passages into ``records`` (from ``loaded``, passages read
-        already, where it has them)."""
+        loading the head's passages into ``records``; ``cands`` (the question's candidates)
+        count the words' documents."""
         sp = self.params.sentence
         head = [r.chunk_id for r in ranked[: sp.head] if r.chunk_id not in records]
-        if loaded:
-            records.update({c: loaded[c] for c in head if c in loaded})
-            head = [c for c in head if c not in records]
-        doc_freq, n_docs, got = await asyncio.gather(
-            self.store.doc_freqs(_variants(query)), self.store.chunk_count(),
-            self.store.chunk_records(head) if head else _no_records(),
+        if head:
+            records.update(await self.store.chunk_records(head))
+        variants = sorted({v for w in keywords.content_words(query)
+                           for v in keywords.query_variants(w)})
+        doc_freq, n_docs = await asyncio.gather(
+            (cands or self.store_candidates).doc_freqs(variants), self.store.chunk_count()
         )
-        records.update(got)
         terms = question_terms(query, question, doc_freq, n_docs, sp)
         texts = {c: (r.text, r.title) for c, r in records.items()}
         return rerank(ranked, texts, terms, sp, boost=boost)
@@ -400,22 +396,8 @@ class Retriever:
         # Passages of the heads of both lists only: the fused top comes from them, and
         # build_hits loads any other it reaches.
         missing = [c for c, _ in [*bm25[:head], *dense[:head]] if c not in records]
-        sp = p.sentence
-        # What the best-sentence re-ranking will read, in the same round trip (~0.3 ms each
-        # on a busy machine): the passages of both lists' first ``sp.head``, held aside
-        # (``records`` gets only the heads', which the fusion's evidence reads), and the
-        # question words' document frequencies, cached by the store.
-        early = READ_AHEAD and mode == "hybrid" and sp.weight > 0 and bool(groups)
-        ahead = [c for c, _ in [*bm25[: sp.head], *dense[: sp.head]]] if early else []
-        pool: dict[str, ChunkRecord] = {}
-        wanted = list(dict.fromkeys([*missing, *(c for c in ahead if c not in records)]))
-        if wanted or early:
-            got, _ = await asyncio.gather(
-                self.store.chunk_records(wanted) if wanted else _no_records(),
-                self.store.doc_freqs(_variants(query)) if early else _no_records(),
-            )
-            records.update({c: got[c] for c in missing if c in got})
-            pool = got
+        if missing:
+            records.update(await self.store.chunk_records(list(dict.fromkeys(missing))))
         best_match = 0.0
         if groups:
             for cid, _ in bm25[:3]:
@@ -441,7 +423,7 @@ class Retriever:
             ranked = fuse(dense, bm25, ev, p, boost=boost)
             if p.sentence.weight > 0 and groups and ranked:
                 ranked = await self.by_best_sentence(ranked, records, query, question,
-                                                     boost=boost, loaded=pool)
+                                                     boost=boost, cands=cands)
         elif mode == "dense":
             ranked = [Ranked(c, v, dense=v) for c, v in dense]
         else:
@@ -449,15 +431,6 @@ class Retriever:
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
         return Search(ranked, best_dense, best_match, gap, records, keyword_only=degraded)
-
-
-def _variants(query: str) -> list[str]:
-    """The stem variants of the question's words, whose document frequencies weigh them."""
-    return sorted({v for w in keywords.content_words(query) for v in keywords.query_variants(w)})
-
-
-async def _no_records() -> dict[str, ChunkRecord]:
-    return {}
 
 
 def _question_lang(text: str) -> str | None:

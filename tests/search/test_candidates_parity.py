@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import index.search.memory_candidates as memory_candidates_mod
-import index.search.retrieval as retrieval_mod
 import index.search.store_candidates as store_candidates_mod
 from index.embed import Embedder
 from index.models import Filters
@@ -194,59 +193,17 @@ async def _passing(r: Retriever, filters: Filters) -> int:
     return len(await r.store.filtered_chunk_ids(filters, 10**6) or [])
 
 
-ASKED_TOO = [
-    "cosa è successo la settimana scorsa in borsa?",  # a recency prior: every passage read
-    "what happened with General Motors last week?",
-    "chi ha parlato del cessate il fuoco a Gaza?",
-]
-
-
-def _hits(answer: Any) -> list[tuple[Any, ...]]:
-    return [
-        (h.chunk_id, h.score, h.quote_start, h.quote, h.highlight_start, h.highlight_end,
-         [o.article_id for o in h.also_reported_by])
-        for h in answer.hits
-    ]  # fmt: skip
-
-
-@pytest.mark.parametrize("path", ["in memory", "store"])
-async def test_answers_are_the_same_without_reading_ahead(both, monkeypatch, path):
-    """The re-ranking's passages and document frequencies read with the heads' (retrieval.py)
-    change no answer: the same hits, scores, quotes and highlights as each step reading what
-    it needs."""
-    base, _ = both
-    # The default model's fusion, which re-ranks by best sentence (MiniLM's does not).
-    params = retrieval_mod.MODEL_PARAMS["usem3:"]
-    assert params.sentence.weight > 0
-    r = Retriever(base.settings, base.store, base.embedder, base.vectors, params=params)
-    if path == "in memory":
-        assert await r.vectors_in_memory() is not None
-        assert isinstance(await r.candidates(), MemoryCandidates)
-    else:
-        assert await r.candidates() is r.store_candidates
-    questions = [*QUESTIONS, *ASKED_TOO]
-    # What the fusion weighs its lists by: the passages known when it runs, read ahead or not.
-    seen: list[list[str]] = []
-    evidence = retrieval_mod.evidence
-
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        seen.append(sorted(args[4]))
-        return evidence(*args, **kwargs)
-
-    monkeypatch.setattr(retrieval_mod, "evidence", recorded)
-    ahead = [_hits(await r.answer(q, now=NOW)) for q in questions]
-    known, seen = seen, []
-    monkeypatch.setattr(retrieval_mod, "READ_AHEAD", False)
-    reads: list[int] = []
-    original = r.store.chunk_records
-
-    async def counted(ids: Any) -> Any:
-        reads.append(len(ids))
-        return await original(ids)
-
-    monkeypatch.setattr(r.store, "chunk_records", counted)
-    assert [_hits(await r.answer(q, now=NOW)) for q in questions] == ahead
-    assert seen == known and len(known) >= len(questions) - IMPOSSIBLE
-    await r.aclose()
-    assert sum(bool(h) for h in ahead) >= len(questions) // 2
-    assert reads  # the steps read their passages themselves
+async def test_document_frequencies_are_the_same(both):
+    """What the best-sentence re-ranking weighs question words by: the copy's postings
+    count the rows FTS5's vocabulary counts, for every word of every body and words no body
+    holds."""
+    r, memory = both
+    assert memory.matrix.keywords is not None
+    words = {w for body in (await r.store.fts_bodies()).values() for w in body.split()}
+    words |= set(memory.matrix.keywords.terms())
+    terms = sorted(words | {"zzqqxx", "nessunaparola"})
+    assert len(terms) > 1000
+    in_memory = await memory.doc_freqs(terms)
+    on_disk = await r.store_candidates.doc_freqs(terms)
+    assert in_memory == on_disk
+    assert in_memory["zzqqxx"] == 0 and max(in_memory.values()) > 10
