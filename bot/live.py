@@ -34,13 +34,15 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import texts
+from bot.live_texts import span
+from bot.live_texts import t as _t
 from bot.settings import BotSettings
 from index.embed import Embedder
 from index.ingest.live import LiveIndexer
 from index.ingest.live_writers import services_writer
 from index.ingest.polls import PollResult, source_kind
 from index.ingest.telegram import channel_post_article
-from index.render.i18n import format_date, normalize_lang
+from index.render.i18n import format_date
 from index.storage.sources import SourceHealth
 from index.storage.vectors import VectorStore
 
@@ -52,91 +54,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 3900  # visible characters of /sources, under Telegram's 4096
 MAX_REASON = 160
 
-LIVE_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "<b>Sources</b>: {n}, {failing} failing",
-        "none": (
-            "No sources are configured: set <code>NEWSBOT_SOURCES</code> (feeds, folders) "
-            "and <code>TELEGRAM_CHANNEL_SOURCES</code> (channels)."
-        ),
-        "every": "every {span}",
-        "manual": "manual only (/reindex)",
-        "live": "live posts",
-        "kind_feed": "feed", "kind_folder": "folder", "kind_file": "file",
-        "kind_channel": "channel",
-        "ok_line": "last success {when} ({ago} ago)",
-        "added": "new articles: {total}, the last {ago} ago",
-        "added_none": "no new articles yet",
-        "newest": "newest item {lag} old",
-        "not_modified": "{n} of {polls} polls unchanged (304)",
-        "error_line": "last error {when}: {reason}",
-        "failing_line": "{failures} failures in a row · next try in {wait}",
-        "flagged": "<b>failing</b>",
-        "never": "not read yet",
-        "no_posts": "no posts received yet (is the bot an administrator of the channel?)",
-        "ch_not_admin": (
-            "not receiving posts: the bot is not an administrator of this channel ({status}); "
-            "add it in the channel's Administrators and restart"
-        ),
-        "ch_not_found": (
-            "not receiving posts: no such channel, or the bot is not in it (Telegram: "
-            "{reason}); check the @username or id in TELEGRAM_CHANNEL_SOURCES"
-        ),
-        "ch_unchecked": "could not check at start-up that the bot is an administrator: {reason}",
-        "due": "next read in {wait}",
-        "more": "… and {n} more",
-        "alert": (
-            "⚠️ Source <b>{name}</b> failed {failures} times in a row.\n"
-            "Last error: {reason}\nNext try in {wait}. /sources shows every source."
-        ),
-        "recovered": "✅ Source <b>{name}</b> works again (+{added} articles).",
-        "stats_line": "sources: {n} · failing: {failing} · last new article: {when}",
-        "never_short": "never",
-        "ago_s": "{n} s", "ago_m": "{n} min", "ago_h": "{n} h", "ago_d": "{n} d",
-    },
-    "it": {
-        "title": "<b>Fonti</b>: {n}, {failing} in errore",
-        "none": (
-            "Nessuna fonte configurata: imposta <code>NEWSBOT_SOURCES</code> (feed, cartelle) "
-            "e <code>TELEGRAM_CHANNEL_SOURCES</code> (canali)."
-        ),
-        "every": "ogni {span}",
-        "manual": "solo a mano (/reindex)",
-        "live": "post in diretta",
-        "kind_feed": "feed", "kind_folder": "cartella", "kind_file": "file",
-        "kind_channel": "canale",
-        "ok_line": "ultima lettura riuscita {when} ({ago} fa)",
-        "added": "articoli nuovi: {total}, l'ultimo {ago} fa",
-        "added_none": "ancora nessun articolo nuovo",
-        "newest": "articolo più recente di {lag} fa",
-        "not_modified": "{n} letture su {polls} senza novità (304)",
-        "error_line": "ultimo errore {when}: {reason}",
-        "failing_line": "{failures} errori di fila · nuovo tentativo tra {wait}",
-        "flagged": "<b>in errore</b>",
-        "never": "non ancora letta",
-        "no_posts": "nessun post ricevuto finora (il bot è amministratore del canale?)",
-        "ch_not_admin": (
-            "non riceve i post: il bot non è amministratore di questo canale ({status}); "
-            "aggiungilo tra gli amministratori del canale e riavvia"
-        ),
-        "ch_not_found": (
-            "non riceve i post: il canale non esiste o il bot non ne fa parte (Telegram: "
-            "{reason}); controlla @username o id in TELEGRAM_CHANNEL_SOURCES"
-        ),
-        "ch_unchecked": "impossibile verificare all'avvio che il bot sia amministratore: {reason}",
-        "due": "prossima lettura tra {wait}",
-        "more": "… e altre {n}",
-        "alert": (
-            "⚠️ La fonte <b>{name}</b> ha fallito {failures} volte di fila.\n"
-            "Ultimo errore: {reason}\nNuovo tentativo tra {wait}. /sources mostra tutte le fonti."
-        ),
-        "recovered": "✅ La fonte <b>{name}</b> funziona di nuovo (+{added} articoli).",
-        "stats_line": "fonti: {n} · in errore: {failing} · ultimo articolo nuovo: {when}",
-        "never_short": "mai",
-        "ago_s": "{n} s", "ago_m": "{n} min", "ago_h": "{n} h", "ago_d": "{n} g",
-    },
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ChannelProblem:
@@ -144,28 +61,6 @@ class ChannelProblem:
 
     code: str  # "not_admin" (status: what it is there), "not_found", "unchecked"
     detail: str
-
-
-def _t(key: str, lang: str, /, **values: Any) -> texts.Html:
-    table = LIVE_TEXTS.get(normalize_lang(lang), LIVE_TEXTS["en"])
-    template = table.get(key) or LIVE_TEXTS["en"][key]
-    safe = {k: v if isinstance(v, int | float | texts.Html) else texts.esc(v)
-            for k, v in values.items()}
-    return texts.Html(template.format(**safe) if safe else template)
-
-
-def span(seconds: float | None, lang: str) -> str:
-    """``75`` → ``1 min``, ``7200`` → ``2 h``: how long ago, how long until."""
-    s = max(0.0, seconds or 0.0)
-    if 0 < s < 1:
-        return _t("ago_s", lang, n=round(s, 1))
-    if s < 90:
-        return _t("ago_s", lang, n=round(s))
-    if s < 90 * 60:
-        return _t("ago_m", lang, n=round(s / 60))
-    if s < 36 * 3600:
-        return _t("ago_h", lang, n=round(s / 3600))
-    return _t("ago_d", lang, n=round(s / 86400))
 
 
 class LiveNews:
@@ -184,7 +79,8 @@ class LiveNews:
         self.services: BotServices | None = None
         self.indexer = indexer or LiveIndexer(
             settings, services_writer(settings, embedder, vectors),
-            on_change=self._changed, on_alert=self._alert, on_poll=self._polled,
+            on_change=self._changed, on_poll=self._polled,
+            on_alert=self._alert if settings.source_alert_admins else None,
         )
         self.channels = list(settings.channel_sources)
         self.channel_problems: dict[str, ChannelProblem] = {}
@@ -386,10 +282,15 @@ class LiveNews:
         lines = [head]
         if problem is not None:
             lines.append(_problem_line(problem, lang))
+        # Attempted and not finished: a read going on, or a process killed during one.
+        if h is not None and h.last_attempt and h.last_attempt > max(
+            h.last_success or 0, h.last_error_at or 0
+        ):
+            lines.append(_t("unfinished", lang, when=self._when(h.last_attempt, lang),
+                            ago=span(now - h.last_attempt, lang)))
         if h is None or (h.last_success is None and h.last_error is None):
-            if problem is not None:
-                return "\n".join(lines)
-            lines.append(_t("no_posts" if kind == "channel" else "never", lang))
+            if problem is None and len(lines) == 1:
+                lines.append(_t("no_posts" if kind == "channel" else "never", lang))
             return "\n".join(lines)
         if h.last_success is not None:
             lines.append(_t("ok_line", lang, when=self._when(h.last_success, lang),
