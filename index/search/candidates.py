@@ -3,8 +3,8 @@
 The store-backed one (index/search/store_candidates.py) asks Chroma and SQLite FTS5; the
 in-memory one (index/search/memory_candidates.py) scores the copy of the corpus a
 long-running process keeps (index/search/corpus_copy.py). The retriever picks one per
-question and never looks behind it; both filter alike, which tests/test_candidates_parity.py
-holds them to.
+question and never looks behind it; both filter alike, which
+tests/search/test_candidates_parity.py holds them to.
 """
 
 from __future__ import annotations
