@@ -51,24 +51,16 @@ def test_fold_is_the_reference_for_every_code_point_and_the_sample():
         assert keywords.fold(text) == reference_fold(text), text[:80]
 
 
-def test_sentence_stops_are_the_runs_the_alternation_found():
+def test_sentences_split_as_with_the_alternation(monkeypatch):
+    """The stops are found by one character class; the alternation of the same units found
+    them before: every split is the same, on the sample and on random runs of stops, closers,
+    spaces and line breaks (each line a segment searched on its own)."""
     rnd = random.Random(5)
     alphabet = ".!?…‥\"'»”’)]} \n\taA,b"
     texts = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 40)))
              for _ in range(40_000)]  # fmt: skip
-    texts += _sample_texts()
-    for text in texts:
-        got = [(m.span(), m.group(0)) for m in chunking._CANDIDATE.finditer(text)]
-        assert got == [(m.span(), m.group(0)) for m in ALTERNATION.finditer(text)], text
-        a = rnd.randint(0, len(text))
-        b = rnd.randint(a, len(text))
-        sub = [m.span() for m in chunking._CANDIDATE.finditer(text, a, b)]
-        assert sub == [m.span() for m in ALTERNATION.finditer(text, a, b)], text
-
-
-def test_sentences_split_as_with_the_alternation(monkeypatch):
-    texts = _sample_texts(200)
+    texts += _sample_texts(200)
     now = [split_sentences(t) for t in texts]
     monkeypatch.setattr(chunking, "_CANDIDATE", ALTERNATION)
     assert [split_sentences(t) for t in texts] == now
-    assert sum(len(s) for s in now) > 5 * len(texts)  # real multi-sentence passages
+    assert sum(len(s) > 1 for s in now) > len(texts) // 4  # many texts split somewhere
