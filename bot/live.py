@@ -93,7 +93,8 @@ class LiveNews:
         self.services: BotServices | None = None
         self.indexer = indexer or LiveIndexer(
             settings, services_writer(settings, embedder, vectors),
-            on_change=self._changed, on_alert=self._alert, on_poll=self._polled,
+            on_change=self._changed, on_poll=self._polled,
+            on_alert=self._alert if settings.source_alert_admins else None,
         )
         self.channels = list(settings.channel_sources)
         self.channel_problems: dict[str, ChannelProblem] = {}
@@ -295,10 +296,15 @@ class LiveNews:
         lines = [head]
         if problem is not None:
             lines.append(_problem_line(problem, lang))
+        # Attempted and not finished: a read going on, or a process killed during one.
+        if h is not None and h.last_attempt and h.last_attempt > max(
+            h.last_success or 0, h.last_error_at or 0
+        ):
+            lines.append(texts.t("src_unfinished", lang, when=self._when(h.last_attempt, lang),
+                                 ago=span(now - h.last_attempt, lang)))
         if h is None or (h.last_success is None and h.last_error is None):
-            if problem is not None:
-                return "\n".join(lines)
-            lines.append(texts.t("src_no_posts" if kind == "channel" else "src_never", lang))
+            if problem is None and len(lines) == 1:
+                lines.append(texts.t("src_no_posts" if kind == "channel" else "src_never", lang))
             return "\n".join(lines)
         if h.last_success is not None:
             lines.append(texts.t("src_ok_line", lang, when=self._when(h.last_success, lang),

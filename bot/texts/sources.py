@@ -25,6 +25,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "src_failing_line": "{failures} failures in a row · next try in {wait}",
         "src_flagged": "<b>failing</b>",
         "src_never": "not read yet",
+        "src_unfinished": "last attempt {when} ({ago} ago), not finished yet",
         "src_no_posts": "no posts received yet (is the bot an administrator of the channel?)",
         "src_ch_not_admin": (
             "not receiving posts: the bot is not an administrator of this channel ({status}); "
@@ -66,6 +67,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "src_failing_line": "{failures} errori di fila · nuovo tentativo tra {wait}",
         "src_flagged": "<b>in errore</b>",
         "src_never": "non ancora letta",
+        "src_unfinished": "ultimo tentativo {when} ({ago} fa), non ancora concluso",
         "src_no_posts": "nessun post ricevuto finora (il bot è amministratore del canale?)",
         "src_ch_not_admin": (
             "non riceve i post: il bot non è amministratore di questo canale ({status}); "
