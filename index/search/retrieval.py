@@ -47,6 +47,14 @@ from index.search.query_parse import is_filler, parse_question_full
 from index.search.recency import WEEK_CUE, RecencyCue, recency_cue, recency_weights
 from index.search.sentence_match import question_terms, rerank
 from index.search.store_candidates import StoreCandidates
+from index.search.translation import (
+    Translations,
+    WordTranslator,
+    foreign_vocabulary,
+    match_expression,
+    question_words,
+    translated_groups,
+)
 from index.settings import Settings
 from index.storage import keywords
 from index.storage.store import ChunkRecord, Store
@@ -94,6 +102,7 @@ class Retriever:
         # The settings' zone unless told otherwise: "oggi" means the same day everywhere.
         self.tz = tz or ZoneInfo(settings.timezone)
         self.encoder = QueryEncoder(embedder, vectors)
+        self.translator = WordTranslator(embedder, self.params.translate.cache_words)
         self._facts: CorpusFacts | None = None
         self._facts_stamp: object = None
         self.store_candidates = StoreCandidates(store, vectors, self.params)
@@ -162,6 +171,7 @@ class Retriever:
             self.settings, self.store, self.embedder, self.vectors, params=params, tz=self.tz
         )
         other.encoder = self.encoder
+        other.translator = self.translator
         return other
 
     # -- public -----------------------------------------------------------------------------
@@ -309,21 +319,53 @@ class Retriever:
         question: str,
         *,
         boost: dict[str, float] | None = None,
+        translations: Translations | None = None,
     ) -> list[Ranked]:
         """The fused head re-ranked by its passages' best sentences (sentence_match.py),
-        loading the head's passages into ``records``."""
+        loading the head's passages into ``records``; ``translations`` (translation.py)
+        count as the words they translate."""
         sp = self.params.sentence
         head = [r.chunk_id for r in ranked[: sp.head] if r.chunk_id not in records]
         if head:
             records.update(await self.store.chunk_records(head))
-        variants = sorted({v for w in keywords.content_words(query)
-                           for v in keywords.query_variants(w)})
+        words = keywords.content_words(query)
+        variants = sorted({v for g in translated_groups(words, translations or {}) for v in g})
         doc_freq, n_docs = await asyncio.gather(
             self.store.doc_freqs(variants), self.store.chunk_count()
         )
-        terms = question_terms(query, question, doc_freq, n_docs, sp)
+        terms = question_terms(query, question, doc_freq, n_docs, sp, translations,
+                               self.params.translate.weight)
         texts = {c: (r.text, r.title) for c, r in records.items()}
         return rerank(ranked, texts, terms, sp, boost=boost)
+
+    async def translate(
+        self,
+        query: str,
+        lang: str,
+        dense: Sequence[tuple[str, float]],
+        bm25: Sequence[tuple[str, float]],
+        records: dict[str, ChunkRecord],
+    ) -> Translations:
+        """The question's words translated into the language of its first candidates
+        (translation.py), when some are written in another language than ``lang``; the
+        candidates' passages are loaded into ``records``."""
+        xl = self.params.translate
+        words = question_words(query)
+        if not words:
+            return {}
+        ids = list(dict.fromkeys(
+            [c for c, _ in dense[: xl.dense_passages]] + [c for c, _ in bm25[: xl.bm25_passages]]
+        ))
+        missing = [c for c in ids if c not in records]
+        if missing:
+            records.update(await self.store.chunk_records(missing))
+        vocab = foreign_vocabulary(
+            ((records[c].text, records[c].title, records[c].lang) for c in ids if c in records),
+            lang,
+        )
+        if not vocab:
+            return {}
+        return await asyncio.to_thread(self.translator.translate, words, vocab, xl)
 
     async def search(
         self,
@@ -396,6 +438,18 @@ class Retriever:
         missing = [c for c, _ in [*bm25[:head], *dense[:head]] if c not in records]
         if missing:
             records.update(await self.store.chunk_records(list(dict.fromkeys(missing))))
+        translations: Translations = {}
+        if mode == "hybrid" and p.translate.weight > 0 and groups and question_lang:
+            translations = await self.translate(query, question_lang, dense, bm25, records)
+            if translations:
+                # The keyword side again, each word OR-ed with its translations: the list
+                # an Italian question in the same words would have had.
+                groups = translated_groups(keywords.content_words(query), translations)
+                bm25 = await cands.keyword(match_expression(groups), filters,
+                                           p.bm25_candidates)
+                missing = [c for c, _ in bm25[:head] if c not in records]
+                if missing:
+                    records.update(await self.store.chunk_records(missing))
         best_match = 0.0
         if groups:
             for cid, _ in bm25[:3]:
@@ -421,7 +475,7 @@ class Retriever:
             ranked = fuse(dense, bm25, ev, p, boost=boost)
             if p.sentence.weight > 0 and groups and ranked:
                 ranked = await self.by_best_sentence(ranked, records, query, question,
-                                                     boost=boost)
+                                                     boost=boost, translations=translations)
         elif mode == "dense":
             ranked = [Ranked(c, v, dense=v) for c, v in dense]
         else:
