@@ -438,25 +438,23 @@ class Retriever:
         missing = [c for c, _ in [*bm25[:head], *dense[:head]] if c not in records]
         if missing:
             records.update(await self.store.chunk_records(list(dict.fromkeys(missing))))
+        best_match = _best_match(groups, bm25, records)
+        fused_match = best_match
         translations: Translations = {}
         if mode == "hybrid" and p.translate.weight > 0 and groups and question_lang:
             translations = await self.translate(query, question_lang, dense, bm25, records)
             if translations:
                 # The keyword side again, each word OR-ed with its translations: the list
-                # an Italian question in the same words would have had.
-                groups = translated_groups(keywords.content_words(query), translations)
-                bm25 = await cands.keyword(match_expression(groups), filters,
+                # an Italian question in the same words would have had. The relevance gate
+                # keeps the question's own words' match: a translation is a near word, and
+                # an off-topic question finds near words anywhere.
+                xgroups = translated_groups(keywords.content_words(query), translations)
+                bm25 = await cands.keyword(match_expression(xgroups), filters,
                                            p.bm25_candidates)
                 missing = [c for c, _ in bm25[:head] if c not in records]
                 if missing:
                     records.update(await self.store.chunk_records(missing))
-        best_match = 0.0
-        if groups:
-            for cid, _ in bm25[:3]:
-                if cid in records:  # else deleted by a re-index meanwhile
-                    best_match = max(best_match, match_fraction(groups, records[cid]))
-                    if best_match >= 1.0:
-                        break
+                fused_match = _best_match(xgroups, bm25, records)
         if mode == "hybrid":
             boost = None
             if recency is not None:
@@ -468,7 +466,7 @@ class Retriever:
                     now or datetime.now(self.tz), recency,
                 )
             ev = evidence(
-                dense, bm25, best_match, question_lang,
+                dense, bm25, fused_match, question_lang,
                 {c: r.lang for c, r in records.items()},
                 {c: r.article_id for c, r in records.items()},
             )
@@ -483,6 +481,20 @@ class Retriever:
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
         return Search(ranked, best_dense, best_match, gap, records, keyword_only=degraded)
+
+
+def _best_match(
+    groups: list[set[str]], bm25: Sequence[tuple[str, float]], records: dict[str, ChunkRecord]
+) -> float:
+    """The match fraction of the best of the keyword list's first three passages."""
+    best = 0.0
+    if groups:
+        for cid, _ in bm25[:3]:
+            if cid in records:  # else deleted by a re-index meanwhile
+                best = max(best, match_fraction(groups, records[cid]))
+                if best >= 1.0:
+                    break
+    return best
 
 
 def _question_lang(text: str) -> str | None:
