@@ -441,7 +441,10 @@ class Retriever:
         best_match = _best_match(groups, bm25, records)
         fused_match = best_match
         translations: Translations = {}
-        if mode == "hybrid" and p.translate.weight > 0 and groups and question_lang:
+        if (
+            mode == "hybrid" and p.translate.weight > 0 and groups
+            and question_lang in keywords.QUERY_LANGS  # a detector's "ca" is Italian misread
+        ):
             translations = await self.translate(query, question_lang, dense, bm25, records)
             if translations:
                 # The keyword side again, each word OR-ed with its translations: the list
