@@ -50,9 +50,8 @@ from index.search.store_candidates import StoreCandidates
 from index.search.translation import (
     Translations,
     WordTranslator,
-    foreign_vocabulary,
     match_expression,
-    question_words,
+    translate_question,
     translated_groups,
 )
 from index.settings import Settings
@@ -346,26 +345,10 @@ class Retriever:
         bm25: Sequence[tuple[str, float]],
         records: dict[str, ChunkRecord],
     ) -> Translations:
-        """The question's words translated into the language of its first candidates
-        (translation.py), when some are written in another language than ``lang``; the
-        candidates' passages are loaded into ``records``."""
-        xl = self.params.translate
-        words = question_words(query)
-        if not words:
-            return {}
-        ids = list(dict.fromkeys(
-            [c for c, _ in dense[: xl.dense_passages]] + [c for c, _ in bm25[: xl.bm25_passages]]
-        ))
-        missing = [c for c in ids if c not in records]
-        if missing:
-            records.update(await self.store.chunk_records(missing))
-        vocab = foreign_vocabulary(
-            ((records[c].text, records[c].title, records[c].lang) for c in ids if c in records),
-            lang,
-        )
-        if not vocab:
-            return {}
-        return await asyncio.to_thread(self.translator.translate, words, vocab, xl)
+        """The question's words translated into its first candidates' other language, if
+        any (translation.py); their passages are loaded into ``records``."""
+        return await translate_question(self.store, self.translator, self.params.translate,
+                                        query, lang, dense, bm25, records)
 
     async def search(
         self,

@@ -18,6 +18,7 @@ one: an Italian question on Italian news is never touched.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,10 +28,11 @@ import numpy as np
 
 from index.embed import Embedder
 from index.storage import keywords
+from index.storage.store import ChunkRecord, Store
 
 __all__ = [
     "TranslateParams", "Translations", "WordTranslator", "foreign_vocabulary", "match_expression",
-    "question_words", "translated_groups",
+    "question_words", "translate_question", "translated_groups",
 ]  # fmt: skip
 
 Translations = dict[str, list[tuple[str, float]]]
@@ -141,3 +143,34 @@ def match_expression(groups: Sequence[set[str]]) -> str:
     a question's (each term quoted: safe for any text)."""
     terms = list(dict.fromkeys(v for g in groups for v in sorted(g)))
     return " OR ".join('"' + v.replace('"', '""') + '"' for v in terms)
+
+
+async def translate_question(
+    store: Store,
+    translator: WordTranslator,
+    p: TranslateParams,
+    query: str,
+    lang: str,
+    dense: Sequence[tuple[str, float]],
+    bm25: Sequence[tuple[str, float]],
+    records: dict[str, ChunkRecord],
+) -> Translations:
+    """The words of ``query`` (asked in ``lang``) translated into the language of those of
+    its first candidates written in another one; nothing if there are none. The candidates'
+    passages are loaded into ``records``; the encoding runs in a worker thread."""
+    words = question_words(query)
+    if not words:
+        return {}
+    ids = list(dict.fromkeys(
+        [c for c, _ in dense[: p.dense_passages]] + [c for c, _ in bm25[: p.bm25_passages]]
+    ))
+    missing = [c for c in ids if c not in records]
+    if missing:
+        records.update(await store.chunk_records(missing))
+    vocab = foreign_vocabulary(
+        ((records[c].text, records[c].title, records[c].lang) for c in ids if c in records),
+        lang,
+    )
+    if not vocab:
+        return {}
+    return await asyncio.to_thread(translator.translate, words, vocab, p)
