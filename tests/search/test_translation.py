@@ -76,6 +76,13 @@ def test_word_vectors_are_cached(embedder):
     assert counting.calls == [1, 2, 1]  # only "river" was new the second time
 
 
+def test_word_encodes_on_one_core_give_the_query_vectors(embedder):
+    import numpy as np
+
+    words = ["chiesa", "church", "fiume", "river", "costruita"]
+    assert np.allclose(embedder.embed_words(words), embedder.embed_queries(words), atol=1e-5)
+
+
 # -- end to end -----------------------------------------------------------------------------
 
 ARTICLES = [
