@@ -319,10 +319,12 @@ class Retriever:
         *,
         boost: dict[str, float] | None = None,
         translations: Translations | None = None,
+        cands: Candidates | None = None,
     ) -> list[Ranked]:
         """The fused head re-ranked by its passages' best sentences (sentence_match.py),
         loading the head's passages into ``records``; ``translations`` (translation.py)
-        count as the words they translate."""
+        count as the words they translate; ``cands`` (the question's candidates) count the
+        words' documents."""
         sp = self.params.sentence
         head = [r.chunk_id for r in ranked[: sp.head] if r.chunk_id not in records]
         if head:
@@ -330,7 +332,7 @@ class Retriever:
         words = keywords.content_words(query)
         variants = sorted({v for g in translated_groups(words, translations or {}) for v in g})
         doc_freq, n_docs = await asyncio.gather(
-            self.store.doc_freqs(variants), self.store.chunk_count()
+            (cands or self.store_candidates).doc_freqs(variants), self.store.chunk_count()
         )
         terms = question_terms(query, question, doc_freq, n_docs, sp, translations,
                                self.params.translate.weight)
@@ -459,7 +461,8 @@ class Retriever:
             ranked = fuse(dense, bm25, ev, p, boost=boost)
             if p.sentence.weight > 0 and groups and ranked:
                 ranked = await self.by_best_sentence(ranked, records, query, question,
-                                                     boost=boost, translations=translations)
+                                                     boost=boost, translations=translations,
+                                                     cands=cands)
         elif mode == "dense":
             ranked = [Ranked(c, v, dense=v) for c, v in dense]
         else:
