@@ -19,7 +19,6 @@ import asyncio
 import dataclasses
 import os
 import re
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.sentence_eval import read_store  # noqa: E402
 from index.evaluation import FileResult, load_questions, score_answer  # noqa: E402
 from index.runtime import build_retriever, open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
@@ -35,9 +35,9 @@ KS = (1, 3, 5)
 
 
 def subjects(db: Path) -> dict[str, str]:
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    return {i: re.sub(r"\s*\(\d+\)$", "", t or "")
-            for i, t in con.execute("SELECT id, title FROM articles")}
+    """Article id → its subject (the title without its "(n)" part number)."""
+    titles = read_store(db)[3]
+    return {i: re.sub(r"\s*\(\d+\)$", "", t or "") for i, t in titles.items()}
 
 
 async def run(data_dir: Path, eval_dir: Path, files: str, specs: list[str]) -> None:
