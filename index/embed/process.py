@@ -18,6 +18,7 @@ not for a whole indexing batch of 128 passages (bench/live_bench.py).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import threading
@@ -40,6 +41,8 @@ __all__ = ["EncoderError", "ProcessEmbedder"]
 _START_TIMEOUT_S = 300.0  # loading torch and a model on a slow disk
 PASSAGE_SLICE_S = 0.02  # about how long a question may wait behind indexing
 MAX_SLICE = 64
+WORD_SLICE = 128  # words per request to the child (embed_words) ...
+WORD_TAIL = 16  # ... and the shortest last slice (a shorter one joins the slice before)
 
 
 # The settings that choose and configure the model (see make_embedder); nothing else, and
@@ -72,7 +75,11 @@ def _serve(conn: Connection, fields: dict[str, Any]) -> None:
             return
         try:
             with single_thread_up_to(many):
-                out = model.embed_queries(texts) if kind == "q" else model.embed_passages(texts)
+                if kind == "w":
+                    embed_words = getattr(model, "embed_words", None)
+                    out = embed_words(texts) if callable(embed_words) else model.embed_queries(texts)
+                else:
+                    out = model.embed_queries(texts) if kind == "q" else model.embed_passages(texts)
             conn.send(("ok", out))
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -134,6 +141,20 @@ class ProcessEmbedder:
             self._passage_s = 0.5 * self._passage_s + 0.5 * per  # the machine's load moves
             i += n
         return np.concatenate(parts) if parts else self._call("p", texts)
+
+    def embed_words(self, words: Sequence[str]) -> np.ndarray:
+        """Single words (index/search/translation.py), encoded by the child as the model
+        encodes them in-process (``embed_words`` where it has one: on one core). ~600 words
+        hold the child ~0.2-1 s, so they go in slices of ``WORD_SLICE`` taking turns like
+        passage slices: another user's question waiting for the child goes first. USE v3
+        gives a row the same bits in a slice of 128 as in one batch, but not as the lone
+        row of a batch of one or two, so a short tail joins the slice before it."""
+        cuts = [*range(0, len(words), WORD_SLICE), len(words)]
+        if len(cuts) > 2 and cuts[-1] - cuts[-2] < WORD_TAIL:
+            del cuts[-2]
+        if len(cuts) <= 2:
+            return self._call("w", words)
+        return np.concatenate([self._call("w", words[i:j]) for i, j in itertools.pairwise(cuts)])
 
     # -- the child --
 

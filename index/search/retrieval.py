@@ -54,6 +54,7 @@ from index.search.translation import (
     translate_question,
     translated_groups,
 )
+from index.search.word_cache import WORDS_NAME
 from index.settings import Settings
 from index.storage import keywords
 from index.storage.store import ChunkRecord, Store
@@ -101,7 +102,8 @@ class Retriever:
         # The settings' zone unless told otherwise: "oggi" means the same day everywhere.
         self.tz = tz or ZoneInfo(settings.timezone)
         self.encoder = QueryEncoder(embedder, vectors)
-        self.translator = WordTranslator(embedder, self.params.translate.cache_words)
+        self.translator = WordTranslator(embedder, self.params.translate.cache_words,
+                                         settings.data_dir / WORDS_NAME)
         self._facts: CorpusFacts | None = None
         self._facts_stamp: object = None
         self.store_candidates = StoreCandidates(store, vectors, self.params)
@@ -154,6 +156,7 @@ class Retriever:
 
     async def aclose(self) -> None:
         await self.memory.aclose()
+        await asyncio.to_thread(self.translator.save)
 
     async def candidates(self) -> Candidates:
         """Where this question's candidates come from: the in-memory copy while it matches

@@ -10,7 +10,8 @@ compared with the words of the first candidate passages written in another langu
 nearest ones above a similarity bar join the word's keyword variants. The vocabulary is
 those passages' words only: the translations that can matter are there, and the cost
 depends on a few passages, not on the archive's size. Word vectors are cached (words recur
-across questions; a cold passage brings ~60 new words).
+across questions; a cold passage brings ~60 new words), and saved in the data dir
+(index/search/word_cache.py), so a restart starts warm.
 
 Only when the question's language is known and the candidates include passages in another
 one: an Italian question on Italian news is never touched.
@@ -19,14 +20,18 @@ one: an Italian question on Italian news is never touched.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from index.embed import Embedder
+from index.search.word_cache import load_words, save_words
 from index.storage import keywords
 from index.storage.store import ChunkRecord, Store
 
@@ -34,6 +39,8 @@ __all__ = [
     "TranslateParams", "Translations", "WordTranslator", "foreign_vocabulary", "match_expression",
     "question_words", "translate_question", "translated_groups",
 ]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 Translations = dict[str, list[tuple[str, float]]]
 
@@ -49,6 +56,7 @@ class TranslateParams:
 
 
 MIN_LEN = 3  # shorter words are mostly function words and truncations
+SAVE_AFTER = 5000  # new words that have the cache written again in the background
 
 
 @lru_cache(maxsize=8192)
@@ -79,11 +87,57 @@ class WordTranslator:
     """Word vectors from the query encoder, cached; :meth:`translate` blocks (run it in a
     worker thread)."""
 
-    def __init__(self, embedder: Embedder, cache_words: int = 50_000) -> None:
+    def __init__(self, embedder: Embedder, cache_words: int = 50_000,
+                 path: Path | None = None) -> None:
         self.embedder = embedder
         self.cache_words = cache_words
+        self.path = path  # where the cache is saved (index/search/word_cache.py); None: not
         self._vecs: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._loaded = path is None
+        self._unsaved = 0  # words encoded since the file was last written
+        self._saving = threading.Lock()
+
+    def _key(self) -> dict[str, object]:
+        return {"model": self.embedder.model_id, "dim": self.embedder.dim}
+
+    def _load(self) -> None:
+        """The saved words, once, on first use (under ``_lock``): a restart starts warm."""
+        self._loaded = True
+        assert self.path is not None
+        saved = load_words(self.path, self._key())
+        if saved:
+            for w, v in itertools.islice(saved.items(), self.cache_words - len(self._vecs)):
+                self._vecs.setdefault(w, v)
+            log.info("word vectors read from the data dir",
+                     extra={"kv": {"words": len(self._vecs), "path": str(self.path)}})
+
+    def save(self) -> int:
+        """Write the cache to :attr:`path` if words were encoded since it was last written;
+        the file's size (0: nothing written). Blocking: run it off the event loop."""
+        if self.path is None:
+            return 0
+        with self._saving:
+            with self._lock:
+                if not self._unsaved:
+                    return 0
+                unsaved, self._unsaved = self._unsaved, 0
+                words = list(self._vecs)
+                vecs = np.stack([self._vecs[w] for w in words]) if words else np.zeros(
+                    (0, self.embedder.dim), np.float16)
+            try:
+                return save_words(self.path, words, vecs, self._key())
+            except OSError as exc:
+                with self._lock:
+                    self._unsaved += unsaved
+                log.warning("the word vectors could not be saved",
+                            extra={"kv": {"path": str(self.path), "error": str(exc)[:200]}})
+                return 0
+
+    def _save_in_background(self) -> None:
+        if self._saving.locked():
+            return
+        threading.Thread(target=self.save, name="word-vectors-save", daemon=True).start()
 
     def _encode(self, words: list[str]) -> np.ndarray:
         """A backend's own word encode where it has one (USE v3: on one core), else its
@@ -96,6 +150,8 @@ class WordTranslator:
     def vectors(self, words: Sequence[str]) -> np.ndarray:
         """Unit vectors of ``words`` (rows), encoding only those not cached."""
         with self._lock:
+            if not self._loaded:
+                self._load()
             new = [w for w in dict.fromkeys(words) if w not in self._vecs]
         if new:
             enc = np.asarray(self._encode(new), dtype=np.float32)
@@ -104,6 +160,10 @@ class WordTranslator:
                     self._vecs.clear()
                 for w, v in zip(new, enc, strict=True):
                     self._vecs[w] = v.astype(np.float16)
+                self._unsaved += len(new)
+                due = self.path is not None and self._unsaved >= SAVE_AFTER
+            if due:
+                self._save_in_background()
         with self._lock:
             got = [v for w in words if (v := self._vecs.get(w)) is not None]
         if len(got) < len(words):  # evicted meanwhile by another question

@@ -113,3 +113,35 @@ def test_a_waiting_question_goes_before_waiting_passages(hashing: Settings) -> N
     passages.join(10)
     question.join(10)
     assert order == ["q", "p"]
+
+
+def test_word_encodes_go_in_even_slices_and_give_the_in_process_vectors() -> None:
+    """The word translation's encodes (index/search/translation.py) through the bot's child:
+    slices another question can go between, no tail of a word or two, and exactly the
+    vectors of one in-process batch (257 words: 128 + 129, the lone last word joined)."""
+    from index.embed import process
+
+    settings = Settings(_env_file=None)  # the default model, the one that translates
+    local = make_embedder(settings)
+    words = [f"{w}{i}" for i in range(64) for w in ("chiesa", "fiume", "vescovo", "porto")]
+    words.append("collina")
+    child = ProcessEmbedder(settings, local)
+    sent: list[tuple[str, int]] = []
+    call = child._call
+
+    def recording(kind: str, texts: list[str]) -> np.ndarray:
+        sent.append((kind, len(texts)))
+        return call(kind, texts)
+
+    child._call = recording  # type: ignore[method-assign]
+    try:
+        got = child.embed_words(words)
+        few = child.embed_words(words[:3])
+    finally:
+        child.close()
+    np.testing.assert_array_equal(got, local.embed_words(words))
+    np.testing.assert_array_equal(few, local.embed_words(words[:3]))
+    assert [k for k, _ in sent] == ["w"] * len(sent)
+    sizes = [n for _, n in sent[:-1]]
+    assert sizes == [process.WORD_SLICE, len(words) - process.WORD_SLICE], sizes
+    assert sent[-1] == ("w", 3)
