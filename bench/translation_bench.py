@@ -6,7 +6,10 @@ how the translations look, on a store already holding an eval set's articles.
 For the first N questions of each question file, in the same run: ``Retriever.search`` with
 the translation off, then on with a cold word-vector cache (a fresh translator per
 question: every vocabulary word encoded), then on with the cache the earlier questions
-filled (as a long-running bot has it). Prints the median and 90th-percentile ms of each, the
+filled (as a long-running bot has it; its rankings kept), then — after the run — on again with a translator
+that read the saved cache file (index/search/word_cache.py), as a restarted bot or a later
+``newsbot ask`` has it (the file goes to a temporary dir, not DATA_DIR), counting the
+questions whose ranking — ids and scores — is the warm run's to the last bit. Prints the median and 90th-percentile ms of each, the
 median added ms against off, and a few questions' translations. Quality is measured by
 ``newsbot eval``, not here.
 """
@@ -19,6 +22,7 @@ import dataclasses
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,8 +55,14 @@ async def run(data_dir: Path, eval_dir: Path, n: int, show: int) -> None:
         qs = [q["question"] for q in load_questions(qf)[:n]]
         langs = [detect(q) for q in qs]
         await off.search(qs[0], Filters(), question_lang=langs[0])  # warm the model
-        times: dict[str, list[float]] = {"off": [], "on, cold cache": [], "on, warm cache": []}
+        times: dict[str, list[float]] = {"off": [], "on, cold cache": [], "on, warm cache": [],
+                                         "on, saved cache": []}
+        # The run's own warm cache, empty at the start whatever DATA_DIR holds, saved aside.
+        tmp = tempfile.TemporaryDirectory()
+        saved = Path(tmp.name) / "word-vectors.npz"
+        on.translator = WordTranslator(services.embedder, path=saved)
         shown = 0
+        rankings: list[list[tuple[str, float]]] = []
         for q, lang in zip(qs, langs, strict=True):
             t0 = time.perf_counter()
             await off.search(q, Filters(), question_lang=lang)
@@ -64,6 +74,7 @@ async def run(data_dir: Path, eval_dir: Path, n: int, show: int) -> None:
             on.translator = warm
             s = await on.search(q, Filters(), question_lang=lang)
             t3 = time.perf_counter()
+            rankings.append([(r.chunk_id, r.score) for r in s.ranked])
             times["off"].append(1000 * (t1 - t0))
             times["on, cold cache"].append(1000 * (t2 - t1))
             times["on, warm cache"].append(1000 * (t3 - t2))
@@ -75,7 +86,17 @@ async def run(data_dir: Path, eval_dir: Path, n: int, show: int) -> None:
                     print(f"  {q}\n    " + "; ".join(
                         f"{w} → {', '.join(f'{t} {c:.2f}' for t, c in got)}"
                         for w, got in tr.items()))
-        print(f"{qf.name} (n={len(qs)}):")
+        on.translator.save()
+        on.translator = WordTranslator(services.embedder, path=saved)  # a restart
+        same = 0
+        for q, lang, before in zip(qs, langs, rankings, strict=True):
+            t0 = time.perf_counter()
+            s = await on.search(q, Filters(), question_lang=lang)
+            times["on, saved cache"].append(1000 * (time.perf_counter() - t0))
+            same += [(r.chunk_id, r.score) for r in s.ranked] == before
+        tmp.cleanup()
+        print(f"{qf.name} (n={len(qs)}; with the saved cache {same} rankings identical to the"
+              " warm run's, ids and scores):")
         base = statistics.median(times["off"])
         for name, ms in times.items():
             print(f"  {name:15s} {_stats(ms)}  added median {statistics.median(ms) - base:+7.1f} ms")
