@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -38,7 +37,7 @@ from index.storage.store import ChunkRecord, Store
 
 __all__ = [
     "TranslateParams", "Translations", "WordTranslator", "foreign_vocabulary", "match_expression",
-    "question_words", "similarities", "translate_question", "translated_groups",
+    "question_words", "translate_question", "translated_groups",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -82,24 +81,6 @@ def foreign_vocabulary(passages: Iterable[tuple[str, str, str | None]], lang: st
 def question_words(query: str) -> list[str]:
     """The question's words worth translating (digits and very short words carry over)."""
     return [w for w in keywords.content_words(query) if len(w) >= MIN_LEN and not w.isdigit()]
-
-
-@lru_cache(maxsize=1)
-def _blas() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def similarities(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``q @ v.T`` on one BLAS thread: ~20 words by ~600 is too small to split, and on the
-    loaded 2-core machine two threads took 2.7 ms against 0.3 ms. OpenBLAS gives a matrix
-    product the same bits on one thread as on two; a lone row (a matrix-vector product)
-    may differ in the last bit, so it is left as it was."""
-    if len(q) < 2:
-        return q @ v.T
-    with _blas().limit(limits=1, user_api="blas"):
-        return q @ v.T
 
 
 class WordTranslator:
@@ -200,7 +181,7 @@ class WordTranslator:
             return {}
         q = self.vectors(words)
         v = self.vectors(vocab)
-        sims = similarities(q, v)
+        sims = q @ v.T
         out: Translations = {}
         k = min(p.per_word, len(vocab))
         for i, w in enumerate(words):

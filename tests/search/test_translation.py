@@ -21,7 +21,6 @@ from index.search.translation import (
     WordTranslator,
     foreign_vocabulary,
     match_expression,
-    similarities,
     translated_groups,
 )
 from index.settings import Settings
@@ -75,18 +74,6 @@ def test_word_vectors_are_cached(embedder):
     tr.translate(["church"], ["chiesa", "fiume"], XL)
     tr.translate(["church", "river"], ["chiesa", "fiume"], XL)
     assert counting.calls == [1, 2, 1]  # only "river" was new the second time
-
-
-def test_similarities_on_one_blas_thread_are_the_default_products_bits():
-    """The translation's matrix product is kept to one BLAS thread for speed: the same bits
-    as the process's default threads, so the same translations."""
-    import numpy as np
-
-    rng = np.random.default_rng(15)
-    for m, n in [(1, 957), (1, 1306), (2, 600), (7, 613), (20, 1845), (24, 1070)]:
-        q = rng.standard_normal((m, 512)).astype(np.float16).astype(np.float32)
-        v = rng.standard_normal((n, 512)).astype(np.float16).astype(np.float32)
-        np.testing.assert_array_equal(similarities(q, v), q @ v.T)
 
 
 def test_word_encodes_on_one_core_give_the_query_vectors(embedder):
