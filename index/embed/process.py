@@ -15,9 +15,9 @@ question waiting for the child goes before the next slice: it waits for one slic
 not for a whole indexing batch of 128 passages (bench/live_bench.py).
 
 While questions come (one in the child, or one ended less than ``QUESTION_WINDOW_S`` ago),
-indexing also leaves the machine to them: after each slice it pauses as long as the slice
-took, so it takes at most half a core and the answers' own work (search, quotes, rendering,
-in the bot's process) gets the rest. The indexing run's in-process stages (chunking,
+indexing also leaves the machine to them: after each slice it pauses twice as long as the
+slice took, so it takes at most a third of a core and the answers' own work (search,
+quotes, rendering, in the bot's process) gets the rest. The indexing run's in-process stages (chunking,
 stemming, writes) are paced with it, as each waits for the next encoded batch. With no
 question around, passages go at full speed.
 """
@@ -48,6 +48,7 @@ _START_TIMEOUT_S = 300.0  # loading torch and a model on a slow disk
 PASSAGE_SLICE_S = 0.02  # about how long a question may wait behind indexing
 MAX_SLICE = 64
 QUESTION_WINDOW_S = 1.5  # after a question, indexing keeps yielding this long
+PASSAGE_SHARE = 1 / 3  # of the time indexing may keep the child while questions come
 
 
 # The settings that choose and configure the model (see make_embedder); nothing else, and
@@ -157,7 +158,7 @@ class ProcessEmbedder:
             self._passage_s = 0.5 * self._passage_s + 0.5 * took / len(parts[-1])  # load moves
             i += n
             if i < len(texts) and self.questions_coming():
-                self.pause(took)  # half the time to the questions
+                self.pause(took * (1 / PASSAGE_SHARE - 1))  # the rest to the questions
         return np.concatenate(parts) if parts else self._call("p", texts)
 
     def questions_coming(self) -> bool:

@@ -117,7 +117,7 @@ def test_a_waiting_question_goes_before_waiting_passages(hashing: Settings) -> N
 
 def test_indexing_pauses_between_slices_only_while_questions_come(hashing: Settings) -> None:
     """While questions come, passages leave the child (and the machine) idle after each
-    slice for as long as the slice took; with none in the window, they never pause."""
+    slice; with none in the window, they never pause."""
     from index.embed import process
 
     now = [100.0]
