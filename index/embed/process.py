@@ -48,6 +48,7 @@ _START_TIMEOUT_S = 300.0  # loading torch and a model on a slow disk
 PASSAGE_SLICE_S = 0.02  # about how long a question may wait behind indexing
 MAX_SLICE = 64
 QUESTION_WINDOW_S = 1.5  # after a question, indexing keeps yielding this long
+QUESTION_SLICE_S = PASSAGE_SLICE_S / 2  # the slices while questions come
 PASSAGE_SHARE = 1 / 3  # of the time indexing may keep the child while questions come
 
 
@@ -150,14 +151,17 @@ class ProcessEmbedder:
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         parts: list[np.ndarray] = []
         i = 0
+        coming = self.questions_coming()
         while i < len(texts):
-            n = max(1, min(MAX_SLICE, int(PASSAGE_SLICE_S / self._passage_s)))
+            slice_s = QUESTION_SLICE_S if coming else PASSAGE_SLICE_S
+            n = max(1, min(MAX_SLICE, int(slice_s / self._passage_s)))
             t0 = time.perf_counter()
             parts.append(self._call("p", texts[i : i + n]))
             took = time.perf_counter() - t0
             self._passage_s = 0.5 * self._passage_s + 0.5 * took / len(parts[-1])  # load moves
             i += n
-            if i < len(texts) and self.questions_coming():
+            coming = i < len(texts) and self.questions_coming()
+            if coming:
                 self.pause(took * (1 / PASSAGE_SHARE - 1))  # the rest to the questions
         return np.concatenate(parts) if parts else self._call("p", texts)
 
