@@ -48,7 +48,7 @@ _START_TIMEOUT_S = 300.0  # loading torch and a model on a slow disk
 PASSAGE_SLICE_S = 0.02  # about how long a question may wait behind indexing
 MAX_SLICE = 64
 QUESTION_WINDOW_S = 1.5  # after a question, indexing keeps yielding this long
-QUESTION_SLICE_S = PASSAGE_SLICE_S / 2  # the slices while questions come
+QUESTION_SLICE_S = PASSAGE_SLICE_S / 4  # the slices while questions come
 PASSAGE_SHARE = 1 / 3  # of the time indexing may keep the child while questions come
 
 
