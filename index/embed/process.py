@@ -17,7 +17,8 @@ not for a whole indexing batch of 128 passages (bench/live_bench.py).
 While questions come (one in the child, or one ended less than ``QUESTION_WINDOW_S`` ago),
 indexing also leaves the machine to them: after each slice it pauses twice as long as the
 slice took, so it takes at most a third of a core and the answers' own work (search,
-quotes, rendering, in the bot's process) gets the rest. The indexing run's in-process stages (chunking,
+quotes, rendering, in the bot's process) gets the rest; and its slices are shorter
+(``QUESTION_SLICE_S``), as a question arriving during one waits for the rest of it. The indexing run's in-process stages (chunking,
 stemming, writes) are paced with it, as each waits for the next encoded batch. With no
 question around, passages go at full speed.
 """
