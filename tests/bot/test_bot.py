@@ -253,6 +253,41 @@ async def test_more_pages_on_and_feedback_is_stored(
     assert kinds == ["message", "more"]
 
 
+async def test_more_is_offered_only_while_earned_passages_remain(
+    fake_bot_api: FakeBotApi, settings_for: Any, bot_embedder: Any
+) -> None:
+    """A full page is not enough for "More": a next passage must have earned its place."""
+    from index.runtime import open_services
+
+    server = fake_bot_api
+    ada = server.user("Ada")
+    chat = server.private_chat(ada)
+    question = "General Motors Chrysler automakers"
+    settings = settings_for()
+    services = await open_services(settings, embedder=bot_embedder)
+    try:
+        everything = await (await services.retriever()).answer(question, k=50)
+    finally:
+        await services.close()
+    earned = len(everything.hits)  # every passage that earns its place, however many asked
+    assert 2 <= earned < 50
+
+    async def ask(k: int) -> JSON:
+        """The reply's message that carries the buttons (a long reply takes several)."""
+        before = len(server.sent_messages(chat["id"]))
+        async with serving(settings_for(answer_k=k), bot_embedder):
+            server.user_sends(chat, ada, question)
+            await server.wait_for(lambda: any(
+                buttons(m) for m in server.sent_messages(chat["id"])[before:]), timeout=20)
+        return next(m for m in server.sent_messages(chat["id"])[before:] if buttons(m))
+
+    full = await ask(earned)
+    assert "More ▸" not in [b["text"] for b in buttons(full)]  # nothing earned is left
+    assert [b["text"] for b in buttons(full)] == ["👍", "👎"]
+    short = await ask(earned - 1)
+    assert [b["text"] for b in buttons(short)][0] == "More ▸"  # one earned passage remains
+
+
 # -- inline mode ----------------------------------------------------------------------------
 
 
