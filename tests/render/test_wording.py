@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot import texts
 from bot.admin_handlers import local_time
+from bot.commands import labels_lang
 from index.digest.render import render_digest_plain
 from index.digest.stories import Digest, Outlet, Story
 from index.models import Filters
@@ -67,3 +68,14 @@ def test_reindex_of_all_and_stats_times_read_naturally():
                                        target=texts.target_label("all", "it"))
     assert texts.run_status("done", "it") == "completata"
     assert local_time("2026-12-03T07:15:00+00:00", ROME) == "2026-12-03 08:15"
+
+
+def test_terminal_labels_take_the_question_language_and_the_locale_when_unsure():
+    assert labels_lang("Chi ha vinto la partita del Lecco?", locale="en_GB.UTF-8") == "it"
+    assert labels_lang("Who won the match in Lecco?", locale="it_IT.UTF-8") == "en"
+    # One Italian word: Italian, not the English a language detector among all would say.
+    assert labels_lang("alluvione", locale="") == "it"
+    assert labels_lang("ceasefire", locale="") == "en"
+    # A name says nothing: the locale does.
+    assert labels_lang("Meloni", locale="it_IT.UTF-8") == "it"
+    assert labels_lang("Meloni", locale="en_US.UTF-8") == "en"
