@@ -370,9 +370,9 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not services.inline_limiter.check(query.from_user.id).allowed:
         await query.answer([], cache_time=INLINE_CACHE_SECONDS, is_personal=True)
         return
-    answer = await services.inline(question, offset=offset, limit=limit)
+    answer, earned_more = await services.inline(question, offset=offset, limit=limit)
     results = [inline_result(answer, i, offset, lang, services) for i in range(len(answer.hits))]
-    more = len(answer.hits) == limit and offset + limit < MAX_INLINE
+    more = earned_more and offset + limit < MAX_INLINE
     await query.answer(
         results, cache_time=INLINE_CACHE_SECONDS, next_offset=str(offset + limit) if more else ""
     )

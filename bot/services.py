@@ -189,8 +189,13 @@ class BotServices:
             await self.state.save_page(page)
         return Reply(answer, messages, page, has_more, started)
 
-    async def inline(self, question: str, *, offset: int, limit: int) -> Answer:
-        return await self.retriever.answer(question, k=limit, offset=offset)
+    async def inline(self, question: str, *, offset: int, limit: int) -> tuple[Answer, bool]:
+        """Up to ``limit`` passages from ``offset``, and whether another one earned its place
+        (so a next page is offered only when it will not be empty or padding)."""
+        answer = await self.retriever.answer(question, k=limit + 1, offset=offset)
+        if len(answer.hits) <= limit:
+            return answer, False
+        return replace(answer, hits=answer.hits[:limit]), True
 
     async def log_question(
         self, reply_or_answer: Reply | Answer, *, kind: str, lang: str, user_id: int | None,
