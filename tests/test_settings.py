@@ -35,6 +35,21 @@ def test_env_example_documents_every_variable():
     assert documented - _env_names() == set()
 
 
+def test_env_example_values_are_the_defaults(monkeypatch, tmp_path):
+    """A copy of .env.example changes nothing: each value written there is the default."""
+    for name in _env_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    written = BotSettings(_env_file=ROOT / ".env.example")
+    default = BotSettings(_env_file=None)
+    differ = {
+        name: (getattr(written, name), getattr(default, name))
+        for name in BotSettings.model_fields
+        if getattr(written, name) != getattr(default, name)
+    }
+    assert differ == {}
+
+
 def test_values_parse_as_written(monkeypatch, tmp_path):
     monkeypatch.setenv("ADMIN_IDS", "123, 456 789")
     monkeypatch.setenv("NEWSBOT_SOURCES", "ansa=feeds/ansa.xml,archive=/srv/news")

@@ -436,4 +436,8 @@ async def test_alerts_that_keep_failing_are_told_to_the_admins_once_and_listed_b
         await alerts.settled(await article_ids(services, QUILLABRANO["link"]))
         stats = await command(server, dm, operator, "/stats")
         assert stats.endswith("failing deliveries: none")
+        registry = services.metrics.registry
     assert len(_notices(server, dm["id"])) == 1  # recovering is not news
+    # /metrics counts both (bot/metrics.py): four refused attempts, then the one sent
+    assert registry.get_sample_value("newsbot_alert_failures_total") == refused() == 4
+    assert registry.get_sample_value("newsbot_alerts_sent_total") == 1

@@ -113,7 +113,7 @@ async def test_metrics_count_questions_votes_errors_while_answering(
         server.user_sends(chat, ada, GM_EN)
         scrapes = []
         while not server.sent_messages(chat["id"]):  # scraped while the question is answered
-            scrapes.append(await http.get("/metrics"))
+            scrapes += [await http.get("/metrics"), await http.get("/healthz")]
             await asyncio.sleep(0.05)
         assert scrapes and all(r.status_code == 200 for r in scrapes)
         (answer,) = await server.wait_for_messages(chat["id"], count=1, timeout=30)
@@ -254,6 +254,11 @@ async def test_webhook_mode_health_and_metrics(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         app.bot_data[HEALTH_KEY].check.info_every = 0  # ask Telegram at every check
         server.user_sends(chat, ada, GM_EN)
+        scrapes = []
+        while not server.sent_messages(chat["id"]):  # scraped while the question is answered
+            scrapes.append(await http.get("/metrics"))
+            await asyncio.sleep(0.05)
+        assert scrapes and all(r.status_code == 200 for r in scrapes)
         await server.wait_for_messages(chat["id"], count=1, timeout=30)
 
         async def counted() -> str | None:
@@ -304,15 +309,25 @@ async def test_old_questions_and_votes_are_purged_at_start_and_daily(
             " VALUES(?,?,?,?,?,?)", (f"p{age_days}", 7, 1, question, "[]",
                                      now - age_days * 86400))
     await state.close()
+
+    def rows() -> tuple[list[str], list[str]]:
+        with sqlite3.connect(settings.bot_state_path) as con:
+            return ([r[0] for r in con.execute("SELECT question FROM questions")],
+                    [r[0] for r in con.execute("SELECT question FROM feedback")])
+
     async with serving(settings, bot_embedder) as app:
+        at_start = rows()
         assert app.job_queue is not None
         (job,) = app.job_queue.get_jobs_by_name(JOB_NAME)
         interval = job.trigger.interval.total_seconds()
-    with sqlite3.connect(settings.bot_state_path) as con:
-        questions = [r[0] for r in con.execute("SELECT question FROM questions")]
-        votes = [r[0] for r in con.execute("SELECT question FROM feedback")]
-    assert questions == ["recent"] and votes == ["recent"]
+        # Days later the recent question is past 90 days too: the daily run deletes it.
+        state = services_of(app).state
+        await state.db.execute("UPDATE questions SET ts=?", (now - 91 * 86400,))
+        await job.run(app)
+        after_daily = rows()
+    assert at_start == (["recent"], ["recent"])
     assert interval == 86400
+    assert after_daily == ([], ["recent"])
 
 
 async def test_purge_keeps_everything_at_zero_days(tmp_path: Path) -> None:

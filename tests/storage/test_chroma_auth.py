@@ -4,13 +4,19 @@ The installed ``chroma run`` (chromadb 1.x, the Rust server) has no authenticati
 own: its docs secure it with a reverse proxy that checks a token. So the test puts a small
 token-checking proxy in front of a real ``chroma run``: it refuses requests without
 ``Authorization: Bearer <token>`` (401, as such a proxy would) and records every request's
-headers, so the test sees the settings reach the server on every call.
+headers, so the test sees the settings reach the server on every call. The same proxy,
+serving TLS with a certificate made for the test (``openssl``), checks ``CHROMA_SSL``: HTTPS,
+and the certificate verified against the trust store (``SSL_CERT_FILE`` for a private CA).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -98,6 +104,62 @@ def auth_proxy(chroma_server: int) -> Iterator[_Proxy]:
         proxy.server_close()
 
 
+class _TlsProxy(_Proxy):
+    """The token-checking proxy behind TLS: the handshake is made in the request's thread, so
+    a client that fails it (a plain-HTTP one, one that distrusts the certificate) only ends
+    its own connection."""
+
+    def __init__(self, upstream: int, token: str, context: ssl.SSLContext) -> None:
+        super().__init__(upstream, token)
+        self.context = context
+        self.handshakes = 0
+        self.failed_handshakes = 0
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True,
+                                        do_handshake_on_connect=False), addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        try:
+            request.do_handshake()
+        except (ssl.SSLError, OSError):
+            with self.lock:
+                self.failed_handshakes += 1
+            return
+        with self.lock:
+            self.handshakes += 1
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away mid-request: nothing to report
+
+
+@pytest.fixture
+def tls_proxy(chroma_server: int, tmp_path: Path) -> Iterator[tuple[_TlsProxy, Path]]:
+    """A TLS proxy with a self-signed certificate for 127.0.0.1; yields it and the cert file."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl on PATH to make the test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=newsbot-test-chroma",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    proxy = _TlsProxy(chroma_server, TOKEN, context)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy, cert
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
 def _corpus(tmp_path: Path) -> Path:
     rows = [json.loads(line) for line in (SAMPLE_DIR / "wikinews-gum.jsonl").open()][:3]
     path = tmp_path / "n.jsonl"
@@ -158,6 +220,51 @@ async def test_without_the_token_the_proxy_refuses_and_opening_fails(
     finally:
         await services.close()
     assert auth_proxy.refused >= 1
+
+
+async def test_chroma_ssl_speaks_https_and_checks_the_certificate(
+    tmp_path: Path, tls_proxy: tuple[_TlsProxy, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, cert = tls_proxy
+    port = proxy.server_address[1]
+    # The certificate is trusted (a private CA's, given as SSL_CERT_FILE): indexed over HTTPS.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    settings = _settings(tmp_path, port, chroma_ssl=True, chroma_token=TOKEN)
+    assert server_description(settings).startswith(f"chroma server https://127.0.0.1:{port}")
+    services = await open_services(settings, make_embedder(settings))
+    try:
+        assert (await services.index([_corpus(tmp_path)])).added == 3
+        assert (await services.vectors()).count() == (await services.store.counts())["chunks"]
+    finally:
+        await services.close()
+    assert proxy.handshakes >= 1 and proxy.failed_handshakes == 0
+    assert any("/collections" in h[":path"] for h in proxy.seen) and proxy.refused == 0
+
+    # The same server, its certificate not trusted: the client refuses it, nothing is sent.
+    monkeypatch.delenv("SSL_CERT_FILE")
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    seen = len(proxy.seen)
+    distrusting = _settings(tmp_path / "other", port, chroma_ssl=True, chroma_token=TOKEN)
+    services = await open_services(distrusting, make_embedder(distrusting))
+    try:
+        with pytest.raises(Exception) as info:  # noqa: PT011 - chromadb's own error types
+            await services.vectors()
+    finally:
+        await services.close()
+    chain = [str(e) for e in (info.value, info.value.__cause__, info.value.__context__) if e]
+    assert any("CERTIFICATE_VERIFY_FAILED" in m or "certificate verify failed" in m
+               for m in chain), chain
+    assert proxy.failed_handshakes >= 1 and len(proxy.seen) == seen
+
+    # CHROMA_SSL off against a TLS port: plain HTTP is not answered either.
+    plain = _settings(tmp_path / "plain", port, chroma_token=TOKEN)
+    services = await open_services(plain, make_embedder(plain))
+    try:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - whatever chromadb makes of it
+            await services.vectors()
+    finally:
+        await services.close()
+    assert len(proxy.seen) == seen
 
 
 async def test_tenant_and_database_are_used(tmp_path: Path, chroma_server: int) -> None:
