@@ -137,7 +137,10 @@ async def continue_answer(
                     "rate_limited", lang, seconds=max(1, math.ceil(decision.retry_in))
                 ))
             return True
-    claimed = await services.state.claim_next_page(page.id)
+    if not await services.state.claim_next_page(page.id):
+        # Its next passages were sent already ("More" or an earlier "e poi?"): not twice.
+        await message.reply_text(texts.raw("more_shown", page.lang))
+        return True
     reply = await services.reply(
         page.question, page.lang, offset=page.next_offset, chat_id=chat.id,
         user_id=user.id if user else None, started=started,
@@ -147,7 +150,7 @@ async def continue_answer(
         return True
     await send_reply(message, reply, page.lang)
     replied = message.reply_to_message
-    if claimed and replied is not None:
+    if replied is not None:
         await _drop_more_button(replied, page)
     await _log_safely(services, reply, "more", page.lang, update)
     return True

@@ -194,16 +194,22 @@ async def test_a_reply_to_an_answer_continues_it(
         assert any(b["callback_data"].startswith("m:") for b in buttons(answer))
         more = server.user_sends(chat, ada, "e poi?", reply_to=answer)["message"]
         await server.wait_for_messages(chat["id"], count=2, timeout=20)
-        narrowed = server.user_sends(chat, ada, "bailout", reply_to=answer)["message"]
+        server.user_sends(chat, ada, "ancora", reply_to=answer)
         await server.wait_for_messages(chat["id"], count=3, timeout=20)
-        fresh = server.user_sends(chat, ada, "e poi?")["message"]  # not a reply: a question
+        narrowed = server.user_sends(chat, ada, "bailout", reply_to=answer)["message"]
         await server.wait_for_messages(chat["id"], count=4, timeout=20)
+        fresh = server.user_sends(chat, ada, "e poi?")["message"]  # not a reply: a question
+        await server.wait_for_messages(chat["id"], count=5, timeout=20)
         await server.wait_for(lambda: not any(
             b["callback_data"].startswith("m:") for b in buttons(server.sent_messages(chat["id"])[0])
         ), timeout=10)
     (page2,) = replies_to(server, chat, more)
     assert page2["text"].split("\n")[2].startswith("4.")  # the next passages, numbered on
     assert "e poi" not in page2["text"].split("\n")[0]
+    # "ancora" to the same answer: its next page is not sent twice.
+    sent = [m["text"] for m in server.sent_messages(chat["id"])]
+    assert "I passaggi successivi sono già qui sotto." in sent
+    assert sum(t.startswith("Altri passaggi per:") for t in sent) == 1
     (refined,) = replies_to(server, chat, narrowed)
     header = refined["text"].split("\n")[0]
     assert "General Motors" in header and "bailout" in header
