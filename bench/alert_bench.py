@@ -44,8 +44,7 @@ from bot.alerts.store import Follow  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
 from index.digest.grouping import grouping_params_for  # noqa: E402
 from index.digest.topic import topic_scores  # noqa: E402
-from index.runtime import open_services  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
+from index.runtime import build_retriever, open_services  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[1] / "index" / "sample" / "current-events-2025q4.jsonl"
 QUESTIONS = [
@@ -115,7 +114,7 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) 
             print(f"  indexed {len(part)} articles in {time.perf_counter() - t0:.0f} s",
                   file=sys.stderr)
         vectors = await services.vectors()
-        retriever = Retriever(settings, services.store, services.embedder, vectors)
+        retriever = build_retriever(settings, services.store, services.embedder, vectors)
         last = datetime.fromisoformat(new[-1]["published"]).replace(tzinfo=UTC)
         clock = Clock(last + timedelta(hours=23))
         app: Any = SimpleNamespace(job_queue=None, bot=None)

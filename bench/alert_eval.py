@@ -61,8 +61,7 @@ from bot.alerts.delivery import AlertOptions, AlertService, new_article_ids  # n
 from bot.alerts.matching import Bars, load_batch  # noqa: E402
 from bot.alerts.store import Follow  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
-from index.runtime import open_services  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
+from index.runtime import build_retriever, open_services  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parents[1] / "index" / "sample" / "current-events-2025q4.jsonl"
 WARMUP_END = datetime(2025, 9, 8, tzinfo=UTC)  # the first week is the archive
@@ -132,7 +131,7 @@ async def replay(
     days_dir.mkdir(parents=True, exist_ok=True)
     clock = Clock(WARMUP_END)
     vectors = await services.vectors()
-    retriever = Retriever(settings, services.store, services.embedder, vectors)
+    retriever = build_retriever(settings, services.store, services.embedder, vectors)
     app: Any = SimpleNamespace(job_queue=None, bot=None)
     svc = AlertService(app, settings, retriever=lambda: retriever,
                        options=AlertOptions(clock=clock, bars=bars))

@@ -28,8 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from index.evaluation import evaluate_files  # noqa: E402
 from index.models import Filters  # noqa: E402
-from index.runtime import open_services  # noqa: E402
-from index.search.retrieval import Retriever  # noqa: E402
+from index.runtime import build_retriever, open_services  # noqa: E402
 from index.settings import Settings  # noqa: E402
 
 FILTER = "before:2100-01-01 "
@@ -61,7 +60,7 @@ async def main() -> None:
             ranked: dict[str, list[list[str]]] = {}
             for precision in args.precisions.split(","):
                 s = settings.model_copy(update={"dense_matrix_precision": precision})
-                r = Retriever(s, services.store, services.embedder, vectors, tz=tz)
+                r = build_retriever(s, services.store, services.embedder, vectors, tz=tz)
                 m = await r.vectors_in_memory()
                 assert m is not None and m.precision == precision
                 sel = m.select(Filters())

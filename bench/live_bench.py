@@ -57,7 +57,7 @@ sys.path.insert(0, str(BENCH))
 import numpy as np  # noqa: E402
 from bot_bench import questions  # noqa: E402
 from feeds import FeedServer, rss, story  # noqa: E402
-from query_bench import Topic, _sentences, _vocabulary  # noqa: E402
+from query_bench import Topic, draw_sentences, vocabulary  # noqa: E402
 
 from bot.app import build_application  # noqa: E402
 from bot.runner import running  # noqa: E402
@@ -189,7 +189,7 @@ def write_bulk(folder: Path, n: int, seed: int) -> Path:
     """``n`` new articles (~3 passages each) of synthetic Italian/English news, one JSONL
     file, dated in the last days: what a large feed or a folder drop brings at once."""
     rng = np.random.default_rng(seed)
-    vocab = _vocabulary()
+    vocab = vocabulary()
     path = folder / f"drop-{seed}.jsonl"
     now = time.time()
     with path.open("w", encoding="utf-8") as f:
@@ -197,8 +197,8 @@ def write_bulk(folder: Path, n: int, seed: int) -> Path:
             lang = "it" if i % 5 < 3 else "en"
             words, p = vocab[lang]
             topic = Topic(lang, list(rng.choice(words[150:4000], size=14, replace=False)))
-            title = _sentences(rng, words, p, topic, int(rng.integers(6, 12))).rstrip(".")
-            text = _sentences(rng, words, p, topic, int(rng.integers(350, 550)))
+            title = draw_sentences(rng, words, p, topic, int(rng.integers(6, 12))).rstrip(".")
+            text = draw_sentences(rng, words, p, topic, int(rng.integers(350, 550)))
             f.write(json.dumps({
                 "id": f"bulk-{seed}-{i}", "title": title, "text": text, "lang": lang,
                 "url": f"https://bulk.example/{seed}/{i}", "source": "bulk.example",

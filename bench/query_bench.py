@@ -2,7 +2,7 @@
 
     python bench/query_bench.py [--model usem3|minilm | --models usem3,minilm]
                                 [--chunks 100000] [--queries 60]
-                                [--warmup 10] [--rebuild]
+                                [--warmup 10] [--rebuild] [--skip-pieces]
 
 ``--model`` defaults to the product's default (``EMBEDDING_MODEL``'s default, USE v3): the
 floor then encodes with the model the product ships, over a store of its dimension.
@@ -35,9 +35,11 @@ chunk that passes its filter. Measured, after a warm-up, for every question:
   and the retriever's choice without the in-memory copy (as one-shot commands run: the first
   question with a filter, then again) and with it; BM25 in memory beside FTS5.
 
-Then the same questions once more with each stage of the answer timed (parse, encode,
-Chroma query, filter plan, dense side in memory, BM25, SQLite reads, fusion, hits and
-quotes, rendering), printed as absolute medians so the fixed costs beside the model show.
+Then as many other questions (so that no passage's sentences are cached from the timed
+ones) with each stage of the answer timed (parse, language, encode, Chroma query, filter
+plan, dense side in memory, BM25, SQLite reads, fusion, best-sentence re-ranking, hits and
+quotes, padding check, rendering), printed as absolute medians so the fixed costs beside
+the model show.
 
 Goals: answer/floor ≤ 1.3 unfiltered, ≤ 1.6 filtered, for the median and the p95. Results
 are printed and saved to ``bench/out/query-bench-<model>-<chunks>.json``.
@@ -423,11 +425,18 @@ def _where(filters: Filters) -> dict[str, Any] | None:
 HITS = "build hits (quotes, outlets)"
 HITS_SQL = "  of which sqlite: passages, articles"
 HITS_QUOTES = "  of which quotes"
-NESTED = {HITS_SQL, HITS_QUOTES}  # inside HITS: not added to the total a second time
+RERANK = "best-sentence re-rank"
+RERANK_SQL = "  of which sqlite: head passages, doc freqs"
+RERANK_OWN = "  of which sentence scoring"
+# An outer stage, and what the stages called inside it count as: its own work, else SQLite.
+OUTER = {HITS: (HITS_QUOTES, HITS_SQL), RERANK: (RERANK_OWN, RERANK_SQL)}
+NESTED = {HITS_SQL, HITS_QUOTES, RERANK_SQL, RERANK_OWN}  # not added to the total again
 STAGE_ORDER = [
-    "parse question", "encode (model)", "chroma query (bare, unfiltered)",
-    "filter plan (counts, candidate ids)", "dense in memory (numpy)", "keyword side (BM25)",
-    "sqlite: passages of both heads", "fusion", HITS, HITS_SQL, HITS_QUOTES,
+    "parse question", "corpus stamp, copy check", "question language", "encode (model)",
+    "chroma query (bare, unfiltered)", "filter plan (counts, candidate ids)",
+    "dense in memory (numpy)", "keyword side (BM25)", "sqlite: passages of both heads",
+    "fusion (evidence, match, weights)", RERANK, RERANK_SQL, RERANK_OWN,
+    HITS, HITS_SQL, HITS_QUOTES, "padding check (earned)",
     "render telegram html", "other (event loop, glue)", "total",
 ]
 
@@ -436,21 +445,24 @@ class Stages:
     """Per-question time of each stage of the answer path, summed over the stage's calls.
 
     The bench wraps, by name, what the retriever calls (its embedder, vector store, store, the
-    in-memory copy, and ``fuse``/``make_hit_quote`` in its module): the product code is
-    untouched. One question at a time; with the copy in memory the stages run one after
-    another (BM25 after the encode), so "other" is what lies between them.
+    in-memory copy, and functions of its modules): the product code is untouched. One
+    question at a time; with the copy in memory the stages run one after another (BM25 after
+    the encode), so "other" is what lies between them.
     """
 
     def __init__(self) -> None:
         self.current: dict[str, float] = {}
+        # Per stage, when its calls ran: calls run together (SQLite reads gathered) count once.
+        self.spans: dict[str, list[tuple[float, float]]] = {}
         self.per_question: dict[str, dict[str, list[float]]] = {}
-        self.in_hits = False
+        self.outer: str | None = None
         self._undo: list[Callable[[], None]] = []
 
-    def _add(self, stage: str, seconds: float) -> None:
-        if self.in_hits and stage != HITS:
-            stage = HITS_QUOTES if stage == HITS_QUOTES else HITS_SQL
-        self.current[stage] = self.current.get(stage, 0.0) + seconds
+    def _add(self, stage: str, t0: float, t1: float) -> None:
+        if self.outer is not None and stage != self.outer:
+            own, sql = OUTER[self.outer]
+            stage = own if stage == own else sql
+        self.spans.setdefault(stage, []).append((t0, t1))
 
     def wrap(self, obj: Any, attr: str, stage: str) -> bool:
         inner = getattr(obj, attr, None)
@@ -461,14 +473,15 @@ class Stages:
 
         if asyncio.iscoroutinefunction(inner):
             async def timed_async(*a: Any, **k: Any) -> Any:
-                outer = stages.in_hits
-                stages.in_hits = outer or stage == HITS
+                outer = stages.outer
+                if outer is None and stage in OUTER:
+                    stages.outer = stage
                 t0 = time.perf_counter()
                 try:
                     return await inner(*a, **k)
                 finally:
-                    stages.in_hits = outer
-                    stages._add(stage, time.perf_counter() - t0)
+                    stages.outer = outer
+                    stages._add(stage, t0, time.perf_counter())
 
             setattr(obj, attr, timed_async)
         else:
@@ -477,7 +490,7 @@ class Stages:
                 try:
                     return inner(*a, **k)
                 finally:
-                    stages._add(stage, time.perf_counter() - t0)
+                    stages._add(stage, t0, time.perf_counter())
 
             setattr(obj, attr, timed)
         self._undo.append(lambda: setattr(obj, attr, inner) if own else delattr(obj, attr))
@@ -490,8 +503,11 @@ class Stages:
 
     def start(self) -> None:
         self.current = {}
+        self.spans = {}
 
     def end(self, kind: str, total: float) -> None:
+        for stage, spans in self.spans.items():
+            self.current[stage] = self.current.get(stage, 0.0) + _covered(spans)
         named = sum(v for k, v in self.current.items() if k not in NESTED)
         self.current["other (event loop, glue)"] = max(0.0, total - named)
         self.current["total"] = total
@@ -501,9 +517,20 @@ class Stages:
             )
 
 
+def _covered(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of the ``(start, end)`` spans was running."""
+    total, reach = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
+
+
 def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) -> None:
     from index.search import hits, retrieval
 
+    fusion = "fusion (evidence, match, weights)"
     stages.wrap(retriever.encoder.embedder, "embed_queries", "encode (model)")
     stages.wrap(retriever.vectors, "query", "chroma query (bare, unfiltered)")
     stages.wrap(memory, "select", "filter plan (counts, candidate ids)")
@@ -511,10 +538,17 @@ def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) 
     stages.wrap(memory, "top", "dense in memory (numpy)")
     stages.wrap(memory, "keyword_top", "keyword side (BM25)")
     stages.wrap(retriever.store, "fts_search", "keyword side (BM25)")
-    for name in ("chunk_records", "articles", "duplicates_of"):
+    stages.wrap(retriever.store, "corpus_stamp", "corpus stamp, copy check")
+    for name in ("chunk_records", "articles", "duplicates_of", "doc_freqs", "chunk_count"):
         stages.wrap(retriever.store, name, "sqlite: passages of both heads")
-    stages.wrap(retrieval, "fuse", "fusion")
+    for name in ("fuse", "evidence", "match_fraction", "recency_weights"):
+        stages.wrap(retrieval, name, fusion)
     stages.wrap(retrieval, "parse_question_full", "parse question")
+    stages.wrap(retrieval, "_question_lang", "question language")
+    stages.wrap(retrieval, "earned", "padding check (earned)")
+    for name in ("question_terms", "rerank"):
+        stages.wrap(retrieval, name, RERANK_OWN)
+    stages.wrap(retriever, "by_best_sentence", RERANK)
     stages.wrap(hits, "make_hit_quote", HITS_QUOTES)
     stages.wrap(retriever, "build_hits", HITS)
 
@@ -593,7 +627,7 @@ async def measure(
     quality: dict[str, list[float]] = {}
     passing: dict[str, list[int]] = {}
     ct = Timings()
-    for kind in KINDS:
+    for kind in KINDS if not args.skip_pieces else []:
         vecs = embedder.embed_queries([parsed[kind][i][0] for i in timed])
         for j, i in enumerate(timed):
             query, filters = parsed[kind][i]
@@ -689,14 +723,16 @@ async def measure(
             )
             quality.setdefault(f"{kind}: dense candidates returned", []).append(len(dense))
 
-    # 3. Where an answer's time goes: the same timed questions once more, each stage timed
-    #    (after the ratios, so the wrappers' microseconds never reach them).
+    # 3. Where an answer's time goes: as many other questions, each stage timed (after the
+    #    ratios, so the wrappers' microseconds never reach them). Not the timed ones again:
+    #    their passages' sentences and words would be cached, as in section 1 they were not.
+    others = {k: await make_questions(store, k, args.queries, seed=12) for k in KINDS}
     stages = Stages()
     instrument(stages, retriever, embedder, memory)
     try:
-        for i in timed:
+        for i in range(args.queries):
             for kind in KINDS:
-                q = questions[kind][i]
+                q = others[kind][i]
                 stages.start()
                 t0 = time.perf_counter()
                 a = await retriever.answer(q.text, now=NOW)
@@ -771,12 +807,12 @@ def report(result: dict[str, Any]) -> None:
     st = result.get("stages_median_ms", {})
     if st:
         print("\nwhere an answer's time goes (median ms per question; indented rows are part of"
-              " the row above, and their SQLite reads run concurrently, so they may add up to"
-              " more):")
+              " the row above; a stage's calls running together, such as gathered SQLite"
+              " reads, count once):")
         kinds = list(st)
-        print(f"  {'stage':44s}" + "".join(f"{k:>11s}" for k in kinds))
+        print(f"  {'stage':46s}" + "".join(f"{k:>11s}" for k in kinds))
         for stage in STAGE_ORDER:
-            print(f"  {stage:44s}" + "".join(f"{st[k].get(stage, 0.0):11.2f}" for k in kinds))
+            print(f"  {stage:46s}" + "".join(f"{st[k].get(stage, 0.0):11.2f}" for k in kinds))
     print("\npieces (median / p95 ms):")
     for label, s in result["pieces"].items():
         print(f"  {label:48s} {s['median_ms']:8.2f} {s['p95_ms']:8.2f}")
@@ -812,6 +848,8 @@ async def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--rebuild", action="store_true")
     ap.add_argument("--build-only", action="store_true")
+    ap.add_argument("--skip-pieces", action="store_true",
+                    help="only the ratios and the per-stage times (not the pieces compared)")
     args = ap.parse_args()
     models = args.models.split(",") if args.models else [args.model]
     results = []

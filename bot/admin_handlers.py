@@ -1,4 +1,4 @@
-"""The admin commands: /reindex and /stats (ADMIN_IDS only; a refusal is logged).
+"""The admin commands: /reindex, /stats and /sources (ADMIN_IDS only; a refusal is logged).
 
 Thin, as :mod:`bot.handlers`: the reindexer, the stores and the failure log do the work."""
 
@@ -14,8 +14,7 @@ from telegram.ext import ContextTypes
 from bot import texts
 from bot.delivery_failures import failing_deliveries, failures_html
 from bot.handlers import lang_of
-from bot.live import stats_lines
-from bot.services import services_of
+from bot.services import BotServices, services_of
 
 log = logging.getLogger(__name__)
 
@@ -98,5 +97,33 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
                                 services.retriever.vectors, lang)
     failing = await failing_deliveries(context.application)
     await message.reply_text("\n".join([
-        body, *memory, *await stats_lines(services, lang), failures_html(failing, lang, services.tz),
+        body, *memory, *await _sources_lines(services, lang), failures_html(failing, lang, services.tz),
     ]))
+
+
+async def sources_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/sources``: every source's health (bot/live.py)."""
+    message = update.effective_message
+    if message is None:
+        return
+    lang = lang_of(update)
+    if not _admin(update, context, "sources"):
+        await message.reply_text(texts.t("admin_only", lang))
+        return
+    live = services_of(context).live
+    if live is None:
+        await message.reply_text(texts.t("src_none", lang))
+        return
+    await message.reply_text(await live.sources_html(lang))
+
+
+async def _sources_lines(services: BotServices, lang: str) -> list[str]:
+    """What /stats adds about the sources (nothing when none is configured)."""
+    if services.live is None:
+        return []
+    try:
+        line = await services.live.stats_line(lang)
+    except Exception:  # noqa: BLE001 - /stats must answer even if the ledger does not
+        log.exception("could not read the sources' health")
+        return []
+    return [line] if line else []

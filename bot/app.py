@@ -25,7 +25,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin_handlers, handlers, live
+from bot import admin_handlers, handlers
 from bot.alerts.commands import register_alert_handlers
 from bot.alerts.delivery import AlertOptions
 from bot.digests import DigestOptions, register_digest_handlers
@@ -176,8 +176,8 @@ def add_handlers(app: Application) -> None:
     app.add_handler(CommandHandler("stats", admin_handlers.stats_command, filters=new_message))
     app.add_handler(CommandHandler("whoami", handlers.whoami_command, filters=new_message))
     app.add_handler(CommandHandler("forgetme", handlers.forgetme_command, filters=new_message))
-    app.add_handler(CommandHandler("sources", live.sources_command, filters=new_message))
-    app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POSTS, live.channel_post),
+    app.add_handler(CommandHandler("sources", admin_handlers.sources_command, filters=new_message))
+    app.add_handler(MessageHandler(filters.UpdateType.CHANNEL_POSTS, handlers.channel_post),
                     group=LIVE_GROUP)
     app.add_handler(MessageHandler(
         new_message & filters.ChatType.PRIVATE & filters.TEXT & ~filters.COMMAND,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.settings import BotSettings
+    from index.runtime import Services
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -133,7 +134,7 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
         await services.close()
 
 
-async def _watch(args: argparse.Namespace, settings: Any, services: Any) -> int:
+async def _watch(args: argparse.Namespace, settings: BotSettings, services: Services) -> int:
     """``newsbot index --watch``: the bot's background scheduler, in the foreground."""
     import signal
     from datetime import datetime
@@ -205,7 +206,7 @@ def _ago(seconds: float | None) -> str:
     return f"{round(s / 86400)} d"
 
 
-async def _source_health(settings: Any) -> list[dict[str, Any]]:
+async def _source_health(settings: BotSettings) -> list[dict[str, Any]]:
     """Every configured source (and channel) with what the ledger knows of it."""
     import time
 
@@ -219,13 +220,14 @@ async def _source_health(settings: Any) -> list[dict[str, Any]]:
         await ledger.close()
     now = time.time()
     rows: list[dict[str, Any]] = []
-    names = [*settings.source_specs, *getattr(settings, "channel_sources", [])]
+    names = [*settings.source_specs, *settings.channel_sources]
     for name in names:
         spec = settings.source_specs.get(name)
         h = known.get(name)
         row: dict[str, Any] = h.as_dict(now) if h else {
             "name": name, "kind": source_kind(spec.path) if spec else "channel",
-            "target": spec.path if spec else name, "last_success": None, "last_error": None,
+            "target": spec.path if spec else name, "last_attempt": None, "last_success": None,
+            "last_error": None,
             "consecutive_failures": 0, "articles_added": 0, "lag_seconds": None,
         }
         row["every_seconds"] = spec.every if spec else None
@@ -238,6 +240,9 @@ async def _source_health(settings: Any) -> list[dict[str, Any]]:
 
 
 async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
+    import time
+    from datetime import datetime
+
     from rich.console import Console
     from rich.table import Table
 
@@ -298,20 +303,30 @@ async def _status(args: argparse.Namespace, settings: BotSettings) -> int:
     if health:
         src = Table(title=f"sources (flagged after {settings.source_alert_failures} failures "
                           "in a row)")
-        for col in ("source", "kind", "every", "last success", "added", "lag", "failures",
-                    "last error"):
+        for col in ("source", "kind", "every", "last attempt", "last success", "added", "lag",
+                    "failures", "last error"):
             src.add_column(col)
+
+        def ago(value: str | None) -> str:
+            """How long ago an ISO stamp of the JSON was (which keeps the stamp itself)."""
+            if not value:
+                return "never"
+            return _ago(time.time() - datetime.fromisoformat(value).timestamp()) + " ago"
+
         for h in health:
             every = h.get("every_seconds")
             src.add_row(
                 ("⚠ " if h["flagged"] else "") + h["name"], h["kind"],
                 "live" if h["kind"] == "channel" else (_ago(every) if every else "manual"),
-                (h.get("last_success") or "never").replace("T", " ").replace("+00:00", "Z"),
+                ago(h.get("last_attempt")), ago(h.get("last_success")),
                 str(h.get("articles_added", 0)), _ago(h.get("lag_seconds")),
                 str(h.get("consecutive_failures", 0)),
                 (h.get("last_error") or "")[:80] if h.get("consecutive_failures") else "",
             )
-        Console().print(src)
+        wide = Console()
+        if not wide.is_terminal:  # a pipe or a log file: no 80-column wrapping of the reasons
+            wide = Console(width=160)
+        wide.print(src)
     return 0
 
 

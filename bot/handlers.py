@@ -436,3 +436,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await update.effective_message.reply_text(texts.t("error", lang))
     except TelegramError as exc:
         log.warning("could not report the failure to the user", extra={"kv": {"error": str(exc)}})
+
+
+async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A post (or an edit) in a channel the bot administers: an article, if it is a source."""
+    live = services_of(context).live
+    if live is not None:
+        await live.on_channel_post(update)

@@ -17,6 +17,9 @@ started in ``post_init`` (it needs the bot, to tell admins about failing sources
 - At start-up every channel is checked with ``getChatMember``: Telegram sends channel posts
   only to administrators and says nothing when a bot is not one, so a channel the bot cannot
   read would otherwise just look quiet. What is wrong is logged and shown in ``/sources``.
+
+What it says is in bot/texts/sources.py (``src_*`` keys of :func:`bot.texts.t`); its handlers
+are ``channel_post`` in bot/handlers.py and ``/sources`` in bot/admin_handlers.py.
 """
 
 from __future__ import annotations
@@ -25,13 +28,12 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from telegram import Bot, Chat, ChatMember, Update
 from telegram.error import BadRequest, Forbidden, TelegramError
-from telegram.ext import ContextTypes
 
 from bot import texts
 from bot.settings import BotSettings
@@ -40,7 +42,7 @@ from index.ingest.live import LiveIndexer
 from index.ingest.live_writers import services_writer
 from index.ingest.polls import PollResult, source_kind
 from index.ingest.telegram import channel_post_article
-from index.render.i18n import format_date, normalize_lang
+from index.render.i18n import format_date
 from index.storage.sources import SourceHealth
 from index.storage.vectors import VectorStore
 
@@ -52,91 +54,6 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE = 3900  # visible characters of /sources, under Telegram's 4096
 MAX_REASON = 160
 
-LIVE_TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "<b>Sources</b>: {n}, {failing} failing",
-        "none": (
-            "No sources are configured: set <code>NEWSBOT_SOURCES</code> (feeds, folders) "
-            "and <code>TELEGRAM_CHANNEL_SOURCES</code> (channels)."
-        ),
-        "every": "every {span}",
-        "manual": "manual only (/reindex)",
-        "live": "live posts",
-        "kind_feed": "feed", "kind_folder": "folder", "kind_file": "file",
-        "kind_channel": "channel",
-        "ok_line": "last success {when} ({ago} ago)",
-        "added": "new articles: {total}, the last {ago} ago",
-        "added_none": "no new articles yet",
-        "newest": "newest item {lag} old",
-        "not_modified": "{n} of {polls} polls unchanged (304)",
-        "error_line": "last error {when}: {reason}",
-        "failing_line": "{failures} failures in a row · next try in {wait}",
-        "flagged": "<b>failing</b>",
-        "never": "not read yet",
-        "no_posts": "no posts received yet (is the bot an administrator of the channel?)",
-        "ch_not_admin": (
-            "not receiving posts: the bot is not an administrator of this channel ({status}); "
-            "add it in the channel's Administrators and restart"
-        ),
-        "ch_not_found": (
-            "not receiving posts: no such channel, or the bot is not in it (Telegram: "
-            "{reason}); check the @username or id in TELEGRAM_CHANNEL_SOURCES"
-        ),
-        "ch_unchecked": "could not check at start-up that the bot is an administrator: {reason}",
-        "due": "next read in {wait}",
-        "more": "… and {n} more",
-        "alert": (
-            "⚠️ Source <b>{name}</b> failed {failures} times in a row.\n"
-            "Last error: {reason}\nNext try in {wait}. /sources shows every source."
-        ),
-        "recovered": "✅ Source <b>{name}</b> works again (+{added} articles).",
-        "stats_line": "sources: {n} · failing: {failing} · last new article: {when}",
-        "never_short": "never",
-        "ago_s": "{n} s", "ago_m": "{n} min", "ago_h": "{n} h", "ago_d": "{n} d",
-    },
-    "it": {
-        "title": "<b>Fonti</b>: {n}, {failing} in errore",
-        "none": (
-            "Nessuna fonte configurata: imposta <code>NEWSBOT_SOURCES</code> (feed, cartelle) "
-            "e <code>TELEGRAM_CHANNEL_SOURCES</code> (canali)."
-        ),
-        "every": "ogni {span}",
-        "manual": "solo a mano (/reindex)",
-        "live": "post in diretta",
-        "kind_feed": "feed", "kind_folder": "cartella", "kind_file": "file",
-        "kind_channel": "canale",
-        "ok_line": "ultima lettura riuscita {when} ({ago} fa)",
-        "added": "articoli nuovi: {total}, l'ultimo {ago} fa",
-        "added_none": "ancora nessun articolo nuovo",
-        "newest": "articolo più recente di {lag} fa",
-        "not_modified": "{n} letture su {polls} senza novità (304)",
-        "error_line": "ultimo errore {when}: {reason}",
-        "failing_line": "{failures} errori di fila · nuovo tentativo tra {wait}",
-        "flagged": "<b>in errore</b>",
-        "never": "non ancora letta",
-        "no_posts": "nessun post ricevuto finora (il bot è amministratore del canale?)",
-        "ch_not_admin": (
-            "non riceve i post: il bot non è amministratore di questo canale ({status}); "
-            "aggiungilo tra gli amministratori del canale e riavvia"
-        ),
-        "ch_not_found": (
-            "non riceve i post: il canale non esiste o il bot non ne fa parte (Telegram: "
-            "{reason}); controlla @username o id in TELEGRAM_CHANNEL_SOURCES"
-        ),
-        "ch_unchecked": "impossibile verificare all'avvio che il bot sia amministratore: {reason}",
-        "due": "prossima lettura tra {wait}",
-        "more": "… e altre {n}",
-        "alert": (
-            "⚠️ La fonte <b>{name}</b> ha fallito {failures} volte di fila.\n"
-            "Ultimo errore: {reason}\nNuovo tentativo tra {wait}. /sources mostra tutte le fonti."
-        ),
-        "recovered": "✅ La fonte <b>{name}</b> funziona di nuovo (+{added} articoli).",
-        "stats_line": "fonti: {n} · in errore: {failing} · ultimo articolo nuovo: {when}",
-        "never_short": "mai",
-        "ago_s": "{n} s", "ago_m": "{n} min", "ago_h": "{n} h", "ago_d": "{n} g",
-    },
-}
-
 
 @dataclass(frozen=True, slots=True)
 class ChannelProblem:
@@ -146,26 +63,18 @@ class ChannelProblem:
     detail: str
 
 
-def _t(key: str, lang: str, /, **values: Any) -> texts.Html:
-    table = LIVE_TEXTS.get(normalize_lang(lang), LIVE_TEXTS["en"])
-    template = table.get(key) or LIVE_TEXTS["en"][key]
-    safe = {k: v if isinstance(v, int | float | texts.Html) else texts.esc(v)
-            for k, v in values.items()}
-    return texts.Html(template.format(**safe) if safe else template)
-
-
 def span(seconds: float | None, lang: str) -> str:
     """``75`` → ``1 min``, ``7200`` → ``2 h``: how long ago, how long until."""
     s = max(0.0, seconds or 0.0)
     if 0 < s < 1:
-        return _t("ago_s", lang, n=round(s, 1))
+        return texts.t("src_ago_s", lang, n=round(s, 1))
     if s < 90:
-        return _t("ago_s", lang, n=round(s))
+        return texts.t("src_ago_s", lang, n=round(s))
     if s < 90 * 60:
-        return _t("ago_m", lang, n=round(s / 60))
+        return texts.t("src_ago_m", lang, n=round(s / 60))
     if s < 36 * 3600:
-        return _t("ago_h", lang, n=round(s / 3600))
-    return _t("ago_d", lang, n=round(s / 86400))
+        return texts.t("src_ago_h", lang, n=round(s / 3600))
+    return texts.t("src_ago_d", lang, n=round(s / 86400))
 
 
 class LiveNews:
@@ -184,7 +93,8 @@ class LiveNews:
         self.services: BotServices | None = None
         self.indexer = indexer or LiveIndexer(
             settings, services_writer(settings, embedder, vectors),
-            on_change=self._changed, on_alert=self._alert, on_poll=self._polled,
+            on_change=self._changed, on_poll=self._polled,
+            on_alert=self._alert if settings.source_alert_admins else None,
         )
         self.channels = list(settings.channel_sources)
         self.channel_problems: dict[str, ChannelProblem] = {}
@@ -290,11 +200,11 @@ class LiveNews:
         for admin in self.settings.admin_ids:
             lang = await self._admin_lang(admin)
             if kind == "failing":
-                text = _t("alert", lang, name=health.name, failures=health.failures,
-                          reason=(health.last_error or "?")[:MAX_REASON],
-                          wait=span((health.next_attempt or now) - now, lang))
+                text = texts.t("src_alert", lang, name=health.name, failures=health.failures,
+                               reason=(health.last_error or "?")[:MAX_REASON],
+                               wait=span((health.next_attempt or now) - now, lang))
             else:
-                text = _t("recovered", lang, name=health.name, added=health.added_last)
+                text = texts.t("src_recovered", lang, name=health.name, added=health.added_last)
             try:
                 await bot.send_message(admin, text)
                 sent += 1
@@ -341,15 +251,15 @@ class LiveNews:
         now = time.time() if now is None else now
         rows = await self.rows()
         if not rows:
-            return _t("none", lang)
+            return texts.t("src_none", lang)
         failing = self._failing(rows)
-        head = _t("title", lang, n=len(rows), failing=failing)
+        head = texts.t("src_title", lang, n=len(rows), failing=failing)
         blocks: list[str] = []
         used = len(head)
         for i, (name, kind, every, h) in enumerate(rows):
             block = self._block(name, kind, every, h, lang, now)
             if used + len(block) + 2 > MAX_MESSAGE:
-                blocks.append(_t("more", lang, n=len(rows) - i))
+                blocks.append(texts.t("src_more", lang, n=len(rows) - i))
                 break
             blocks.append(block)
             used += len(block) + 2
@@ -371,47 +281,54 @@ class LiveNews:
         else:
             icon = "✅"
         if kind == "channel":
-            schedule = _t("live", lang)
+            schedule = texts.t("src_live", lang)
         elif every:
-            schedule = _t("every", lang, span=span(every, lang))
+            schedule = texts.t("src_every", lang, span=span(every, lang))
         else:
-            schedule = _t("manual", lang)
+            schedule = texts.t("src_manual", lang)
         where = _where(h.target if h else "", kind)
-        head = f"{icon} <b>{texts.esc(name)}</b> · {_t('kind_' + kind, lang)}"
+        head = f"{icon} <b>{texts.esc(name)}</b> · {texts.t('src_kind_' + kind, lang)}"
         if where:
             head += f" <code>{texts.esc(where)}</code>"
         head += f" · {schedule}"
         if self.flagged(h):
-            head += f" · {_t('flagged', lang)}"
+            head += f" · {texts.t('src_flagged', lang)}"
         lines = [head]
         if problem is not None:
             lines.append(_problem_line(problem, lang))
+        # Attempted and not finished: a read going on, or a process killed during one.
+        if h is not None and h.last_attempt and h.last_attempt > max(
+            h.last_success or 0, h.last_error_at or 0
+        ):
+            lines.append(texts.t("src_unfinished", lang, when=self._when(h.last_attempt, lang),
+                                 ago=span(now - h.last_attempt, lang)))
         if h is None or (h.last_success is None and h.last_error is None):
-            if problem is not None:
-                return "\n".join(lines)
-            lines.append(_t("no_posts" if kind == "channel" else "never", lang))
+            if problem is None and len(lines) == 1:
+                lines.append(texts.t("src_no_posts" if kind == "channel" else "src_never", lang))
             return "\n".join(lines)
         if h.last_success is not None:
-            lines.append(_t("ok_line", lang, when=self._when(h.last_success, lang),
-                            ago=span(now - h.last_success, lang)))
+            lines.append(texts.t("src_ok_line", lang, when=self._when(h.last_success, lang),
+                                 ago=span(now - h.last_success, lang)))
         if h.last_added is not None:
-            added = _t("added", lang, total=h.added_total, ago=span(now - h.last_added, lang))
+            added = texts.t("src_added", lang, total=h.added_total,
+                                 ago=span(now - h.last_added, lang))
         else:
-            added = _t("added_none", lang)
+            added = texts.t("src_added_none", lang)
         lag = h.lag(now)
         if lag is not None:
-            added = texts.Html(f"{added} · {_t('newest', lang, lag=span(lag, lang))}")
+            added = texts.Html(f"{added} · {texts.t('src_newest', lang, lag=span(lag, lang))}")
         lines.append(added)
         if h.not_modified:
-            lines.append(_t("not_modified", lang, n=h.not_modified, polls=h.polls))
+            lines.append(texts.t("src_not_modified", lang, n=h.not_modified, polls=h.polls))
         if h.failures and h.last_error:
-            lines.append(_t("error_line", lang, when=self._when(h.last_error_at or now, lang),
-                            reason=h.last_error[:MAX_REASON]))
+            when = self._when(h.last_error_at or now, lang)
+            lines.append(texts.t("src_error_line", lang, when=when,
+                                 reason=h.last_error[:MAX_REASON]))
             if h.next_attempt:
-                lines.append(_t("failing_line", lang, failures=h.failures,
-                                wait=span(h.next_attempt - now, lang)))
+                lines.append(texts.t("src_failing_line", lang, failures=h.failures,
+                                     wait=span(h.next_attempt - now, lang)))
         elif h.next_attempt and every:
-            lines.append(_t("due", lang, wait=span(h.next_attempt - now, lang)))
+            lines.append(texts.t("src_due", lang, wait=span(h.next_attempt - now, lang)))
         return "\n".join(lines)
 
     def _when(self, ts: float, lang: str) -> str:
@@ -427,17 +344,17 @@ class LiveNews:
             return None
         failing = self._failing(rows)
         added = [h.last_added for *_, h in rows if h is not None and h.last_added is not None]
-        when = self._when(max(added), lang) if added else _t("never_short", lang)
-        return _t("stats_line", lang, n=len(rows), failing=failing, when=when)
+        when = self._when(max(added), lang) if added else texts.t("src_never_short", lang)
+        return texts.t("src_stats_line", lang, n=len(rows), failing=failing, when=when)
 
 
 def _problem_line(problem: ChannelProblem, lang: str) -> texts.Html:
     detail = problem.detail[:MAX_REASON]
     if problem.code == "not_admin":
-        return _t("ch_not_admin", lang, status=detail)
+        return texts.t("src_ch_not_admin", lang, status=detail)
     if problem.code == "not_found":
-        return _t("ch_not_found", lang, reason=detail)
-    return _t("ch_unchecked", lang, reason=detail)
+        return texts.t("src_ch_not_found", lang, reason=detail)
+    return texts.t("src_ch_unchecked", lang, reason=detail)
 
 
 def _where(target: str, kind: str) -> str:
@@ -447,51 +364,3 @@ def _where(target: str, kind: str) -> str:
     if kind == "feed":
         return urlsplit(target).hostname or ""
     return target if len(target) <= 60 else "…" + target[-59:]
-
-
-# -- handlers ------------------------------------------------------------------------------
-
-
-def live_of(context: ContextTypes.DEFAULT_TYPE) -> LiveNews | None:
-    services = context.application.bot_data.get("services")
-    return getattr(services, "live", None)
-
-
-async def channel_post(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    live = live_of(context)
-    if live is not None:
-        await live.on_channel_post(update)
-
-
-async def sources_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """``/sources`` (admins): every source's health."""
-    message, user, chat = update.effective_message, update.effective_user, update.effective_chat
-    if message is None:
-        return
-    lang = texts.user_lang(user.language_code if user else None)
-    services = context.application.bot_data.get("services")
-    if services is None or not services.is_admin(user.id if user else None):
-        log.warning("refused admin command", extra={"kv": {
-            "command": "sources", "user": user.id if user else None,
-            "chat": chat.id if chat else None}})
-        await message.reply_text(texts.t("admin_only", lang))
-        return
-    live: LiveNews | None = services.live
-    if live is None:
-        await message.reply_text(_t("none", lang))
-        return
-    await message.reply_text(await live.sources_html(lang))
-
-
-async def stats_lines(services: Any, lang: str) -> list[str]:
-    """What /stats adds about the sources (nothing when none is configured)."""
-    live: LiveNews | None = getattr(services, "live", None)
-    if live is None:
-        return []
-    try:
-        line = await live.stats_line(lang)
-    except Exception:  # noqa: BLE001 - /stats must answer even if the ledger does not
-        log.exception("could not read the sources' health")
-        return []
-    return [line] if line else []
-

@@ -82,10 +82,16 @@ class BotServices:
         """Open everything; the digest state is opened too, its scheduler started by the
         caller (``post_init``, once the command menu is set)."""
         tz = ZoneInfo(settings.timezone)
-        # The digests read whatever retriever the services hold when a digest is built.
-        digests = DigestService(application, settings, retriever=lambda: self.retriever,
+        # Digests and alerts read whatever retriever the services hold when they need one;
+        # the alerts' ``open`` already does, before the services exist: the first one then.
+        opened: list[BotServices] = []
+
+        def current_retriever() -> Retriever:
+            return opened[0].retriever if opened else retriever
+
+        digests = DigestService(application, settings, retriever=current_retriever,
                                 options=digest_options)
-        alerts = AlertService(application, settings, retriever=lambda: self.retriever,
+        alerts = AlertService(application, settings, retriever=current_retriever,
                               options=alert_options)
         child: ProcessEmbedder | None = None
         if embedder is None and settings.encoder_process:
@@ -108,8 +114,6 @@ class BotServices:
             vectors = await index.vectors()
             retriever = build_retriever(settings, index.store, index.embedder, vectors, tz=tz)
             state = await BotState.open(settings.bot_state_path, tz)
-            # The alerts' retriever is read before ``self`` exists: the first one, meanwhile.
-            alerts._retriever = lambda: retriever
             try:
                 await digests.open()
                 await alerts.open()
@@ -144,7 +148,7 @@ class BotServices:
         self.forgetters["alerts"] = alerts.forget_user
         self.metrics.watch_memory_copy(lambda: self.retriever.memory.status())
         self.reindexer.on_done = self.after_reindex
-        alerts._retriever = lambda: self.retriever
+        opened.append(self)
         retriever.keep_vectors_in_memory()  # in the background: answers go on meanwhile
         return self
 

@@ -82,6 +82,9 @@ class BotSettings(Settings):
         default_factory=list,
         validation_alias=env_alias("TELEGRAM_CHANNEL_SOURCES", "channel_sources"),
     )
+    source_alert_admins: bool = Field(
+        True, validation_alias=env_alias("SOURCE_ALERT_ADMINS", "source_alert_admins")
+    )  # tell the admins once when a source is flagged (and when it recovers); else log only
 
     # Operations (bot/health.py, bot/metrics.py, bot/retention.py)
     metrics_port: int = Field(

@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     # flagged (and reported once to the bot's admins).
     fetch_timeout: float = Field(20.0, validation_alias=env_alias("FETCH_TIMEOUT", "fetch_timeout"))
     source_alert_failures: int = Field(
-        3, validation_alias=env_alias("SOURCE_ALERT_FAILURES", "source_alert_failures")
+        3, ge=1, validation_alias=env_alias("SOURCE_ALERT_FAILURES", "source_alert_failures")
     )
 
     # Retrieval

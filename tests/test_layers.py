@@ -1,10 +1,17 @@
 """The layers, checked on the source (AST only, nothing imported or executed).
 
 - index/ never imports bot/ or telegram: the library must run without the bot;
-- no module of bot/, index/ or bench/ uses another module's ``_private`` names, whether by
-  ``from x import _y`` or as ``x._y`` on an imported module;
+- no module of bot/, index/, bench/ or tests/ uses a ``_private`` name of another module of
+  bot/, index/ or bench/, whether by ``from x import _y`` or as ``x._y`` on an imported module
+  (bench's scripts import their siblings bare, ``from query_bench import …``: seen as such);
 - no import cycles among the project's modules (module-level imports; those under
-  ``if TYPE_CHECKING:`` and inside functions are not run at import time).
+  ``if TYPE_CHECKING:`` and inside functions are not run at import time);
+- a ``Retriever`` is assembled in index/runtime.py only (``build_retriever``,
+  ``Services.retriever()``), so every caller gets the same defaults; tests included;
+- no module of bot/ or index/ over MAX_LINES lines (small modules with one job);
+- no SQL on the index's tables outside index/storage/ (the tables its migrations create);
+- user-facing string tables (``{"en": {...}, "it": {...}}``) and the ``t()`` that reads them
+  live in one texts module per package, nowhere else.
 
 Known exceptions are listed by name in ``ALLOWED_*`` with the reason; keep them tiny.
 """
@@ -12,6 +19,7 @@ Known exceptions are listed by name in ``ALLOWED_*`` with the reason; keep them 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +32,9 @@ ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()
 ALLOWED_CYCLES: set[tuple[str, ...]] = set()
 
 
-def _modules() -> dict[str, Path]:
+def _modules(packages: tuple[str, ...]) -> dict[str, Path]:
     out: dict[str, Path] = {}
-    for pkg in PACKAGES:
+    for pkg in packages:
         for path in sorted((ROOT / pkg).rglob("*.py")):
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
             if parts[-1] == "__init__":
@@ -35,14 +43,18 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-MODULES = _modules()
+MODULES = _modules(PACKAGES)
 TREES = {name: ast.parse(path.read_text(), str(path)) for name, path in MODULES.items()}
+# tests/data/ holds a record of how old fixtures were made, run with the code of its day.
+TEST_MODULES = {m: p for m, p in _modules(("tests",)).items() if not m.startswith("tests.data")}
+TEST_TREES = {name: ast.parse(path.read_text(), str(path)) for name, path in TEST_MODULES.items()}
+PATHS = {**MODULES, **TEST_MODULES}
 
 
 def _absolute(module: str, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module or ""
-    is_pkg = MODULES[module].name == "__init__.py"
+    is_pkg = PATHS[module].name == "__init__.py"
     base = module.split(".")
     base = base[: len(base) - node.level + (1 if is_pkg else 0)]
     return ".".join([*base, *([node.module] if node.module else [])])
@@ -82,15 +94,22 @@ def _targets(module: str, node: ast.Import | ast.ImportFrom) -> Iterator[tuple[s
     """(imported module, name taken from it or None) for every name the statement binds."""
     if isinstance(node, ast.Import):
         for alias in node.names:
-            yield alias.name, None
+            yield _sibling(module, alias.name), None
         return
-    source = _absolute(module, node)
+    source = _sibling(module, _absolute(module, node)) if not node.level else _absolute(module, node)
     for alias in node.names:
         sub = f"{source}.{alias.name}"
         if sub in MODULES:
             yield sub, None
         else:
             yield source, alias.name
+
+
+def _sibling(module: str, name: str) -> str:
+    """A bare import in a bench script of another script beside it (bench/ is on its path)."""
+    if module.startswith("bench.") and _project(f"bench.{name}") is not None:
+        return f"bench.{name}"
+    return name
 
 
 def _project(name: str) -> str | None:
@@ -120,7 +139,7 @@ def _private(name: str) -> bool:
 
 def test_no_module_uses_another_modules_private_names():
     bad = []
-    for module, tree in TREES.items():
+    for module, tree in {**TREES, **TEST_TREES}.items():
         aliases: dict[str, str] = {}  # local name -> project module it is bound to
         for node in _imports(tree, module_level=False):
             for target, name in _targets(module, node):
@@ -215,9 +234,91 @@ def test_no_import_cycles():
     assert not cycles, "\n".join(" <-> ".join(c) for c in cycles)
 
 
+# Modules that may call ``Retriever(...)``: the factory, and the class itself (``with_params``).
+RETRIEVER_BUILDERS = {"index.runtime", "index.search.retrieval"}
+
+
+def test_retriever_is_built_by_the_runtime_only():
+    bad = []
+    for module, tree in {**TREES, **TEST_TREES}.items():
+        if module in RETRIEVER_BUILDERS:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.id if isinstance(f, ast.Name) else getattr(f, "attr", None)
+                if name == "Retriever":
+                    bad.append(f"{module} (line {node.lineno}): Retriever(...)")
+    assert not bad, "use index.runtime.build_retriever:\n" + "\n".join(bad)
+
+
+MAX_LINES = 500
+
+
+def test_no_module_is_over_the_size_limit():
+    sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
+    big = [f"{m}: {n} lines" for m, n in sizes.items() if n > MAX_LINES and m[:5] != "bench"]
+    assert not big, f"split these (over {MAX_LINES} lines):\n" + "\n".join(big)
+
+
+# Modules outside index/storage/ that may hold SQL on the index's tables, and why.
+ALLOWED_SQL = {
+    "bench.query_bench": "the store's SQL before the bench, timed as its baseline",
+    "bench.sentence_eval": "reads a capture's store read-only, whole, without the package",
+}
+_SCHEMA = (ROOT / "index" / "storage" / "schema.py").read_text()
+INDEX_TABLES = set(re.findall(r"CREATE (?:VIRTUAL )?TABLE (?:IF NOT EXISTS )?(\w+)", _SCHEMA))
+_ON_TABLE = re.compile(
+    r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+(?:IF NOT EXISTS\s+)?(?:main\.)?("
+    + "|".join(sorted(INDEX_TABLES)) + r")\b", re.IGNORECASE,
+)
+_STATEMENT = re.compile(r"\b(?:SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b")
+
+
+def test_only_storage_writes_sql_on_the_index_tables():
+    bad = []
+    for module, tree in TREES.items():
+        if _within(module, "index.storage") or module in ALLOWED_SQL:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found = _ON_TABLE.search(node.value)
+                if found and _STATEMENT.search(node.value):
+                    bad.append(f"{module} (line {node.lineno}): {found.group(0)!r}")
+    assert not bad, "\n".join(bad)
+
+
+# Each package's words, and the one t() over them (bot.texts reads its two data modules).
+TEXTS_MODULES = {
+    "bot.texts": True, "bot.texts.strings": False, "bot.texts.sources": False,
+    "bot.digests.texts": True, "bot.alerts.texts": True, "index.render.i18n": True,
+}
+
+
+def test_strings_and_t_live_in_the_texts_modules():
+    bad = []
+    for module, tree in TREES.items():
+        if module.startswith("bench"):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef) and node.name in ("t", "_t"):
+                if not TEXTS_MODULES.get(module):
+                    bad.append(f"{module} (line {node.lineno}): def {node.name}()")
+            elif isinstance(node, ast.Dict) and module not in TEXTS_MODULES:
+                keys = {k.value for k in node.keys if isinstance(k, ast.Constant)}
+                if {"en", "it"} <= keys and any(isinstance(v, ast.Dict) for v in node.values):
+                    bad.append(f"{module} (line {node.lineno}): a table of strings by language")
+    assert not bad, "\n".join(bad)
+
+
 def test_the_checks_see_what_they_check():
     """The scanner finds the modules and imports it claims to judge."""
     assert {"index.storage.store", "bot.state", "index.storage.sqlite"} <= set(MODULES)
+    assert set(TEXTS_MODULES) <= set(MODULES)
+    assert "tests.search.test_quotes" in TEST_TREES
+    assert {"articles", "chunks", "chunks_fts", "runs", "meta"} <= INDEX_TABLES
+    assert _ON_TABLE.search("SELECT count(*) FROM chunks") and _STATEMENT.search("SELECT 1")
+    assert _sibling("bench.live_bench", "query_bench") == "bench.query_bench"
     graph = _graph()
     assert "index.storage.sqlite" in graph["bot.state"]
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [("a", "b")]

@@ -20,6 +20,7 @@ from index.storage.store import Store
 
 __all__ = [
     "article_lead",
+    "lead_words",
     "topic_article_ids",
     "topic_scores",
 ]
@@ -149,7 +150,7 @@ _WORD_CACHE: dict[tuple[str, str], np.ndarray] = {}
 _WORD_CACHE_MAX = 30000
 
 
-def _lead_words(lead: str, topic_words: set[str]) -> set[str]:
+def lead_words(lead: str, topic_words: set[str]) -> set[str]:
     """Content words of a lead; fragments of the topic's own words ("tempo" in "maltempo")
     are left out: they are spelling, not meaning."""
     out = set()
@@ -178,7 +179,7 @@ async def _word_scores(
     embedder = retriever.embedder
     model = str(getattr(embedder, "model_id", ""))
     topic_words = {f for w in keywords.tokens(topic) if len(f := keywords.fold(w)) >= 4}
-    per_lead = {aid: _lead_words(text, topic_words) for aid, text in leads.items()}
+    per_lead = {aid: lead_words(text, topic_words) for aid, text in leads.items()}
     vocab = sorted({w for ws in per_lead.values() for w in ws})
     missing = [w for w in vocab if (model, w) not in _WORD_CACHE]
     if missing:

@@ -94,6 +94,12 @@ class ProcessEmbedder:
         self._proc: Any = None
         self._conn: Connection | None = None
 
+    @property
+    def process(self) -> Any:
+        """The child (a ``multiprocessing`` process) while one runs, else None: what an
+        operator or a test watches, or kills to see it replaced."""
+        return self._proc
+
     # -- the Embedder protocol --
 
     @property

@@ -81,7 +81,7 @@ async def strip_outlet_boilerplate(
     fresh = [p for p in pending if _is_fresh(p)]
     if not fresh:
         return OutletCleaning(list(pending))
-    table = BoilerplateStore(store.db)
+    table = store.boilerplate
     await table.forget_removed()
     fresh_ids = {p.article.id for p in fresh}
     backfill = await table.unseen_articles(fresh_ids)
@@ -124,7 +124,7 @@ async def strip_outlet_boilerplate(
 
 async def learned_patterns(store: Store) -> list[Pattern]:
     """Every learned line, by outlet (for status pages and tests)."""
-    return await BoilerplateStore(store.db).all_patterns()
+    return await store.boilerplate.all_patterns()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """User-facing strings in Italian and English; any other language falls back to English.
 
-The answer renderers' and the digest renderer's strings (the bot's are in ``bot/texts.py``
+The answer renderers' and the digest renderer's strings (the bot's are in ``bot/texts/``
 and ``bot/digests/texts.py``). Values are ``str.format`` templates; callers escape the
 *result* for HTML, so templates hold no markup.
 """

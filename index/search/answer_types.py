@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Literal
 
 Kind = Literal["who", "amount", "when", "where"]
@@ -122,7 +123,9 @@ _NOT_NAMES = _words(
 _PLACE_PREP = _words("in a al nel nella nei dalla dal da at from to near di")
 
 
+@lru_cache(maxsize=1 << 14)
 def _fold(word: str) -> str:
+    # Cached: every sentence of a reply's head passages folds each of its words here.
     w = unicodedata.normalize("NFKD", word.casefold())
     return "".join(c for c in w if not unicodedata.combining(c))
 

@@ -3,14 +3,14 @@
 The store-backed one (index/search/store_candidates.py) asks Chroma and SQLite FTS5; the
 in-memory one (index/search/memory_candidates.py) scores the copy of the corpus a
 long-running process keeps (index/search/corpus_copy.py). The retriever picks one per
-question and never looks behind it; both filter alike, which tests/test_candidates_parity.py
-holds them to.
+question and never looks behind it; both filter alike, which
+tests/search/test_candidates_parity.py holds them to.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -45,6 +45,10 @@ class Candidates(Protocol):
 
     async def present_terms(self, terms: Iterable[str]) -> set[str]:
         """Which (analysed) terms occur anywhere in the keyword index."""
+        ...
+
+    async def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many chunks hold each (analysed) term; 0 for a term none holds."""
         ...
 
 

@@ -123,6 +123,14 @@ class KeywordIndex:
         return int(self.rows.nbytes + self.tf.nbytes + self.indptr.nbytes
                    + self.length_norm.nbytes)  # fmt: skip
 
+    def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many rows hold each term (as FTS5's ``fts5vocab`` counts them); 0 if none."""
+        out = {}
+        for t in terms:
+            j = self.vocab.get(t)
+            out[t] = 0 if j is None else int(self.indptr[j + 1] - self.indptr[j])
+        return out
+
     def weights(self, a: int, b: int) -> np.ndarray:
         """BM25 term-frequency parts of postings ``[a, b)``."""
         tf = self.tf[a:b].astype(np.float64)

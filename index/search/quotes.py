@@ -17,7 +17,7 @@ from urllib.parse import quote as _percent
 from index.search import answer_types
 from index.storage import keywords
 
-__all__ = ["Quote", "make_hit_quote", "text_fragment_url"]
+__all__ = ["Quote", "make_hit_quote", "quote_sentences", "text_fragment_url"]
 
 # The chunker's splitter, so quotes and chunks agree on where sentences end.
 from index.ingest.chunking import split_sentences as _chunker_split
@@ -62,7 +62,7 @@ def _tidy(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+def quote_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """Sentence spans of ``text[start:end]`` (absolute offsets), split as the chunker does."""
     end = len(text) if end is None else end
     part = text if start == 0 and end == len(text) else text[start:end]
@@ -105,7 +105,7 @@ class _Passage:
 
 @lru_cache(maxsize=1024)
 def _passage(text: str, start: int, end: int) -> _Passage:
-    sents = _sentences(text, start, end)
+    sents = quote_sentences(text, start, end)
     # Folding a whole sentence at once keeps the per-word work in C: this is the costliest
     # step of a reply (bench/query_bench.py).
     words = [frozenset(keywords.tokens(text[s:e])) for s, e in sents]

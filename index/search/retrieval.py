@@ -309,9 +309,11 @@ class Retriever:
         question: str,
         *,
         boost: dict[str, float] | None = None,
+        cands: Candidates | None = None,
     ) -> list[Ranked]:
         """The fused head re-ranked by its passages' best sentences (sentence_match.py),
-        loading the head's passages into ``records``."""
+        loading the head's passages into ``records``; ``cands`` (the question's candidates)
+        count the words' documents."""
         sp = self.params.sentence
         head = [r.chunk_id for r in ranked[: sp.head] if r.chunk_id not in records]
         if head:
@@ -319,7 +321,7 @@ class Retriever:
         variants = sorted({v for w in keywords.content_words(query)
                            for v in keywords.query_variants(w)})
         doc_freq, n_docs = await asyncio.gather(
-            self.store.doc_freqs(variants), self.store.chunk_count()
+            (cands or self.store_candidates).doc_freqs(variants), self.store.chunk_count()
         )
         terms = question_terms(query, question, doc_freq, n_docs, sp)
         texts = {c: (r.text, r.title) for c, r in records.items()}
@@ -421,7 +423,7 @@ class Retriever:
             ranked = fuse(dense, bm25, ev, p, boost=boost)
             if p.sentence.weight > 0 and groups and ranked:
                 ranked = await self.by_best_sentence(ranked, records, query, question,
-                                                     boost=boost)
+                                                     boost=boost, cands=cands)
         elif mode == "dense":
             ranked = [Ranked(c, v, dense=v) for c, v in dense]
         else:

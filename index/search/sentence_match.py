@@ -101,7 +101,7 @@ def _sentences(text: str, prefix: int) -> tuple[
         sentence = text[s:e]
         words = keywords.tokens(sentence)
         forms = frozenset(words)
-        pre = frozenset(w[:prefix] for w in words if len(w) >= prefix)
+        pre = frozenset([w[:prefix] for w in forms if len(w) >= prefix])
         out.append((forms, pre, sentence))
     return tuple(out)
 

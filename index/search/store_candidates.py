@@ -191,6 +191,9 @@ class StoreCandidates:
             return set()
         return {t for t, d in (await self.store.doc_freqs(list(wanted))).items() if d > 0}
 
+    async def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
+        return await self.store.doc_freqs(terms)
+
 
 def top_rows(keys: Sequence[str], matrix: np.ndarray, vec: np.ndarray, n: int) -> Ranking:
     """The ``n`` rows (unit vectors) of ``matrix`` nearest to ``vec`` by cosine."""

@@ -43,6 +43,12 @@ class _DropCombining(dict[int, int | None]):
 
 
 _DROP_COMBINING = _DropCombining()
+# The combining marks among U+0300-U+036F (all but the grapheme joiner): what NFKD leaves of
+# Latin letters' accents. A C-speed pass over them first, so that accented Latin text (most
+# of the corpus) skips the per-character translate, ~10x slower.
+_LATIN_MARKS = re.compile(
+    "[" + "".join(chr(cp) for cp in range(0x300, 0x370) if unicodedata.combining(chr(cp))) + "]"
+)
 
 
 def fold(text: str) -> str:
@@ -50,7 +56,11 @@ def fold(text: str) -> str:
     folded = text.casefold()
     if folded.isascii():  # NFKD leaves ASCII alone and ASCII has no combining marks
         return folded
-    return unicodedata.normalize("NFKD", folded).translate(_DROP_COMBINING)
+    decomposed = unicodedata.normalize("NFKD", folded)
+    stripped = _LATIN_MARKS.sub("", decomposed)
+    if stripped.isascii():  # nothing else left that could be a combining mark
+        return stripped
+    return stripped.translate(_DROP_COMBINING)
 
 
 def tokens(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from index.storage.boilerplate import BoilerplateStore
 from index.storage.fulltext import FulltextMixin, candidate_match, or_terms
 from index.storage.periods import PeriodsMixin
 from index.storage.records import (
@@ -64,3 +65,8 @@ class Store(FulltextMixin, PeriodsMixin, WritesMixin, RunsMixin):
 
     async def close(self) -> None:
         await self.db.close()
+
+    @property
+    def boilerplate(self) -> BoilerplateStore:
+        """The outlets' learned boilerplate lines (boilerplate.py), on this connection."""
+        return BoilerplateStore(self.db)

@@ -100,7 +100,7 @@ def embedded_client(path: Path) -> Any:
 
 def close_client(client: Any) -> None:
     """Stop an :func:`embedded_client` (its files are released) and forget it."""
-    system = _system_of(client)
+    system = system_of(client)
     ident = getattr(client, "_identifier", None)
     if system is not None:
         system.stop()
@@ -108,7 +108,8 @@ def close_client(client: Any) -> None:
         _forget_cached_system(ident)
 
 
-def _system_of(client: Any) -> Any:
+def system_of(client: Any) -> Any:
+    """The chromadb System behind a client (what its calls run on; stopped, they all fail)."""
     from chromadb.api.shared_system_client import SharedSystemClient
 
     ident = getattr(client, "_identifier", None)
@@ -190,7 +191,7 @@ class VectorStore:
             return
         with self._mutex:
             self._opened_at = time.monotonic()
-            old = _system_of(self.client)
+            old = system_of(self.client)
             client = _connect(self.settings, fresh=True)
             collection = client.get_collection(self.settings.chroma_collection)
             self.client, self.collection = client, collection
@@ -199,7 +200,7 @@ class VectorStore:
             self._opened_at = time.monotonic()
             if self.lock is not None:
                 self._seen = self.lock.stamp()
-        if old is not None and old is not _system_of(client):
+        if old is not None and old is not system_of(client):
             _stop_later(old)
         log.info("chroma client reopened", extra={"kv": {"reason": reason or "asked",
                                                            "store": self.description}})

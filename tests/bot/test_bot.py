@@ -108,7 +108,7 @@ async def test_the_default_wiring_encodes_in_a_child_process(
         services = services_of(app)
         child = services.encoder
         assert child is not None and services.index.embedder is child
-        proc = child._proc
+        proc = child.process
         assert proc is not None and proc.is_alive()
         server.user_sends(chat, ada, GM_EN)
         (reply,) = await server.wait_for_messages(chat["id"], count=1, timeout=60)

@@ -16,6 +16,7 @@ from bot.handlers import addressed_question, command_argument
 from bot.logs import redact, register_secret
 from bot.ratelimit import UserRateLimiter
 from bot.state import BotState, Page, QuestionLog, new_page_id, percentile
+from bot.texts import sources, strings
 from tests.support.fakebotapi import parse_html, visible_length
 
 SECRET_TOKEN = "555555:UNIT-secret-abcdefghijklmnopqrstuvwxyz"
@@ -100,6 +101,9 @@ def test_texts_escape_values_and_follow_the_users_language() -> None:
     for lang in ("en", "it"):
         for key in texts.STRINGS["en"]:
             assert key in texts.STRINGS[lang], (lang, key)
+    for lang in ("en", "it"):  # the live sources' table adds to the rest, replacing nothing
+        assert not set(strings.STRINGS[lang]) & set(sources.STRINGS[lang])
+        assert set(sources.STRINGS[lang]) == set(sources.STRINGS["en"])
 
 
 def _message(text: str, *, reply_from_bot: bool = False, entities: list | None = None) -> Message:

@@ -4,8 +4,8 @@ HTTP from 127.0.0.1, the real pipeline and stores.
 - a feed that changes between polls: its new article is answered with no /reindex;
 - a failing feed beside it: reported once to the admin, shown in /sources and /stats;
 - Telegram channels as a source: a ``channel_post`` becomes an answerable article linking to
-  the post, an ``edited_channel_post`` updates it, a private channel links by id, posts of
-  channels that are not sources are ignored.
+  the post (and is in the next digest), an ``edited_channel_post`` updates it, a private
+  channel links by id, posts of channels that are not sources are ignored.
 """
 
 from __future__ import annotations
@@ -170,6 +170,10 @@ async def test_channel_posts_become_answerable_articles_and_edits_update_them(
         reply = await ask(server, chat, reader, "Quale museo ha inaugurato Zorvenia?")
         assert "mappe celesti" in reply["text"] and "lanterne" not in reply["text"]
         assert url in links(reply)
+        # ...and it is in the next digest, with no command either (the preview is built as
+        # the scheduled one is).
+        digest = await ask(server, chat, reader, "/digest")
+        assert "Zorvenia" in digest["text"] and url in links(digest), digest["text"]
 
         secret = server.user_sends(private, None, "Riunione di redazione a Maretosso: "
                                    "il giornale apre una sede nuova in centro.")["channel_post"]

@@ -1,6 +1,6 @@
 """Operations of the running bot: /healthz and /metrics scraped over HTTP while questions are
 answered through the fake Bot API, in polling and in webhook mode; QUESTION_LOG_DAYS and
-/forgetme. The real Application, store and model, as in tests/test_bot.py."""
+/forgetme. The real Application, store and model, as in tests/bot/test_bot.py."""
 
 from __future__ import annotations
 

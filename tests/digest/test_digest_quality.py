@@ -264,8 +264,8 @@ async def test_topic_is_what_a_story_is_about(quality: Any) -> None:
 
 
 def test_lead_words_leave_out_fragments_of_the_topic() -> None:
-    from index.digest.topic import _lead_words
+    from index.digest.topic import lead_words
 
-    words = _lead_words("Nel secondo tempo il Lecco segna; poi arriva il maltempo.", {"maltempo"})
+    words = lead_words("Nel secondo tempo il Lecco segna; poi arriva il maltempo.", {"maltempo"})
     assert "tempo" not in words and "maltempo" not in words
     assert {"secondo", "lecco", "segna", "arriva"} <= words

@@ -32,23 +32,23 @@ def test_vectors_and_identity_match_the_in_process_model(hashing: Settings) -> N
         np.testing.assert_array_equal(child.embed_queries(TEXTS), local.embed_queries(TEXTS))
         np.testing.assert_array_equal(child.embed_passages(TEXTS), local.embed_passages(TEXTS))
         assert child.embed_queries([]).shape == (0, local.dim)
-        assert child._proc is not None and child._proc.pid != os.getpid()
+        assert child.process is not None and child.process.pid != os.getpid()
     finally:
         child.close()
-    assert child._proc is None
+    assert child.process is None
 
 
 def test_a_killed_child_is_replaced_and_the_call_still_answers(hashing: Settings) -> None:
     child = ProcessEmbedder(hashing)
     try:
         first = child.embed_queries(TEXTS)
-        proc = child._proc
+        proc = child.process
         assert proc is not None and proc.pid is not None
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(10)
         again = child.embed_queries(TEXTS)
         np.testing.assert_array_equal(first, again)
-        assert child._proc is not None and child._proc.pid != proc.pid
+        assert child.process is not None and child.process.pid != proc.pid
     finally:
         child.close()
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from index.ingest.fetch import Fetcher, FetchError, Validators
-from index.ingest.live import LiveIndexer
+from index.ingest.live import BACKOFF_MAX_S, LiveIndexer
 from index.ingest.live_writers import services_writer
 from index.ingest.polls import PollResult
 from index.runtime import open_services
@@ -199,7 +199,7 @@ async def test_failing_sources_are_backed_off_and_reported_once_while_another_up
     feeds.routes["/good.xml"] = Route(rss("Good", [story(0)]), etag='"g1"')
     feeds.routes["/broken.xml"] = Route(status=500)
     feeds.routes["/slow.xml"] = Route(hang=True)
-    feeds.routes["/huge.xml"] = Route(oversize=200_000)
+    feeds.routes["/huge.xml"] = Route(oversize=30_000_000)  # 30 MB, stopped at the 50 kB cap
     every = 0.4
     settings = settings_for(tmp_path, fetch_timeout=1.0, max_file_mb=0.05,
                             source_alert_failures=3)
@@ -272,6 +272,12 @@ async def test_fetcher_limits_and_reasons(feeds: FeedServer) -> None:
         assert busy.value.status == 503 and busy.value.retry_after == 1.0
         with pytest.raises(FetchError, match="only http"):
             await fetcher.get("ftp://example.org/feed.xml")
+    # 30 MB streamed without a Content-Length, against the product's default cap.
+    feeds.routes["/30mb.xml"] = Route(oversize=30_000_000)
+    cap = int(Settings(_env_file=None).max_file_mb * 1_000_000)
+    async with Fetcher(timeout=120.0, max_bytes=cap) as fetcher:
+        with pytest.raises(FetchError, match=f"over the limit of {cap:,} bytes"):
+            await fetcher.get(feeds.url("/30mb.xml"))
     async with Fetcher(timeout=2.0, max_bytes=10_000) as fetcher:
         got = await fetcher.get(feeds.url("/big.xml"))
         assert got.status == 200 and got.validators == Validators('"b"', None)
@@ -310,6 +316,20 @@ async def test_pushed_posts_survive_a_restart_in_the_inbox(
         await services.close()
     assert stored is not None and stored.url == "https://t.me/gazzetta/7"
     assert stored.source == "Gazzetta"
+
+
+def test_back_off_doubles_per_failure_with_jitter_up_to_a_cap_and_honours_retry_after(
+    tmp_path: Path,
+) -> None:
+    draws = iter([0.0, 0.5, 1.0, 1.0, 0.0, 0.0])
+    live = LiveIndexer(settings_for(tmp_path), services_writer(settings_for(tmp_path), None),  # type: ignore[arg-type]
+                       specs={}, rng=lambda: next(draws))
+    assert live.backoff(60.0, 1) == 30.0  # every × 2⁰ × (0.5 + 0.5 × 0.0)
+    assert live.backoff(60.0, 2) == 90.0  # every × 2¹ × 0.75
+    assert live.backoff(60.0, 3) == 240.0  # every × 2² × 1.0
+    assert live.backoff(60.0, 40) == BACKOFF_MAX_S  # capped: still tried every 6 h
+    assert live.backoff(None, 1) == 30.0  # a manual source retried from a minute
+    assert live.backoff(0.2, 1, retry_after=120.0) == 120.0  # the server asked for 2 min
 
 
 def test_sources_settings_parse_both_forms(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -412,5 +432,21 @@ async def test_sources_message_stays_under_telegram_limits_and_escapes_everythin
             assert ("… e altre" if lang == "it" else "… and") in parsed.text
         line = await live.stats_line("it")
         assert line is not None and "fonti: 121 · in errore: 60" in line
+
+        # A read attempted and not finished (going on, or its process killed) says so.
+        first = next(iter(specs))
+        await ledger.attempted(first, now + 30)
+        block = (await live.sources_html("en", now=now + 90)).split("\n\n")[1]
+        assert "last attempt" in block and "(60 s ago), not finished yet" in block
+        assert "last success" in block  # the previous read's outcome is still shown
+        assert "not finished" not in (await live.sources_html("en", now=now + 90)).split(
+            "\n\n")[2]
     finally:
         await live.stop()
+    # Telling the admins is optional: without it a flagged source is logged and shown only.
+    assert live.indexer.on_alert is not None
+    muted = settings.model_copy(update={"source_alert_admins": False})
+    quiet = LiveNews(muted, None, None, ZoneInfo("Europe/Rome"))  # type: ignore[arg-type]
+    assert quiet.indexer.on_alert is None
+    with pytest.raises(ValueError, match="source_alert_failures"):
+        BotSettings(_env_file=None, source_alert_failures=0)

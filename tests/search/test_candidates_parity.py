@@ -191,3 +191,19 @@ async def _passing(r: Retriever, filters: Filters) -> int:
     if filters.is_empty():
         return await r.store.chunk_count()
     return len(await r.store.filtered_chunk_ids(filters, 10**6) or [])
+
+
+async def test_document_frequencies_are_the_same(both):
+    """What the best-sentence re-ranking weighs question words by: the copy's postings
+    count the rows FTS5's vocabulary counts, for every word of every body and words no body
+    holds."""
+    r, memory = both
+    assert memory.matrix.keywords is not None
+    words = {w for body in (await r.store.fts_bodies()).values() for w in body.split()}
+    words |= set(memory.matrix.keywords.terms())
+    terms = sorted(words | {"zzqqxx", "nessunaparola"})
+    assert len(terms) > 1000
+    in_memory = await memory.doc_freqs(terms)
+    on_disk = await r.store_candidates.doc_freqs(terms)
+    assert in_memory == on_disk
+    assert in_memory["zzqqxx"] == 0 and max(in_memory.values()) > 10

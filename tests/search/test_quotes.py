@@ -7,7 +7,7 @@ from urllib.parse import unquote
 import pytest
 
 from index.search import answer_types
-from index.search.quotes import Quote, _sentences, make_hit_quote, text_fragment_url
+from index.search.quotes import Quote, make_hit_quote, quote_sentences, text_fragment_url
 
 ARTICLE = (
     "Roma, 5 marzo 2024.\n\n"
@@ -89,7 +89,7 @@ def test_window_stays_within_max_chars_and_whole_sentences():
         quote, hl = check(q)
         assert len(quote) <= max_chars
         assert hl == "Sul tavolo c'era la riforma della giustizia."
-        sents = {ARTICLE[a:b] for a, b in _sentences(ARTICLE)}
+        sents = {ARTICLE[a:b] for a, b in quote_sentences(ARTICLE)}
         assert quote.startswith(tuple(sents)) and quote.endswith(tuple(sents))
     q = make_hit_quote(ARTICLE, s, e, "riforma della giustizia", max_chars=120)
     assert q.ellipsis_before and q.ellipsis_after  # mid-paragraph on both sides
@@ -150,19 +150,19 @@ def test_degenerate_inputs():
 
 def test_quote_sentences_keep_abbreviations_and_initials():
     text = "Il sig. Rossi e J. Smith sono arrivati. Il dott. Bianchi no! Poi «Basta.» Fine"
-    got = [text[a:b] for a, b in _sentences(text)]
+    got = [text[a:b] for a, b in quote_sentences(text)]
     assert got == [
         "Il sig. Rossi e J. Smith sono arrivati.",
         "Il dott. Bianchi no!",
         "Poi «Basta.»",
         "Fine",
     ]
-    assert [text[a:b] for a, b in _sentences(text)][1] == "Il dott. Bianchi no!"
+    assert [text[a:b] for a, b in quote_sentences(text)][1] == "Il dott. Bianchi no!"
 
 
 def test_lines_always_end_sentences():
     text = "Titolo senza punto\nPrima frase. Seconda frase.\n\nTerza"
-    assert [text[a:b] for a, b in _sentences(text)] == [
+    assert [text[a:b] for a, b in quote_sentences(text)] == [
         "Titolo senza punto",
         "Prima frase.",
         "Seconda frase.",

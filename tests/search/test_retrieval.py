@@ -272,7 +272,7 @@ async def test_eval_scores_any_of_several_gold_articles_as_of_the_question_date(
     asked = load_questions(questions)[1]["asked"]
     answer = await retriever.answer(rows[1]["question"], now=asked.replace(tzinfo=ROME))
     # "this week" in a search is a recency prior around the question's moment, not a cut
-    # (tests/test_fusion_confidence.py); as a period it is that week.
+    # (tests/search/test_fusion_confidence.py); as a period it is that week.
     assert answer.filters.date_from is None and answer.hits[0].article_id == "en-floods"
     week = parse_question_full("this week", now=asked.replace(tzinfo=ROME), tz=ROME)
     assert week.filters.date_from is not None

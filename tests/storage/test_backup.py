@@ -22,9 +22,8 @@ import pytest
 
 from bot.cli import main as cli_main
 from bot.state import BotState, QuestionLog
-from index.runtime import open_services
+from index.runtime import build_retriever, open_services
 from index.sample import HERE as SAMPLE_DIR
-from index.search.retrieval import Retriever
 from index.settings import Settings
 from index.storage.vectors import forget_cached_client
 from index.storage.write_lock import WriteLock
@@ -70,8 +69,8 @@ async def answers(settings: Settings, embedder: Any) -> list[list[str]]:
     services = await open_services(settings, embedder=embedder)
     try:
         vectors = await services.vectors()
-        retriever = Retriever(settings, services.store, services.embedder, vectors,
-                              tz=ZoneInfo("Europe/Rome"))
+        retriever = build_retriever(settings, services.store, services.embedder, vectors,
+                                    tz=ZoneInfo("Europe/Rome"))
         try:
             out = []
             for q in QUESTIONS:

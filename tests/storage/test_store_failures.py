@@ -19,7 +19,7 @@ from index.runtime import open_services
 from index.search import corpus_copy
 from index.settings import Settings
 from index.storage import vectors as vectors_module
-from index.storage.vectors import VectorStore, _system_of
+from index.storage.vectors import VectorStore, system_of
 from tests.support.bot import BOT_ADMIN_ID, bot_articles, bot_settings, write_articles
 from tests.support.fakebotapi import FakeBotApi
 
@@ -63,7 +63,7 @@ async def test_a_stopped_client_is_reopened_and_the_question_answered_in_full(
         services = app.bot_data[KEY]
         vectors: VectorStore = services.retriever.vectors
         assert "Barra" in await ask(server, chat, ada, QUESTION)
-        _system_of(vectors.client).stop()  # every call on this client now fails
+        system_of(vectors.client).stop()  # every call on this client now fails
         reply = await ask(server, chat, ada, "Mary Barra General Motors")
         assert vectors.reopens == 1
         assert vectors.last_error

@@ -321,6 +321,6 @@ def load_spec(path: str | Path | None = None) -> BotApiSpec:
     target = Path(path) if path is not None else SPEC_PATH
     if not target.is_file():
         raise FileNotFoundError(
-            f"Bot API spec not found at {target}; it ships beside tests/fakebotapi/spec.py"
+            f"Bot API spec not found at {target}; it ships beside tests/support/fakebotapi/spec.py"
         )
     return _load(str(target.resolve()))
