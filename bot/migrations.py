@@ -176,7 +176,20 @@ CREATE TABLE IF NOT EXISTS alert_sent_articles(
 );
 """
 
+# What each follow alerted lately (bot/alerts/store.py): later reports of those stories match
+# through them (bot/alerts/matching.py, story_scores).
+M003_ALERT_MEMORY = """
+CREATE TABLE IF NOT EXISTS alert_follow_stories(
+    follow_id INTEGER NOT NULL,
+    article_id TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    PRIMARY KEY(follow_id, article_id)
+);
+CREATE INDEX IF NOT EXISTS alert_follow_stories_ts ON alert_follow_stories(ts);
+"""
+
 BOT_MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "m001_initial", M001_INITIAL),
     Migration(2, "m002_alerts", M002_ALERTS),
+    Migration(3, "m003_alert_memory", M003_ALERT_MEMORY),
 )

@@ -35,10 +35,10 @@ import numpy as np
 from telegram.ext import Application, ContextTypes
 
 from bot.alerts import texts
-from bot.alerts.matching import Bars, FollowIndex, follow_terms, load_batch
+from bot.alerts.matching import Bars, Batch, FollowIndex, follow_terms, load_batch, story_scores
 from bot.alerts.planning import Limits, plan_batch
 from bot.alerts.quiet import HOUR, QuietHours, parse_quiet_hours
-from bot.alerts.store import AlertStore, Follow, Held, Planned
+from bot.alerts.store import MEMORY_SIZE, MEMORY_TTL, AlertStore, Follow, Held, Planned
 from bot.delivery_failures import DeliveryFailures, delivery_failures
 from bot.digests.clock import Clock, SystemClock
 from bot.locked_store import sleep_unless_stopping
@@ -116,6 +116,10 @@ class AlertService:
         self._loop: asyncio.Task[None] | None = None
         self._job: Any = None
         self._index: FollowIndex | None = None
+        # The remembered articles' lead vectors and names, between batches (story_scores),
+        # and the follows' memory as committed (read from the state once, then kept in step).
+        self._remembered: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self._memory: dict[int, list[tuple[datetime, str]]] | None = None
         self.batches = 0  # match-and-send passes run
         self._in_pass = False
         self._batch_done = asyncio.Condition()
@@ -234,14 +238,14 @@ class AlertService:
 
     async def add(self, follow: Follow) -> int:
         follow_id = await self.db().add_follow(follow)
-        self._index = None
+        self._index = self._memory = None
         return follow_id
 
     async def remove(self, follow_ids: list[int]) -> int:
         wanted = set(follow_ids)
         chats = {f.chat_id for f in await self.db().follows() if f.id in wanted}
         removed = await self.db().remove_follows(follow_ids)
-        self._index = None
+        self._index = self._memory = None
         for chat_id in chats:
             if not await self.db().follows(chat_id):  # nothing left to fail there
                 await self.failures.forget(FAILURE_KIND, chat_id)
@@ -249,12 +253,13 @@ class AlertService:
 
     async def forget_user(self, user_id: int) -> int:
         removed = await self.db().forget_user(user_id)
+        self._index = self._memory = None
         await self.failures.forget(FAILURE_KIND, user_id)
         return removed
 
     async def remove_chat(self, chat_id: int) -> int:
         removed = await self.db().remove_chat(chat_id)
-        self._index = None
+        self._index = self._memory = None
         await self.failures.forget(FAILURE_KIND, chat_id)
         return removed
 
@@ -301,20 +306,49 @@ class AlertService:
             index = await self.follow_index()
             planned: list[Planned] = []
             held: list[Held] = []
+            learned: list[tuple[int, str]] = []
             if index.follows:
                 batch = await load_batch(r.store, r.vectors, fresh)
-                matches = await asyncio.to_thread(index.match, batch, self.bars())
+                params = grouping_params_for(r.embedder.model_id)
+                bars = self.bars()
+                story = (await self.story_scores(index, batch, now)
+                         if bars.story or bars.unlike else None)
+                matches, gate = await asyncio.to_thread(index.decide, batch, bars, story)
+                learned = [(index.follows[f].id, batch.articles[a].id)
+                           for f, rows in matches.items() for a in rows if gate[f, a]]
                 planned, held = await plan_batch(
-                    r.store, r.vectors, db, index, batch, matches,
-                    grouping_params_for(r.embedder.model_id),
+                    r.store, r.vectors, db, index, batch, matches, params,
                     Limits(self.settings.alerts_per_hour, self.quiet, self.tz), now,
                 )
             touched = await db.commit_batch(planned, held, fresh + old, mark, now,
-                                            texts.summary_html)
+                                            texts.summary_html, learned)
+            self._learned(learned, now)
             log.info("alerts matched", extra={"kv": {
                 "articles": len(fresh), "follows": len(index.follows), "alerts": len(planned),
                 "held": len(held)}})
             return len(touched)
+
+    async def story_scores(self, index: FollowIndex, batch: Batch, now: datetime) -> np.ndarray:
+        """follows × articles: similarity to the stories each follow alerted lately."""
+        r = self.retriever
+        if self._memory is None:
+            self._memory = await self.db().memory_rows(now - MEMORY_TTL)
+        since = now - MEMORY_TTL
+        memory = {f: [a for ts, a in rows if ts >= since] for f, rows in self._memory.items()}
+        return await story_scores(r.store, r.vectors, index, batch, memory,
+                                  grouping_params_for(r.embedder.model_id), self._remembered)
+
+    def _learned(self, learned: list[tuple[int, str]], now: datetime) -> None:
+        """The committed memory, mirrored (as AlertStore.commit_batch keeps it)."""
+        if self._memory is None or not learned:
+            return
+        for follow_id, article_id in learned:
+            rows = [(ts, a) for ts, a in self._memory.get(follow_id, []) if a != article_id]
+            self._memory[follow_id] = [(now, article_id), *rows]
+        for follow_id in {f for f, _ in learned}:
+            rows = self._memory[follow_id]
+            rows.sort(key=lambda r: (-r[0].timestamp(), r[1]))
+            del rows[MEMORY_SIZE:]
 
     # -- sending ----------------------------------------------------------------------------
 

@@ -14,11 +14,13 @@ stored with it), and a batch is scored for all follows at once:
   that share a word with it; only those are scored, so a batch costs about its own size, not
   its size times the number of follows.
 
-Two rules are the alerts' own, because an alert interrupts where a digest line does not.
+Rules of the alerts' own, because an alert interrupts where a digest line does not.
 **The article's lead (headline and first sentences, :func:`~index.digest.topic.article_lead`)
-must hold one of the follow's distinctive words** — its rarest by IDF, and any as rare within :data:`DISTINCTIVE_SHARE` —
-as a stem or as a word form of it (a word starting with its root: "Cameroon" for
-"Cameroonian", "Ukraine" for "Ukrainian", "kidnapped" for "kidnapping"). Without it a follow
+must hold one of the follow's distinctive words** — its rarest by IDF, and any as rare within :data:`~bot.alerts.lead.DISTINCTIVE_SHARE` —
+as a stem or as a word form of it (:func:`~bot.alerts.lead.is_word_form`: "Cameroon" for "Cameroonian",
+"Ukraine" for "Ukrainian", "kidnapped" for "kidnapping", but not "Nigeria" for "Niger"), and,
+for a follow typed with names, one of its distinctive names (:func:`~bot.alerts.lead.name_words`: "Czech" of
+"2025 Czech parliamentary election", whose "parliamentary" is every country's). Without it a follow
 of "2025 Cameroonian presidential election" is alerted about every election whose sentence
 reads like one (dense 0.4), and "United States–Venezuela relations" about every "United
 States … relations" item (keywords 0.73 without "Venezuela"). Only a dense score at the
@@ -27,6 +29,17 @@ the other (the default model is multilingual). And two weaker pieces of evidence
 score and a keyword share each below its own bar, both above the agreement's): a typhoon
 report names "typhoon" but not "2025 Pacific … season", and reads only somewhat like the
 name. ``bench/alert_eval.py`` measured both (docs/alerts.md).
+
+**Follows learn from the stories they alerted** (:func:`story_scores`, the memory kept by
+:class:`bot.alerts.store.AlertStore`): an article that passed a follow's gate is remembered
+for a week (the newest :data:`~bot.alerts.store.MEMORY_SIZE`). A later article as similar to
+one of them as the digests' grouping measures (lead vectors and shared names) passes through
+it (``story``), though it names neither the cyclone nor the war: "the death toll rises to
+334" days after the storm's name was alerted. And once a follow has stories, an article
+unlike all of them needs a stronger dense score (``unlike``): the reader of a follow that
+alerted the Czech election wants that election, not the next parliamentary vote that reads
+like it. Only what passed the gate itself is remembered, so a chain of look-alikes cannot
+drift a follow away from its words.
 
 Same-story articles of a batch are grouped with the digests' grouping
 (:func:`index.digest.grouping.article_similarity` and ``cluster``, over the matched articles
@@ -44,11 +57,14 @@ from typing import Any
 
 import numpy as np
 
+from bot.alerts.lead import LeadWords, distinctive_groups, name_words
 from bot.alerts.store import Follow
 from index.digest.grouping import (
     GroupingParams,
+    article_names,
     article_similarity,
     cluster,
+    cross_similarity,
     grouping_params_for,
 )
 from index.digest.period import lead_vectors
@@ -69,6 +85,14 @@ class Bars:
     strong_dense: float | None = None
     # Alerts only: (dense, keywords) that pass together though each is below its own bar.
     agree: tuple[float, float] | None = None
+    # Alerts only: (story similarity, dense): an article this similar (the digests' story
+    # similarity) to one the follow alerted lately, with at least this dense score, passes
+    # without the follow's words (:func:`story_scores`). None: off.
+    story: tuple[float, float] | None = None
+    # Alerts only: (story similarity, dense): a follow that alerted stories lately lets an
+    # article less similar than this to all of them pass only from this dense score, or by
+    # its keywords (a follow with a story has a reader expecting that story). None: off.
+    unlike: tuple[float, float] | None = None
 
     @classmethod
     def digests(cls, model_id: str) -> Bars:
@@ -98,20 +122,14 @@ class Bars:
 # Per embedding model (prefix of its model id): the best F1 on bench/alert_eval.py's tuning
 # weeks (September–October), with the lead-word rule. Curves in docs/alerts.md.
 ALERT_BARS: dict[str, Bars] = {
-    "usem3:": Bars(min_dense=0.3, min_match=0.6, strong_dense=0.6, agree=(0.25, 0.4)),
+    "usem3:": Bars(min_dense=0.3, min_match=0.6, strong_dense=0.6, agree=(0.25, 0.4),
+                   story=(0.45, 0.15), unlike=(0.25, 0.35)),
 }
 STRONG_MARGIN = 0.2  # models without tuned bars: dense this far above the bar needs no word
-DISTINCTIVE_SHARE = 0.8  # a follow word this rare relative to its rarest is distinctive
-ROOT_MIN = 4  # a word form matches on the word's first max(ROOT_MIN, len - ROOT_TRIM) letters
-ROOT_TRIM = 3
-
-
-def word_root(word: str) -> str:
-    """The part of a word its other forms share: the gentilic's country, the verb's tenses
-    ("cameroonian" → "cameroon", "ukrainian" → "ukrain", "kidnapping" → "kidnapp")."""
-    return word if len(word) <= ROOT_MIN else word[: max(ROOT_MIN, len(word) - ROOT_TRIM)]
-
-
+# A follow typed with names ("2025 Czech parliamentary election") needs one of its
+# distinctive names in the lead as well as a distinctive word: "parliamentary" alone is
+# every country's election.
+LEAD_NAMES = True
 def lead_words(title: str, text: str) -> frozenset[str]:
     """The folded words of an article's lead and their stems in the query languages (cached
     per word: a batch's leads share most of theirs)."""
@@ -183,11 +201,9 @@ class FollowIndex:
     totals: np.ndarray
     postings: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     vocab: frozenset[str] = frozenset()
-    # The follows' distinctive words: each stem, and each word's root, to the follow rows.
-    distinct: dict[str, list[int]] = field(default_factory=dict)
-    roots: dict[str, list[int]] = field(default_factory=dict)
-    wordless: list[int] = field(default_factory=list)  # follows with no word to require
-    root_lengths: tuple[int, ...] = ()
+    # What a lead must hold, every rule at once: a distinctive word (rarest by IDF), and,
+    # for a follow typed with names, also a distinctive one of those (:data:`LEAD_NAMES`).
+    lead_rules: tuple[LeadWords, ...] = ()
 
     @classmethod
     def build(cls, follows: Sequence[Follow]) -> FollowIndex:
@@ -195,46 +211,30 @@ class FollowIndex:
         dim = next((len(f.vector) for f in fs), 1)
         mat = np.zeros((len(fs), dim), dtype=np.float32)
         postings: dict[str, list[tuple[int, int]]] = {}
-        distinct: dict[str, list[int]] = {}
-        roots: dict[str, list[int]] = {}
-        wordless: list[int] = []
+        rare: list[list[list[str]]] = []
+        named: list[list[list[str]]] = []
         for i, f in enumerate(fs):
             if len(f.vector) == dim:
                 mat[i] = f.vector
             for g, group in enumerate(f.terms):
                 for term in group:
                     postings.setdefault(term, []).append((i, g))
-            groups = distinctive_groups(f.terms, f.weights)
-            if not groups:
-                wordless.append(i)
-            for group in groups:
-                for term in group:
-                    distinct.setdefault(term, []).append(i)
-                # The folded word is its group's longest member (stems only shorten it).
-                roots.setdefault(word_root(max(group, key=len)), []).append(i)
+            rare.append(distinctive_groups(f.terms, f.weights))
+            names = name_words(f.words) if LEAD_NAMES else frozenset()
+            named.append(distinctive_groups(f.terms, f.weights, names) if names else [])
         mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
         weights = [list(f.weights) for f in fs]
         totals = np.asarray([sum(w) or 1.0 for w in weights], dtype=np.float64)
-        return cls(fs, mat, weights, totals, postings, frozenset(postings), distinct, roots,
-                   wordless, tuple(sorted({len(r) for r in roots})))
+        rules = [LeadWords.build(rare)]
+        if any(named):
+            rules.append(LeadWords.build(named))
+        return cls(fs, mat, weights, totals, postings, frozenset(postings), tuple(rules))
 
     def lead_held(self, batch: Batch) -> np.ndarray:
-        """follows × articles: the article's lead holds a distinctive word of the follow."""
-        held = np.zeros((len(self.follows), len(batch.articles)), dtype=bool)
-        if not self.follows:
-            return held
-        distinct, roots = self.distinct, self.roots
-        for a, words in enumerate(batch.leads):
-            rows: set[int] = set()
-            for w in words:
-                rows.update(distinct.get(w, ()))
-                for k in self.root_lengths:
-                    if k > len(w):
-                        break
-                    rows.update(roots.get(w[:k], ()))
-            if rows:
-                held[list(rows), a] = True
-        held[self.wordless, :] = True
+        """follows × articles: the article's lead holds what every rule asks of the follow."""
+        held = np.ones((len(self.follows), len(batch.articles)), dtype=bool)
+        for rule in self.lead_rules:
+            held &= rule.held(batch.leads, len(self.follows))
         return held
 
     def scores(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
@@ -267,19 +267,43 @@ class FollowIndex:
                     match[f, a] = share
         return dense, match
 
-    def match(self, batch: Batch, bars: Bars) -> dict[int, list[int]]:
-        """Follow row → rows of the batch's articles that pass its gate and its filters."""
+    def match(
+        self, batch: Batch, bars: Bars, story: np.ndarray | None = None
+    ) -> dict[int, list[int]]:
+        """Follow row → rows of the batch's articles that pass its gate and its filters.
+
+        ``story`` (follows × articles, :func:`story_scores`) is each article's similarity to
+        the stories each follow alerted lately; with ``bars.story`` it lets the later reports
+        of such a story through without the follow's words.
+        """
+        return self.decide(batch, bars, story)[0]
+
+    def decide(
+        self, batch: Batch, bars: Bars, story: np.ndarray | None = None
+    ) -> tuple[dict[int, list[int]], np.ndarray]:
+        """:meth:`match`, and which of the passing pairs passed by the gate itself (not only
+        through an alerted story): those are what a follow learns from."""
         dense, match = self.scores(batch)
         passing = (dense >= bars.min_dense) | (match >= bars.min_match - 1e-9)
         if bars.agree is not None:
             passing |= (dense >= bars.agree[0]) & (match >= bars.agree[1] - 1e-9)
         if bars.strong_dense is not None:
             passing &= self.lead_held(batch) | (dense >= bars.strong_dense)
+        if story is not None and story.shape == passing.shape:
+            if bars.unlike is not None:
+                learned = story != 0  # the follow remembers a story (similarity never exactly 0)
+                passing &= ~learned | (story >= bars.unlike[0]) | (dense >= bars.unlike[1]) | (
+                    match >= bars.min_match - 1e-9)
+            gate = passing.copy()
+            if bars.story is not None:
+                passing |= (story >= bars.story[0]) & (dense >= bars.story[1])
+        else:
+            gate = passing.copy()
         out: dict[int, list[int]] = {}
         for f, a in zip(*np.nonzero(passing), strict=True):
             if _passes_filters(self.follows[int(f)], batch.articles[int(a)]):
                 out.setdefault(int(f), []).append(int(a))
-        return out
+        return out, gate
 
 
 def _passes_filters(f: Follow, a: ArticleRecord) -> bool:
@@ -292,21 +316,92 @@ def _passes_filters(f: Follow, a: ArticleRecord) -> bool:
     return True
 
 
-def distinctive_groups(terms: Sequence[Sequence[str]], weights: Sequence[float]) -> list[list[str]]:
-    """A follow's rarest keyword group and those within :data:`DISTINCTIVE_SHARE` of it."""
-    if not terms or len(weights) != len(terms):
-        return [list(g) for g in terms if g][:1]
-    top = max(weights)
-    return [list(g) for g, w in zip(terms, weights, strict=True)
-            if g and w >= DISTINCTIVE_SHARE * top - 1e-12]
-
-
 async def follow_terms(store: Store, words: str) -> tuple[list[list[str]], list[float]]:
     """A follow's keyword groups (stems of each word in every query language) and their
     IDF weights over the index, as the digests' gate weighs a topic's words."""
     groups = keywords.query_terms(words)
     weights = await term_weights(store, groups)
     return [sorted(g) for g in groups], [float(w) for w in weights]
+
+
+# -- what follows learned ---------------------------------------------------------------------
+
+
+async def story_scores(
+    store: Store,
+    vectors: Any,
+    index: FollowIndex,
+    batch: Batch,
+    memory: dict[int, list[str]],
+    params: GroupingParams,
+    cache: dict[str, tuple[np.ndarray, list[str]]] | None = None,
+) -> np.ndarray:
+    """follows × articles: each new article's best story similarity (the digests' blend of
+    lead vectors and shared names, :func:`~index.digest.grouping.cross_similarity`) with
+    the articles each follow alerted lately (``memory``: follow id → article ids).
+
+    Only the remembered articles are compared, once each however many follows remember
+    them: a batch costs its size times theirs. ``cache`` (article id → lead vector and
+    names, kept by the caller between batches) saves reading them again: the memory
+    changes by one batch at a time, and this batch's articles are added to it.
+    """
+    cache = {} if cache is None else cache
+    out = np.zeros((len(index.follows), len(batch.articles)), dtype=np.float32)
+    wanted = [(r, memory[f.id]) for r, f in enumerate(index.follows) if memory.get(f.id)]
+    new_vecs = _lead_rows(batch)
+    new_names = [article_names(a.title, a.text) for a in batch.articles]
+    old_ids = list(dict.fromkeys(a for _, ids in wanted for a in ids))
+    missing = [a for a in old_ids if a not in cache]
+    if missing:
+        records = await store.articles(missing)
+        found = [a for a in missing if a in records]
+        got = await lead_vectors(store, vectors, found) if found else None
+        for i, aid in enumerate(found):
+            rec = records[aid]
+            cache[aid] = (got[i] if got is not None else np.zeros(1, dtype=np.float32),
+                          article_names(rec.title, rec.text))
+    old_ids = [a for a in old_ids if a in cache]
+    if wanted and old_ids and not batch.empty:
+        out = await asyncio.to_thread(
+            _story_matrix, out, wanted, new_vecs, new_names, old_ids, cache, params)
+    # Kept: what is remembered, and this batch (what passes its gates is remembered next).
+    keep = set(old_ids)
+    for aid in [a for a in cache if a not in keep]:
+        del cache[aid]
+    for i, art in enumerate(batch.articles):
+        cache[art.id] = (new_vecs[i], new_names[i])
+    return out
+
+
+def _lead_rows(batch: Batch) -> np.ndarray:
+    """The batch's lead vectors: its articles' first chunks (rows are grouped by article)."""
+    dim = batch.chunk_vectors.shape[1] if batch.chunk_vectors.ndim == 2 else 1
+    rows = np.zeros((len(batch.articles), dim), dtype=np.float32)
+    if len(batch.chunk_article):
+        starts = np.flatnonzero(np.r_[True, np.diff(batch.chunk_article) != 0])
+        rows[batch.chunk_article[starts]] = batch.chunk_vectors[starts]
+    return rows
+
+
+def _story_matrix(
+    out: np.ndarray, wanted: list[tuple[int, list[str]]], new_vecs: np.ndarray,
+    new_names: list[list[str]], old_ids: list[str],
+    cache: dict[str, tuple[np.ndarray, list[str]]], params: GroupingParams,
+) -> np.ndarray:
+    dim = new_vecs.shape[1]
+    old_vecs = np.zeros((len(old_ids), dim), dtype=np.float32)
+    for j, aid in enumerate(old_ids):
+        v = cache[aid][0]
+        if len(v) == dim:  # another model's vector (the index was rebuilt): names alone
+            old_vecs[j] = v
+    sim = cross_similarity(new_vecs, new_names, old_vecs, [cache[a][1] for a in old_ids],
+                           params)
+    col = {a: j for j, a in enumerate(old_ids)}
+    for row, ids in wanted:
+        cols = [col[a] for a in ids if a in col]
+        if cols:
+            out[row] = sim[:, cols].max(axis=1)
+    return out
 
 
 # -- stories ----------------------------------------------------------------------------------

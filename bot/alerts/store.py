@@ -25,10 +25,15 @@ import numpy as np
 
 from bot.locked_store import LockedStore, serialized
 
+MEMORY_TTL = timedelta(days=7)  # a follow remembers the articles it alerted this long ...
+MEMORY_SIZE = 20  # ... and at most this many, the newest (set, not tuned: bounds the cost)
 SEEN_TTL = timedelta(days=30)  # articles looked at, and articles alerted, are kept this long
 DONE_TTL = timedelta(days=7)  # sent message rows (the hourly cap reads the last hour)
 
 
+# Removing follows forgets what they learned, in the same transaction.
+FORGET_ORPHANS = ("DELETE FROM alert_follow_stories"
+                  " WHERE follow_id NOT IN (SELECT id FROM alert_follows)")
 WATERMARK = "run_watermark"  # the highest index run whose articles were all matched
 
 
@@ -189,6 +194,7 @@ class AlertStore(LockedStore):
                 f"UPDATE alert_messages SET state='dropped' WHERE state='pending'"
                 f" AND follow_id IN ({q})", tuple(follow_ids),
             )
+            await self.db.execute(FORGET_ORPHANS)
         return cur.rowcount
 
     @serialized
@@ -205,6 +211,7 @@ class AlertStore(LockedStore):
             ):
                 cur = await self.db.execute(sql, (user_id,))
                 total += max(0, cur.rowcount)
+            await self.db.execute(FORGET_ORPHANS)
         return total
 
     @serialized
@@ -217,6 +224,7 @@ class AlertStore(LockedStore):
                 (chat_id,),
             )
             await self.db.execute("DELETE FROM alert_sent_articles WHERE chat_id=?", (chat_id,))
+            await self.db.execute(FORGET_ORPHANS)
         return cur.rowcount
 
     @serialized
@@ -263,6 +271,25 @@ class AlertStore(LockedStore):
                 out.setdefault(r[0], []).append(r[1])
         return out
 
+    async def memory(self, since: datetime) -> dict[int, list[str]]:
+        """Per follow, the articles it alerted since ``since`` (newest first, at most
+        :data:`MEMORY_SIZE`): the stories it learned (:func:`bot.alerts.matching.story_scores`)."""
+        return {f: [a for _, a in rows] for f, rows in (await self.memory_rows(since)).items()}
+
+    @serialized
+    async def memory_rows(self, since: datetime) -> dict[int, list[tuple[datetime, str]]]:
+        """:meth:`memory` with when each article was learned."""
+        out: dict[int, list[tuple[datetime, str]]] = {}
+        async with self.db.execute(
+            "SELECT follow_id, article_id, ts FROM alert_follow_stories WHERE ts >= ?"
+            " ORDER BY ts DESC, article_id", (iso(since),),
+        ) as cur:
+            for r in await cur.fetchall():
+                got = out.setdefault(r[0], [])
+                if len(got) < MEMORY_SIZE and (ts := _dt(r[2])) is not None:
+                    got.append((ts, r[1]))
+        return out
+
     @serialized
     async def recent_alerts(self, since: datetime) -> dict[int, list[datetime]]:
         """Per chat, when its story alerts since ``since`` were planned (the hourly cap)."""
@@ -294,11 +321,14 @@ class AlertStore(LockedStore):
         watermark: int | None,
         now: datetime,
         render_summary: SummaryRenderer,
+        learned: Sequence[tuple[int, str]] = (),
     ) -> list[int]:
         """Persist one matched batch at once; returns the new or grown message ids.
 
         A held story joins the chat's pending summary (one per chat, created when none
         waits), so quiet hours or a full hour end in one message, however many batches fed it.
+        ``learned`` (follow id, article id) are the articles that passed a follow's gate: its
+        memory keeps the newest :data:`MEMORY_SIZE` for :data:`MEMORY_TTL`.
         """
         touched: list[int] = []
         async with self._tx():
@@ -332,6 +362,20 @@ class AlertStore(LockedStore):
                     " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                     (WATERMARK, str(watermark)),
                 )
+            if learned:
+                await self.db.executemany(
+                    "INSERT OR REPLACE INTO alert_follow_stories(follow_id, article_id, ts)"
+                    " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM alert_follows WHERE id=?)",
+                    [(f, a, iso(now), f) for f, a in learned],
+                )
+                await self.db.execute(
+                    "DELETE FROM alert_follow_stories WHERE rowid IN (SELECT rowid FROM"
+                    " (SELECT rowid, row_number() OVER (PARTITION BY follow_id"
+                    " ORDER BY ts DESC, article_id) AS n FROM alert_follow_stories) WHERE n > ?)",
+                    (MEMORY_SIZE,),
+                )
+            await self.db.execute("DELETE FROM alert_follow_stories WHERE ts < ?",
+                                  (iso(now - MEMORY_TTL),))
             cutoff = iso(now - SEEN_TTL)
             await self.db.execute("DELETE FROM alert_seen WHERE ts < ?", (cutoff,))
             await self.db.execute("DELETE FROM alert_sent_articles WHERE ts < ?", (cutoff,))

@@ -24,6 +24,7 @@ __all__ = [
     "article_names",
     "article_similarity",
     "cluster",
+    "cross_similarity",
     "group_articles",
     "GROUPING_PARAMS",
     "grouping_params_for",
@@ -98,6 +99,11 @@ def name_tokens(text: str) -> list[str]:
 
 
 def _tfidf_cosine(docs: Sequence[Sequence[str]]) -> np.ndarray:
+    m = _tfidf_rows(docs)
+    return m @ m.T
+
+
+def _tfidf_rows(docs: Sequence[Sequence[str]]) -> np.ndarray:
     n = len(docs)
     df: Counter[str] = Counter(w for d in docs for w in set(d))
     vocab = {w: i for i, w in enumerate(df)}
@@ -107,7 +113,7 @@ def _tfidf_cosine(docs: Sequence[Sequence[str]]) -> np.ndarray:
             m[r, vocab[w]] = (1.0 + math.log(c)) * math.log((1.0 + n) / (1.0 + df[w]))
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     m /= np.maximum(norms, 1e-9)
-    return m @ m.T
+    return m
 
 
 def article_names(title: str, text: str) -> list[str]:
@@ -156,6 +162,67 @@ def article_similarity(
         np.fill_diagonal(same, False)
         sim = sim - params.same_outlet_margin * same
     return sim.astype(np.float32)
+
+
+def cross_similarity(
+    vectors: np.ndarray,
+    names: Sequence[Sequence[str]],
+    other_vectors: np.ndarray,
+    other_names: Sequence[Sequence[str]],
+    params: GroupingParams,
+) -> np.ndarray:
+    """:func:`article_similarity` of each article of one set with each of another (rows ×
+    columns), from their lead vectors and :func:`article_names`, without the pairs within a
+    set: a batch against many older articles costs its size times theirs, not their sum
+    squared. Names are weighted over both sets, as if they were one period."""
+    n, m = len(names), len(other_names)
+    if not n or not m:
+        return np.zeros((n, m), dtype=np.float32)
+    a = np.asarray(vectors, dtype=np.float32)
+    b = np.asarray(other_vectors, dtype=np.float32)
+    na, nb = np.linalg.norm(a, axis=1, keepdims=True), np.linalg.norm(b, axis=1, keepdims=True)
+    has_a, has_b = na[:, 0] > 0, nb[:, 0] > 0
+    dense = (a / np.maximum(na, 1e-9)) @ (b / np.maximum(nb, 1e-9)).T
+    lexical = _cross_tfidf_cosine(names, other_names)
+    w = params.dense_weight
+    lexical_used = (np.where(dense >= params.names_min_dense, lexical, 0.0)
+                    if params.names_min_dense > 0 else lexical)
+    sim = w * dense + (1.0 - w) * lexical_used
+    missing = ~has_a[:, None] | ~has_b[None, :]
+    sim = np.where(missing, lexical, sim)
+    return sim.astype(np.float32)
+
+
+def _cross_tfidf_cosine(
+    docs: Sequence[Sequence[str]], others: Sequence[Sequence[str]]
+) -> np.ndarray:
+    """:func:`_tfidf_cosine`'s block between two sets; only the names of ``docs`` can make a
+    pair similar, so the others are weighted in full (their norms) but kept to those."""
+    total = len(docs) + len(others)
+    df: Counter[str] = Counter(w for d in (*docs, *others) for w in set(d))
+    vocab: dict[str, int] = {}
+    for d in docs:
+        for w in d:
+            vocab.setdefault(w, len(vocab))
+
+    def rows(ds: Sequence[Sequence[str]]) -> np.ndarray:
+        out = np.zeros((len(ds), max(1, len(vocab))), dtype=np.float32)
+        for r, d in enumerate(ds):
+            if not any(word in vocab for word in d):
+                continue  # shares no name: its row stays zero, its norm is not needed
+            norm = 0.0
+            kept = []
+            for word, c in Counter(d).items():
+                x = (1.0 + math.log(c)) * math.log((1.0 + total) / (1.0 + df[word]))
+                norm += x * x
+                if (j := vocab.get(word)) is not None:
+                    kept.append((j, x))
+            scale = 1.0 / max(math.sqrt(norm), 1e-9)
+            for j, x in kept:
+                out[r, j] = x * scale
+        return out
+
+    return rows(docs) @ rows(others).T
 
 
 # -- clustering -------------------------------------------------------------------------------

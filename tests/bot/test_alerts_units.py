@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from bot.alerts.lead import distinctive_groups, is_word_form, name_words
 from bot.alerts.matching import Bars, Batch, FollowIndex
 from bot.alerts.quiet import cap_room, parse_quiet_hours
 from bot.alerts.store import Follow
@@ -93,6 +94,81 @@ def test_the_follow_index_takes_each_articles_best_chunk_and_rare_words_count_mo
                                               [False, False, True]]
     assert index.match(batch, Bars(0.5, 0.5, strong_dense=0.95)) == {0: [0], 1: [1], 2: [2]}
 
+
+
+def test_a_word_form_is_an_inflection_or_gentilic_not_a_longer_other_name() -> None:
+    forms = [("cameroon", "cameroonian"), ("ukraine", "ukrainian"), ("kidnapping", "kidnapped"),
+             ("alluvione", "alluvioni"), ("sudan", "sudanese"), ("russia", "russo"),
+             ("lebanon", "lebanese"), ("nigeria", "nigerian"), ("election", "elections")]
+    others = [("niger", "nigeria"), ("india", "indiana"), ("mali", "malibu"),
+              ("austria", "australia"), ("iran", "iraq")]
+    for a, b in forms:
+        assert is_word_form(a, b) and is_word_form(b, a), (a, b)
+    for a, b in others:
+        assert not is_word_form(a, b) and not is_word_form(b, a), (a, b)
+    # In the lead-word rule: a lead naming Nigeria does not hold the follow of Niger.
+    index = FollowIndex.build([_follow(1, [1, 0], [["niger"], ["insurg", "insurgency"]],
+                                       [3.0, 1.0])])
+    batch = Batch(
+        articles=[_article("a"), _article("b"), _article("c")],
+        chunk_article=np.asarray([0, 1, 2]),
+        chunk_vectors=np.asarray([[1, 0], [1, 0], [1, 0]], dtype=np.float32),
+        chunk_stems=[frozenset({"nigeria"}), frozenset({"niger"}), frozenset({"nigers"})],
+        leads=[frozenset({"nigeria", "insurgency"}), frozenset({"niger"}), frozenset({"nigers"})],
+    )
+    assert index.lead_held(batch).tolist() == [[False, True, True]]
+
+
+def test_a_follow_typed_with_names_needs_one_of_them_in_the_lead() -> None:
+    assert name_words("2025 Czech parliamentary election") == {"czech"}
+    assert name_words("Kidnapping in Nigeria") == {"nigeria"}  # the first word only starts it
+    assert name_words("gaza war") == frozenset()
+    terms = [["2025"], ["czech"], ["parliamentari", "parliamentary"], ["elect", "election"]]
+    weights = [1.0, 3.0, 2.9, 1.2]
+    # By rarity alone "parliamentary" is as distinctive as "Czech" ...
+    assert distinctive_groups(terms, weights) == [["czech"], ["parliamentari", "parliamentary"]]
+    # ... among the names only "Czech" is; without names, rarity decides as before.
+    assert distinctive_groups(terms, weights, frozenset({"czech"})) == [["czech"]]
+    assert distinctive_groups(terms, weights, frozenset({"paris"})) == distinctive_groups(
+        terms, weights)
+    # The lead needs a distinctive word and, the follow being typed with a name, that name.
+    czech = _follow(1, [1, 0], terms, weights)
+    czech.words = "2025 Czech parliamentary election"
+    typed_lower = _follow(2, [1, 0], terms, weights)
+    typed_lower.words = "2025 czech parliamentary election"
+    index = FollowIndex.build([czech, typed_lower])
+    batch = Batch(
+        articles=[_article("a"), _article("b"), _article("c")],
+        chunk_article=np.asarray([0, 1, 2]),
+        chunk_vectors=np.asarray([[1, 0], [1, 0], [1, 0]], dtype=np.float32),
+        chunk_stems=[frozenset(), frozenset(), frozenset()],
+        leads=[frozenset({"nauru", "parliamentary", "election"}),
+               frozenset({"czech", "parliamentary"}), frozenset({"czech"})],
+    )
+    assert index.lead_held(batch).tolist() == [[False, True, True], [True, True, True]]
+
+
+def test_a_follow_with_alerted_stories_wants_more_from_an_article_unlike_them() -> None:
+    index = FollowIndex.build([_follow(1, [1, 0], [["kalmaegi"]], [3.0]),
+                               _follow(2, [1, 0], [["kalmaegi"]], [3.0])])
+
+    def unit(cos: float) -> list[float]:
+        return [cos, (1 - cos * cos) ** 0.5]
+
+    batch = Batch(  # x reads somewhat like the follows, y clearly; both name the typhoon
+        articles=[_article("x"), _article("y")],
+        chunk_article=np.asarray([0, 1]),
+        chunk_vectors=np.asarray([unit(0.32), unit(0.4)], dtype=np.float32),
+        chunk_stems=[frozenset(), frozenset()],
+        leads=[frozenset({"kalmaegi"}), frozenset({"kalmaegi"})],
+    )
+    bars = Bars(0.3, 0.6, strong_dense=0.6, story=(0.45, 0.15), unlike=(0.25, 0.35))
+    # Follow 1 alerted a story x is unlike (0.1); follow 2 never alerted anything.
+    story = np.asarray([[0.1, 0.1], [0.0, 0.0]], dtype=np.float32)
+    assert index.match(batch, bars, story) == {0: [1], 1: [0, 1]}
+    assert index.match(batch, bars) == {0: [0, 1], 1: [0, 1]}  # no memory read: the gate
+    # Like the alerted story, x passes for follow 1 again.
+    assert index.match(batch, bars, np.asarray([[0.3, 0.1], [0.0, 0.0]]))[0] == [0, 1]
 
 
 def test_weak_dense_and_keyword_evidence_pass_together_only_when_both_agree() -> None:

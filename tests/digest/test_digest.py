@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 
 from index.digest.central import central_sentence
-from index.digest.grouping import article_names, cluster, grouping_params_for
+from index.digest.grouping import (
+    GroupingParams,
+    article_names,
+    article_similarity,
+    cluster,
+    cross_similarity,
+    grouping_params_for,
+)
 from index.digest.render import render_digest_html, render_digest_plain
 from index.digest.stories import Digest, Story, build_digest
 from index.storage.store import ArticleRecord
@@ -288,3 +295,22 @@ def test_cli_prints_a_period_and_a_chats_dry_run(
     assert "notizie da" in out and "3 dicembre 2025" in out
     assert main(["digest", "--chat", "-999", "--dry-run"]) == 2
     assert "-100123" in capsys.readouterr().err
+
+
+def test_cross_similarity_is_the_blocks_of_article_similarity_between_two_sets() -> None:
+    rng = np.random.default_rng(7)
+    vecs = rng.normal(size=(6, 8)).astype(np.float32)
+    vecs[1] = 0  # an article without a stored vector: names alone
+    texts = [("", "Israel strikes Gaza City as Hamas talks resume in Cairo"),
+             ("", "Hamas delegation in Cairo for Gaza ceasefire talks"),
+             ("", "Typhoon Kalmaegi hits central Vietnam"),
+             ("", "Floods in Hue after Typhoon Kalmaegi"),
+             ("", "Gaza ceasefire holds, Israel says"),
+             ("", "Russia strikes Kyiv overnight")]
+    for params in (GroupingParams(), GroupingParams(names_min_dense=0.3)):
+        whole = article_similarity(vecs, texts, params)
+        names = [article_names(title, text) for title, text in texts]
+        part = cross_similarity(vecs[:2], names[:2], vecs[2:], names[2:], params)
+        assert part.shape == (2, 4)
+        assert np.allclose(part, whole[:2, 2:], atol=1e-6)
+    assert cross_similarity(vecs[:0], [], vecs, [[]] * 6, GroupingParams()).shape == (0, 6)
