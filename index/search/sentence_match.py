@@ -56,6 +56,10 @@ class QuestionTerms:
     weights: tuple[float, ...]
     kind: answer_types.Kind | None
     asked: frozenset[str]
+    # Per word, its translations into the passages' language (translation.py) and the share
+    # of the word's weight a sentence holding only a translation gains.
+    foreign: tuple[frozenset[str], ...] = ()
+    foreign_credit: float = 1.0
 
     def all_variants(self) -> list[str]:
         return sorted({v for g in self.variants for v in g})
@@ -67,11 +71,21 @@ def question_terms(
     doc_freq: Mapping[str, int],
     n_docs: int,
     p: SentenceParams,
+    translations: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+    credit: float = 1.0,
 ) -> QuestionTerms:
     """``doc_freq``: chunks holding each stem variant (as the keyword index stores them);
-    a word no chunk holds weighs as the rarest possible."""
+    a word no chunk holds weighs as the rarest possible. ``translations``: per word, its
+    translations (translation.py); a translated word weighs as its rarest variant or
+    translation, so an English word absent from Italian text weighs as its Italian one."""
     words = keywords.content_words(query)
     variants = tuple(keywords.query_variants(w) for w in words)
+    tr = translations or {}
+    foreign = tuple(frozenset(t for t, _ in tr.get(w, ())) for w in words)
+    weighed = tuple(
+        g.union(*(keywords.query_variants(t) for t in f)) if f else g
+        for g, f in zip(variants, foreign, strict=True)
+    )
     prefixes = tuple(w[: p.prefix] if len(w) >= p.prefix else None for w in words)
     n = max(n_docs, 1)
 
@@ -80,11 +94,11 @@ def question_terms(
 
     weights = tuple(
         max((idf(doc_freq[v]) for v in g if doc_freq.get(v, 0) > 0), default=idf(0))
-        for g in variants
+        for g in weighed
     )
     return QuestionTerms(
         variants, prefixes, weights, answer_types.question_kind(question),
-        answer_types.fold_words(question),
+        answer_types.fold_words(question), foreign if any(foreign) else (), credit,
     )
 
 
@@ -125,11 +139,16 @@ def best_sentence(
     sentences = _sentences(text, p.prefix)
     if title:
         sentences = _sentences(title, p.prefix) + sentences
+    foreign = terms.foreign or (frozenset(),) * len(terms.variants)
     for forms, pre, sentence in sentences:
-        got = sum(
-            w for g, x, w in zip(terms.variants, terms.prefixes, terms.weights, strict=True)
-            if not g.isdisjoint(forms) or (x is not None and x in pre)
-        ) / total
+        got = 0.0
+        for g, x, w, f in zip(terms.variants, terms.prefixes, terms.weights, foreign,
+                              strict=True):
+            if not g.isdisjoint(forms) or (x is not None and x in pre):
+                got += w
+            elif f and not f.isdisjoint(forms):
+                got += w * terms.foreign_credit
+        got /= total
         if (
             got > 0 and p.type_bonus and terms.kind is not None and got + p.type_bonus > best
             and answer_types.sentence_answers(terms.kind, sentence, terms.asked)

@@ -1,0 +1,184 @@
+"""A question's words translated into its candidate passages' language by the multilingual
+encoder itself.
+
+An English question about Italian news shares only names, numbers and cognates with its
+passages, so the keyword side (and the best-sentence re-ranking) sees almost nothing of it:
+"When was the church built?" holds no word of "La chiesa fu costruita nel 1150". USE v3 puts
+a word and its translation close together ("church"/"chiesa" 0.93, "built"/"costruito" 0.93,
+against ~0.5 for unrelated words), so each content word of the question is encoded and
+compared with the words of the first candidate passages written in another language; the
+nearest ones above a similarity bar join the word's keyword variants. The vocabulary is
+those passages' words only: the translations that can matter are there, and the cost
+depends on a few passages, not on the archive's size. Word vectors are cached (words recur
+across questions; a cold passage brings ~60 new words).
+
+Only when the question's language is known and the candidates include passages in another
+one: an Italian question on Italian news is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from index.embed import Embedder
+from index.storage import keywords
+from index.storage.store import ChunkRecord, Store
+
+__all__ = [
+    "TranslateParams", "Translations", "WordTranslator", "foreign_vocabulary", "match_expression",
+    "question_words", "translate_question", "translated_groups",
+]  # fmt: skip
+
+Translations = dict[str, list[tuple[str, float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class TranslateParams:
+    weight: float = 0.0  # a translation's credit in the sentence match, as a share of the word's (0: off)
+    bar: float = 0.55  # cosine a word and its translation must reach
+    per_word: int = 2  # translations kept per question word, best first
+    dense_passages: int = 10  # the candidates whose words are the vocabulary: dense head ...
+    bm25_passages: int = 5  # ... and keyword head
+    cache_words: int = 50_000  # word vectors kept (float16: 1 KB each)
+
+
+MIN_LEN = 3  # shorter words are mostly function words and truncations
+
+
+@lru_cache(maxsize=8192)
+def _words(text: str) -> frozenset[str]:
+    return frozenset(
+        w for w in keywords.tokens(text)
+        if len(w) >= MIN_LEN and not w.isdigit() and w not in keywords.STOPWORDS
+    )
+
+
+def foreign_vocabulary(passages: Iterable[tuple[str, str, str | None]], lang: str) -> list[str]:
+    """The content words of the ``(text, headline, language)`` passages not written in
+    ``lang`` (the question's language), sorted."""
+    out: set[str] = set()
+    for text, title, plang in passages:
+        if plang and plang != lang:
+            out |= _words(text)
+            out |= _words(title)
+    return sorted(out)
+
+
+def question_words(query: str) -> list[str]:
+    """The question's words worth translating (digits and very short words carry over)."""
+    return [w for w in keywords.content_words(query) if len(w) >= MIN_LEN and not w.isdigit()]
+
+
+class WordTranslator:
+    """Word vectors from the query encoder, cached; :meth:`translate` blocks (run it in a
+    worker thread)."""
+
+    def __init__(self, embedder: Embedder, cache_words: int = 50_000) -> None:
+        self.embedder = embedder
+        self.cache_words = cache_words
+        self._vecs: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def _encode(self, words: list[str]) -> np.ndarray:
+        """A backend's own word encode where it has one (USE v3: on one core), else its
+        query encode."""
+        embed_words = getattr(self.embedder, "embed_words", None)
+        if callable(embed_words):
+            return np.asarray(embed_words(words))
+        return self.embedder.embed_queries(words)
+
+    def vectors(self, words: Sequence[str]) -> np.ndarray:
+        """Unit vectors of ``words`` (rows), encoding only those not cached."""
+        with self._lock:
+            new = [w for w in dict.fromkeys(words) if w not in self._vecs]
+        if new:
+            enc = np.asarray(self._encode(new), dtype=np.float32)
+            with self._lock:
+                if len(self._vecs) + len(new) > self.cache_words:
+                    self._vecs.clear()
+                for w, v in zip(new, enc, strict=True):
+                    self._vecs[w] = v.astype(np.float16)
+        with self._lock:
+            got = [v for w in words if (v := self._vecs.get(w)) is not None]
+        if len(got) < len(words):  # evicted meanwhile by another question
+            return np.asarray(self._encode(list(words)), dtype=np.float32)
+        return np.stack(got).astype(np.float32) if got else np.zeros((0, 0), np.float32)
+
+    def translate(self, words: Sequence[str], vocabulary: Sequence[str], p: TranslateParams
+                  ) -> Translations:
+        """Per question word, its nearest ``vocabulary`` words with cosine ≥ ``p.bar``
+        (at most ``p.per_word``, best first, with their cosines); words without one are
+        left out."""
+        asked = set(words)
+        vocab = [w for w in vocabulary if w not in asked]
+        if not words or not vocab:
+            return {}
+        q = self.vectors(words)
+        v = self.vectors(vocab)
+        sims = q @ v.T
+        out: Translations = {}
+        k = min(p.per_word, len(vocab))
+        for i, w in enumerate(words):
+            top = np.argpartition(-sims[i], k - 1)[:k]
+            best = sorted(((vocab[j], float(sims[i, j])) for j in top), key=lambda x: -x[1])
+            kept = [(t, s) for t, s in best if s >= p.bar]
+            if kept:
+                out[w] = kept
+        return out
+
+
+def translated_groups(words: Sequence[str], translations: Mapping[str, Sequence[tuple[str, float]]]
+                      ) -> list[set[str]]:
+    """Per question word (``keywords.content_words`` order), its keyword variants and its
+    translations' variants: what the keyword side searches and the match fraction counts."""
+    out = []
+    for w in words:
+        g = set(keywords.query_variants(w))
+        for t, _ in translations.get(w, ()):
+            g |= keywords.query_variants(t)
+        out.append(g)
+    return out
+
+
+def match_expression(groups: Sequence[set[str]]) -> str:
+    """An FTS5 MATCH OR-ing every variant of every group, as ``keywords.fts_match`` writes
+    a question's (each term quoted: safe for any text)."""
+    terms = list(dict.fromkeys(v for g in groups for v in sorted(g)))
+    return " OR ".join('"' + v.replace('"', '""') + '"' for v in terms)
+
+
+async def translate_question(
+    store: Store,
+    translator: WordTranslator,
+    p: TranslateParams,
+    query: str,
+    lang: str,
+    dense: Sequence[tuple[str, float]],
+    bm25: Sequence[tuple[str, float]],
+    records: dict[str, ChunkRecord],
+) -> Translations:
+    """The words of ``query`` (asked in ``lang``) translated into the language of those of
+    its first candidates written in another one; nothing if there are none. The candidates'
+    passages are loaded into ``records``; the encoding runs in a worker thread."""
+    words = question_words(query)
+    if not words:
+        return {}
+    ids = list(dict.fromkeys(
+        [c for c, _ in dense[: p.dense_passages]] + [c for c, _ in bm25[: p.bm25_passages]]
+    ))
+    missing = [c for c in ids if c not in records]
+    if missing:
+        records.update(await store.chunk_records(missing))
+    vocab = foreign_vocabulary(
+        ((records[c].text, records[c].title, records[c].lang) for c in ids if c in records),
+        lang,
+    )
+    if not vocab:
+        return {}
+    return await asyncio.to_thread(translator.translate, words, vocab, p)
