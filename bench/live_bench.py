@@ -27,7 +27,9 @@ Goal: p95 during ingestion / p95 without ≤ 1.5, measured in the same run.
 
 The base store is the built-in sample, indexed once under ``bench/out/`` and copied for
 every run of the bench (ingests add to it). ``--stacks`` samples the bot's threads during each
-ingest and prints where they are (how the encoder-queue wait was found).
+ingest and prints where they are (how the encoder-queue wait was found); ``--stages`` times
+the answers' stages in each phase (the whole retrieval, the question's encode including its
+wait for the encoder process, each Chroma query, each SQLite read).
 """
 
 from __future__ import annotations
@@ -256,6 +258,53 @@ class StackSampler:
         return "\n".join(lines)
 
 
+class StageTimer:
+    """Wall times of the answers' stages (``--stages``), by wrapping the methods they call:
+    which one grows during an ingest."""
+
+    def __init__(self) -> None:
+        from index.embed.process import ProcessEmbedder
+        from index.search.retrieval import Retriever
+        from index.storage.store import Store
+        from index.storage.vectors import VectorStore
+
+        self.times: dict[str, list[float]] = {}
+        self._wrap(Retriever, "answer", "retrieval (whole)", is_async=True)
+        self._wrap(ProcessEmbedder, "embed_queries", "question encode (incl. its turn)")
+        self._wrap(VectorStore, "query", "Chroma query")
+        self._wrap(Store, "_all", "SQLite read", is_async=True)
+
+    def _wrap(self, cls: Any, name: str, label: str, *, is_async: bool = False) -> None:
+        fn = getattr(cls, name)
+        times = self.times.setdefault(label, [])
+
+        if is_async:
+            async def timed_async(*a: Any, **kw: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return await fn(*a, **kw)
+                finally:
+                    times.append(time.perf_counter() - t0)
+            setattr(cls, name, timed_async)
+        else:
+            def timed(*a: Any, **kw: Any) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return fn(*a, **kw)
+                finally:
+                    times.append(time.perf_counter() - t0)
+            setattr(cls, name, timed)
+
+    def take(self) -> str:
+        out = []
+        for label, xs in self.times.items():
+            if xs:
+                out.append(f"{label} n={len(xs)} p50 {1000 * pct(xs, 50):.0f} "
+                           f"p95 {1000 * pct(xs, 95):.0f} ms")
+            xs.clear()
+        return "    stages: " + " · ".join(out)
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -317,6 +366,7 @@ async def run(args: argparse.Namespace) -> int:
         sources={"wire": {"path": wire_url, "every": f"{args.every}s"},
                  "bulk": {"path": str(bulk), "every": "0"}},
     )
+    stages = StageTimer() if args.stages else None
     app = build_application(settings)  # newsbot serve's wiring: encoder process, copy in memory
     lags: list[float] = []
     asks: list[int] = []
@@ -361,6 +411,8 @@ async def run(args: argparse.Namespace) -> int:
         for r in range(args.rounds):
             quiet_n = per_round[-1]["ingest_n"] if per_round else None
             for phase in ("quiet", "ingest"):
+                if stages is not None:
+                    stages.take()
                 if phase == "quiet":
                     n = quiet_n or int(args.rate * args.quiet_s)
                     await ask("load_start", (qs, args.rate, n))
@@ -397,6 +449,8 @@ async def run(args: argparse.Namespace) -> int:
                              f"+ copy reload {dt - t_run:.1f} s")
                     per_round.append({"ingest_n": len(lat) + res["lost"]})
                 print(info)
+                if stages is not None:
+                    print(stages.take())
                 if args.stacks:
                     print("  slowest (latency s, asked at +s):",
                           ", ".join(f"{a:.2f}@{b:.1f}" for a, b in res["slowest"]))
@@ -443,6 +497,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--stacks", action="store_true",
                     help="sample the bot's threads during each ingest and print where they are")
+    ap.add_argument("--stages", action="store_true",
+                    help="time the answers' stages (encode, Chroma, SQLite) in each phase")
     ap.add_argument("--keep", action="store_true", help="keep the run's data dir")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)

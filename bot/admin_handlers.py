@@ -78,6 +78,7 @@ async def stats_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             "stats_run", lang, when=local_time(last.get("finished_at"), services.tz),
             status=texts.run_status(last.get("status", ""), lang), added=s.get("added", 0), updated=s.get("updated", 0),
             removed=s.get("removed", 0), failed=len(s.get("failed", [])),
+            failed_word=texts.noun(len(s.get("failed", [])), "failed", lang),
         )
     else:
         last_run = texts.t("stats_no_run", lang)

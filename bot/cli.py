@@ -69,7 +69,8 @@ async def _index(args: argparse.Namespace, settings: BotSettings) -> int:
     try:
         if args.drop_sample:
             removed = await services.drop_sample()
-            console.print(f"removed the built-in sample: {removed} articles")
+            console.print(f"removed the built-in sample: {removed} "
+                          f"{'article' if removed == 1 else 'articles'}")
             if not args.paths and not settings.sources:
                 return 0
         if args.watch:

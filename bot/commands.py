@@ -6,7 +6,9 @@ Registered by :mod:`bot.cli`, which reads the settings once and passes them in.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import sys
 import tempfile
 from datetime import date, datetime, time
@@ -64,7 +66,7 @@ async def _ask(args: argparse.Namespace, settings: BotSettings) -> int:
         if args.json:
             print(json.dumps(answer_to_json(answer), ensure_ascii=False, indent=2))
         else:
-            lang = args.lang or _guess_lang(question)
+            lang = args.lang or labels_lang(question)
             print(render_plain(answer, lang=lang, tz=retriever.tz))
         return 0
     finally:
@@ -79,11 +81,35 @@ def _as_of_arg(value: str, tz: Any) -> datetime:
     return dt if dt.tzinfo else dt.replace(tzinfo=tz)
 
 
-def _guess_lang(text: str) -> str:
-    import py3langid
+# Below this confidence a question is too short to tell Italian from English ("maltempo",
+# "Meloni"): the terminal's locale decides, as a reader's Telegram language does in the bot.
+SURE_LABELS_LANG = 0.7
 
-    lang, _ = py3langid.classify(text)
-    return "it" if lang == "it" else "en"
+
+@functools.cache
+def _it_en_identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(["it", "en"])  # the only label languages: no Latin, no Esperanto
+    return identifier
+
+
+def labels_lang(question: str, locale: str | None = None) -> str:
+    """The language of ``newsbot ask``'s labels: the question's, Italian or English.
+
+    ``locale`` (default: ``LC_ALL``, ``LC_MESSAGES`` or ``LANG``) breaks the tie when the
+    question is too short to tell.
+    """
+    label, confidence = _it_en_identifier().classify(question)
+    if confidence < SURE_LABELS_LANG:
+        if locale is None:
+            locale = next((os.environ[v] for v in ("LC_ALL", "LC_MESSAGES", "LANG")
+                           if os.environ.get(v)), "")
+        code = locale.split("_", 1)[0].split(".", 1)[0].lower()
+        if code in ("it", "en"):
+            return code
+    return "it" if label == "it" else "en"
 
 
 async def _eval(args: argparse.Namespace, settings: BotSettings) -> int:

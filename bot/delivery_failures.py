@@ -50,7 +50,7 @@ from bot import texts
 from bot.logs import redact
 from bot.migrations import BOT_MIGRATIONS
 from bot.settings import BotSettings
-from index.render.i18n import format_date, normalize_lang
+from index.render.i18n import date_prepositions, format_date, normalize_lang
 from index.storage.sqlite import connect_sqlite, migrate
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ def notice_html(failure: DeliveryFailure, tz: ZoneInfo) -> str:
             "delivery_failing_notice", lang, what=_cut(failure.what_in(lang), MAX_WHAT),
             chat=_cut(failure.chat_name, MAX_TITLE + 24), attempts=failure.attempts,
             since=_when(failure.since, tz, lang), reason=_cut(failure.reason, MAX_REASON),
+            p_from=date_prepositions(_when(failure.since, tz, lang))["p_from"],
         )
         for lang in NOTICE_LANGS
     )
@@ -146,7 +147,9 @@ def failures_html(failures: Sequence[DeliveryFailure], lang: str, tz: ZoneInfo) 
         line = texts.t(
             "stats_failing_item", lang, chat=_cut(f.chat_name, MAX_TITLE + 24),
             what=_cut(f.what_in(lang), MAX_WHAT), since=_when(f.since, tz, lang),
-            attempts=f.attempts, reason=_cut(f.reason, MAX_REASON_LISTED),
+            p_from=date_prepositions(_when(f.since, tz, lang))["p_from"],
+            attempts=f.attempts, attempts_word=texts.noun(f.attempts, "attempt", lang),
+            reason=_cut(f.reason, MAX_REASON_LISTED),
         )
         if used + len(line) > MAX_LISTED_CHARS:
             lines.append(texts.t("stats_failing_more", lang, n=len(failures) - i))

@@ -137,7 +137,10 @@ async def continue_answer(
                     "rate_limited", lang, seconds=max(1, math.ceil(decision.retry_in))
                 ))
             return True
-    claimed = await services.state.claim_next_page(page.id)
+    if not await services.state.claim_next_page(page.id):
+        # Its next passages were sent already ("More" or an earlier "e poi?"): not twice.
+        await message.reply_text(texts.raw("more_shown", page.lang))
+        return True
     reply = await services.reply(
         page.question, page.lang, offset=page.next_offset, chat_id=chat.id,
         user_id=user.id if user else None, started=started,
@@ -147,7 +150,7 @@ async def continue_answer(
         return True
     await send_reply(message, reply, page.lang)
     replied = message.reply_to_message
-    if claimed and replied is not None:
+    if replied is not None:
         await _drop_more_button(replied, page)
     await _log_safely(services, reply, "more", page.lang, update)
     return True
@@ -370,9 +373,9 @@ async def inline_query(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     if not services.inline_limiter.check(query.from_user.id).allowed:
         await query.answer([], cache_time=INLINE_CACHE_SECONDS, is_personal=True)
         return
-    answer = await services.inline(question, offset=offset, limit=limit)
+    answer, earned_more = await services.inline(question, offset=offset, limit=limit)
     results = [inline_result(answer, i, offset, lang, services) for i in range(len(answer.hits))]
-    more = len(answer.hits) == limit and offset + limit < MAX_INLINE
+    more = earned_more and offset + limit < MAX_INLINE
     await query.answer(
         results, cache_time=INLINE_CACHE_SECONDS, next_offset=str(offset + limit) if more else ""
     )

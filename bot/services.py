@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -179,17 +179,27 @@ class BotServices:
         """Retrieve and render one page of passages; the page is saved so "More" can go on."""
         started = time.perf_counter() if started is None else started
         k = self.settings.answer_k
-        answer = await self.retriever.answer(question, k=k, offset=offset)
+        # One passage beyond the page: "More" is offered only when a next passage has
+        # earned its place (index/search/padding.py), not merely because this page is full.
+        answer = await self.retriever.answer(question, k=k + 1, offset=offset)
+        has_more = len(answer.hits) > k
+        if has_more:
+            answer = replace(answer, hits=answer.hits[:k])
         messages = render_telegram_html(answer, lang=lang, start_index=offset + 1, tz=self.tz)
         page = None
         if answer.hits:
             page = Page(new_page_id(), chat_id, user_id, lang, question, offset, k,
                         [h.chunk_id or h.article_id for h in answer.hits])
             await self.state.save_page(page)
-        return Reply(answer, messages, page, len(answer.hits) >= k, started)
+        return Reply(answer, messages, page, has_more, started)
 
-    async def inline(self, question: str, *, offset: int, limit: int) -> Answer:
-        return await self.retriever.answer(question, k=limit, offset=offset)
+    async def inline(self, question: str, *, offset: int, limit: int) -> tuple[Answer, bool]:
+        """Up to ``limit`` passages from ``offset``, and whether another one earned its place
+        (so a next page is offered only when it will not be empty or padding)."""
+        answer = await self.retriever.answer(question, k=limit + 1, offset=offset)
+        if len(answer.hits) <= limit:
+            return answer, False
+        return replace(answer, hits=answer.hits[:limit]), True
 
     async def log_question(
         self, reply_or_answer: Reply | Answer, *, kind: str, lang: str, user_id: int | None,

@@ -174,7 +174,8 @@ async def unfollow_command(
         await reply_plain(update, t("unfollowed", lang, topic=follow_label(gone), chat=name))
     else:
         await svc.remove([f.id for f in follows])
-        await reply_plain(update, t("unfollowed_all", lang, n=len(follows), chat=name))
+        key = "unfollowed_all_one" if len(follows) == 1 else "unfollowed_all"
+        await reply_plain(update, t(key, lang, n=len(follows), chat=name))
     log.info("unfollowed", extra={"kv": {"chat": chat_id, "which": which}})
 
 

@@ -94,6 +94,11 @@ def run_status(status: str, lang: str) -> str:
     return raw(f"run_status_{status}", lang) if f"run_status_{status}" in STRINGS["en"] else status
 
 
+def noun(n: int, word: str, lang: str) -> str:
+    """``word`` ("attempt", "day", …) as it reads after the count ``n``: singular after 1."""
+    return raw(f"word_{word}_{'one' if n == 1 else 'many'}", lang)
+
+
 def raw(key: str, lang: str) -> str:
     """A template without markup, for places that take plain text (button labels, alerts)."""
     table = STRINGS.get(normalize_lang(lang), STRINGS["en"])
@@ -147,7 +152,8 @@ def forgetme_html(deleted: Mapping[str, int], lang: str, keep_days: int) -> str:
         lines = [t("forgetme_done", lang, **{k: deleted.get(k, 0) for k in known})]
         if other:
             lines.append(t("forgetme_other", lang, other=other))
-    lines.append(t("forgetme_keep_days", lang, days=keep_days) if keep_days > 0
+    lines.append(t("forgetme_keep_days", lang, days=keep_days,
+                   days_word=noun(keep_days, "day", lang)) if keep_days > 0
                  else t("forgetme_keep_forever", lang))
     return "\n".join(lines)
 

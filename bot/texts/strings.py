@@ -101,7 +101,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "forgetme_other": "• other records: {other}",
         "forgetme_nothing": "I kept nothing about you: there was nothing to delete.",
         "forgetme_keep_days": (
-            "New questions are kept {days} days, then deleted; /forgetme deletes them at once."
+            "New questions are kept {days} {days_word}, then deleted; /forgetme deletes them at once."
         ),
         "forgetme_keep_forever": (
             "New questions are kept until you send /forgetme again."
@@ -113,10 +113,16 @@ STRINGS: dict[str, dict[str, str]] = {
         ),
         "stats_no_run": "never",
         "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} failed",
+        "word_failed_one": "failed",
+        "word_failed_many": "failed",
+        "word_attempt_one": "attempt",
+        "word_attempt_many": "attempts",
+        "word_day_one": "day",
+        "word_day_many": "days",
         "stats_failing_none": "failing deliveries: none",
         "stats_failing_header": "<b>Failing deliveries</b> ({n}):",
         "stats_failing_item": (
-            "• {chat}: {what}; failing since {since}, {attempts} attempts; last reason: "
+            "• {chat}: {what}; failing since {since}, {attempts} {attempts_word}; last reason: "
             "<code>{reason}</code>"
         ),
         "stats_failing_more": "… and {n} more",
@@ -249,7 +255,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "forgetme_other": "• altri dati: {other}",
         "forgetme_nothing": "Non conservavo nulla su di te: non c'era niente da cancellare.",
         "forgetme_keep_days": (
-            "Le nuove domande sono conservate {days} giorni, poi cancellate; /forgetme le "
+            "Le nuove domande sono conservate {days} {days_word}, poi cancellate; /forgetme le "
             "cancella subito."
         ),
         "forgetme_keep_forever": (
@@ -262,11 +268,17 @@ STRINGS: dict[str, dict[str, str]] = {
             "ADMIN_IDS."
         ),
         "stats_no_run": "mai",
-        "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} falliti",
+        "stats_run": "{when} ({status}): +{added} ~{updated} -{removed}, {failed} {failed_word}",
+        "word_failed_one": "fallito",
+        "word_failed_many": "falliti",
+        "word_attempt_one": "tentativo",
+        "word_attempt_many": "tentativi",
+        "word_day_one": "giorno",
+        "word_day_many": "giorni",
         "stats_failing_none": "consegne che falliscono: nessuna",
         "stats_failing_header": "<b>Consegne che falliscono</b> ({n}):",
         "stats_failing_item": (
-            "• {chat}: {what}; fallisce dal {since}, {attempts} tentativi; ultimo motivo: "
+            "• {chat}: {what}; fallisce {p_from}{since}, {attempts} {attempts_word}; ultimo motivo: "
             "<code>{reason}</code>"
         ),
         "stats_failing_more": "… e altre {n}",
@@ -274,7 +286,7 @@ STRINGS: dict[str, dict[str, str]] = {
             "⚠️ <b>Una consegna continua a fallire</b>\n"
             "Cosa: {what}\n"
             "Chat: {chat}\n"
-            "Tentativi falliti: {attempts}, dal {since}\n"
+            "Tentativi falliti: {attempts}, {p_from}{since}\n"
             "Ultimo motivo: <code>{reason}</code>\n"
             "Continuo a riprovare e non ne scriverò più per questo errore; /stats elenca le "
             "consegne che falliscono ancora."

@@ -13,6 +13,14 @@ One child serves both the questions and the indexing runs of the bot's live sour
 about ``PASSAGE_SLICE_S`` each (from the time per passage of the slices before), and a
 question waiting for the child goes before the next slice: it waits for one slice at most,
 not for a whole indexing batch of 128 passages (bench/live_bench.py).
+
+While questions come (one in the child, or one ended less than ``QUESTION_WINDOW_S`` ago),
+indexing also leaves the machine to them: after each slice it pauses twice as long as the
+slice took, so it takes at most a third of a core and the answers' own work (search,
+quotes, rendering, in the bot's process) gets the rest; and its slices are shorter
+(``QUESTION_SLICE_S``), as a question arriving during one waits for the rest of it. The indexing run's in-process stages (chunking,
+stemming, writes) are paced with it, as each waits for the next encoded batch. With no
+question around, passages go at full speed.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import logging
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -43,6 +51,9 @@ PASSAGE_SLICE_S = 0.02  # about how long a question may wait behind indexing
 MAX_SLICE = 64
 WORD_SLICE = 128  # words per request to the child (embed_words) ...
 WORD_TAIL = 16  # ... and the shortest last slice (a shorter one joins the slice before)
+QUESTION_WINDOW_S = 1.5  # after a question, indexing keeps yielding this long
+QUESTION_SLICE_S = PASSAGE_SLICE_S / 4  # the slices while questions come
+PASSAGE_SHARE = 1 / 3  # of the time indexing may keep the child while questions come
 
 
 # The settings that choose and configure the model (see make_embedder); nothing else, and
@@ -89,8 +100,17 @@ class ProcessEmbedder:
     """The embedder named by ``settings``, encoding in a child process (started on first use
     or by :meth:`start`, restarted once if it dies)."""
 
-    def __init__(self, settings: Settings, local: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        local: Embedder | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.settings = settings
+        self.clock = clock
+        self.pause = pause
         # Identity and token counts come from an in-process instance that never loads weights.
         self.local = local or make_embedder(settings)
         # One request in the child at a time; questions go before waiting passage slices.
@@ -98,6 +118,8 @@ class ProcessEmbedder:
         self._busy = False
         self._questions_waiting = 0
         self._passage_s = PASSAGE_SLICE_S / 2  # seconds per passage, as last measured
+        self._questions_in = 0  # questions between their call and their answer
+        self._last_question = -float("inf")  # when the last one came or went (clock)
         self._proc: Any = None
         self._conn: Connection | None = None
 
@@ -128,18 +150,27 @@ class ProcessEmbedder:
         return self.local.token_spans(text)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._call("q", texts)
+        self._question(+1)
+        try:
+            return self._call("q", texts)
+        finally:
+            self._question(-1)
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         parts: list[np.ndarray] = []
         i = 0
+        coming = self.questions_coming()
         while i < len(texts):
-            n = max(1, min(MAX_SLICE, int(PASSAGE_SLICE_S / self._passage_s)))
+            slice_s = QUESTION_SLICE_S if coming else PASSAGE_SLICE_S
+            n = max(1, min(MAX_SLICE, int(slice_s / self._passage_s)))
             t0 = time.perf_counter()
             parts.append(self._call("p", texts[i : i + n]))
-            per = (time.perf_counter() - t0) / len(parts[-1])
-            self._passage_s = 0.5 * self._passage_s + 0.5 * per  # the machine's load moves
+            took = time.perf_counter() - t0
+            self._passage_s = 0.5 * self._passage_s + 0.5 * took / len(parts[-1])  # load moves
             i += n
+            coming = i < len(texts) and self.questions_coming()
+            if coming:
+                self.pause(took * (1 / PASSAGE_SHARE - 1))  # the rest to the questions
         return np.concatenate(parts) if parts else self._call("p", texts)
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:
@@ -155,6 +186,19 @@ class ProcessEmbedder:
         if len(cuts) <= 2:
             return self._call("w", words)
         return np.concatenate([self._call("w", words[i:j]) for i, j in itertools.pairwise(cuts)])
+
+    def questions_coming(self) -> bool:
+        """Whether a question is being encoded or one was less than ``QUESTION_WINDOW_S``
+        ago: then indexing yields (see the module's docstring)."""
+        with self._turn:
+            return bool(self._questions_in) or (
+                self.clock() - self._last_question < QUESTION_WINDOW_S
+            )
+
+    def _question(self, step: int) -> None:
+        with self._turn:
+            self._questions_in += step
+            self._last_question = self.clock()
 
     # -- the child --
 

@@ -180,7 +180,7 @@ async def test_a_follow_alerts_once_for_a_matching_item_never_for_others_and_unf
         await alerts.settled(await article_ids(services, CANTAVORRE["link"]))
         assert len(alerts_in(server, chat["id"])) == 1
         reply = await command(server, chat, reader, "/unfollow all")
-        assert reply.startswith("Non seguo più nessuno dei 1 argomenti")
+        assert reply == "Non seguo più l'unico argomento di Ada."  # not "nessuno dei 1"
 
     rows = sqlite3.connect(settings.bot_state_path).execute(
         "SELECT kind, state FROM alert_messages").fetchall()

@@ -194,16 +194,22 @@ async def test_a_reply_to_an_answer_continues_it(
         assert any(b["callback_data"].startswith("m:") for b in buttons(answer))
         more = server.user_sends(chat, ada, "e poi?", reply_to=answer)["message"]
         await server.wait_for_messages(chat["id"], count=2, timeout=20)
-        narrowed = server.user_sends(chat, ada, "bailout", reply_to=answer)["message"]
+        server.user_sends(chat, ada, "ancora", reply_to=answer)
         await server.wait_for_messages(chat["id"], count=3, timeout=20)
-        fresh = server.user_sends(chat, ada, "e poi?")["message"]  # not a reply: a question
+        narrowed = server.user_sends(chat, ada, "bailout", reply_to=answer)["message"]
         await server.wait_for_messages(chat["id"], count=4, timeout=20)
+        fresh = server.user_sends(chat, ada, "e poi?")["message"]  # not a reply: a question
+        await server.wait_for_messages(chat["id"], count=5, timeout=20)
         await server.wait_for(lambda: not any(
             b["callback_data"].startswith("m:") for b in buttons(server.sent_messages(chat["id"])[0])
         ), timeout=10)
     (page2,) = replies_to(server, chat, more)
     assert page2["text"].split("\n")[2].startswith("4.")  # the next passages, numbered on
     assert "e poi" not in page2["text"].split("\n")[0]
+    # "ancora" to the same answer: its next page is not sent twice.
+    sent = [m["text"] for m in server.sent_messages(chat["id"])]
+    assert "I passaggi successivi sono già qui sotto." in sent
+    assert sum(t.startswith("Altri passaggi per:") for t in sent) == 1
     (refined,) = replies_to(server, chat, narrowed)
     header = refined["text"].split("\n")[0]
     assert "General Motors" in header and "bailout" in header
@@ -253,6 +259,41 @@ async def test_more_pages_on_and_feedback_is_stored(
     assert kinds == ["message", "more"]
 
 
+async def test_more_is_offered_only_while_earned_passages_remain(
+    fake_bot_api: FakeBotApi, settings_for: Any, bot_embedder: Any
+) -> None:
+    """A full page is not enough for "More": a next passage must have earned its place."""
+    from index.runtime import open_services
+
+    server = fake_bot_api
+    ada = server.user("Ada")
+    chat = server.private_chat(ada)
+    question = "General Motors Chrysler automakers"
+    settings = settings_for()
+    services = await open_services(settings, embedder=bot_embedder)
+    try:
+        everything = await (await services.retriever()).answer(question, k=50)
+    finally:
+        await services.close()
+    earned = len(everything.hits)  # every passage that earns its place, however many asked
+    assert 2 <= earned < 50
+
+    async def ask(k: int) -> JSON:
+        """The reply's message that carries the buttons (a long reply takes several)."""
+        before = len(server.sent_messages(chat["id"]))
+        async with serving(settings_for(answer_k=k), bot_embedder):
+            server.user_sends(chat, ada, question)
+            await server.wait_for(lambda: any(
+                buttons(m) for m in server.sent_messages(chat["id"])[before:]), timeout=20)
+        return next(m for m in server.sent_messages(chat["id"])[before:] if buttons(m))
+
+    full = await ask(earned)
+    assert "More ▸" not in [b["text"] for b in buttons(full)]  # nothing earned is left
+    assert [b["text"] for b in buttons(full)] == ["👍", "👎"]
+    short = await ask(earned - 1)
+    assert [b["text"] for b in buttons(short)][0] == "More ▸"  # one earned passage remains
+
+
 # -- inline mode ----------------------------------------------------------------------------
 
 
@@ -275,7 +316,6 @@ async def test_inline_query_returns_sendable_passages(
     results = answer["results"]
     assert 1 <= len(results) <= 5 and answer["cache_time"] <= 30
     offered = str(answer.get("next_offset") or "")
-    assert offered.isdigit() == (len(results) == 5)  # no empty next page offered
     assert any("Barra" in r["title"] for r in results)
     for r in results:
         content = r["input_message_content"]
@@ -286,6 +326,9 @@ async def test_inline_query_returns_sendable_passages(
     assert server.inline_answers[empty["inline_query"]["id"]]["results"] == []
     second = server.inline_answers[page2["inline_query"]["id"]]["results"]
     assert not {r["id"] for r in second} & {r["id"] for r in results}
+    # A next page is offered only when a passage beyond this one has earned its place.
+    assert not offered.isdigit() or (len(results) == 5 and second)
+    assert offered.isdigit() or len(results) < 5 or not second
 
 
 # -- limits ---------------------------------------------------------------------------------

@@ -145,3 +145,75 @@ def test_word_encodes_go_in_even_slices_and_give_the_in_process_vectors() -> Non
     sizes = [n for _, n in sent[:-1]]
     assert sizes == [process.WORD_SLICE, len(words) - process.WORD_SLICE], sizes
     assert sent[-1] == ("w", 3)
+def test_indexing_pauses_between_slices_only_while_questions_come(hashing: Settings) -> None:
+    """While questions come, passages leave the child (and the machine) idle after each
+    slice; with none in the window, they never pause."""
+    from index.embed import process
+
+    now = [100.0]
+    events: list[tuple[str, float]] = []
+    child = ProcessEmbedder(hashing, clock=lambda: now[0],
+                            pause=lambda s: events.append(("pause", s)))
+    call = child._call
+
+    def recording(kind: str, texts: list[str]) -> np.ndarray:
+        events.append((kind, len(texts)))
+        return call(kind, texts)
+
+    child._call = recording  # type: ignore[method-assign]
+    many = [f"passage number {i} about {TEXTS[i % 3]}" for i in range(300)]
+    try:
+        child.embed_passages(many)  # no question yet
+        assert all(kind == "p" for kind, _ in events) and len(events) > 1, events
+        events.clear()
+
+        child.embed_queries(TEXTS[:1])
+        assert child.questions_coming()
+        child.embed_passages(many)
+        kinds = [kind for kind, _ in events]
+        assert kinds[0] == "q" and kinds[-1] == "p", kinds
+        slices = kinds[1:]
+        # p, pause, p, pause, …, p: a pause after every slice but the last
+        assert slices == ["p", "pause"] * (slices.count("p") - 1) + ["p"], slices
+        assert slices.count("p") > 1
+        assert all(s >= 0 for kind, s in events if kind == "pause")
+        events.clear()
+
+        now[0] += process.QUESTION_WINDOW_S + 0.1  # the questions stopped a while ago
+        assert not child.questions_coming()
+        child.embed_passages(many)
+        assert "pause" not in [kind for kind, _ in events] and len(events) > 1
+    finally:
+        child.close()
+
+
+def test_a_question_in_the_child_counts_as_coming_whatever_the_clock(hashing: Settings) -> None:
+    import threading
+
+    now = [0.0]
+    child = ProcessEmbedder(hashing, clock=lambda: now[0])
+    seen: list[bool] = []
+    inside = threading.Event()
+    release = threading.Event()
+    call = child._call
+
+    def slow(kind: str, texts: list[str]) -> np.ndarray:
+        inside.set()
+        release.wait(10)
+        return call(kind, texts)
+
+    child._call = slow  # type: ignore[method-assign]
+    asker = threading.Thread(target=child.embed_queries, args=(TEXTS[:1],))
+    try:
+        asker.start()
+        assert inside.wait(10)
+        now[0] += 1000.0  # long after the question came: it is still in the child
+        seen.append(child.questions_coming())
+        release.set()
+        asker.join(10)
+        now[0] += 1000.0
+        seen.append(child.questions_coming())
+    finally:
+        release.set()
+        child.close()
+    assert seen == [True, False]

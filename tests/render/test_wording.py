@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot import texts
 from bot.admin_handlers import local_time
+from bot.commands import labels_lang
 from index.digest.render import render_digest_plain
 from index.digest.stories import Digest, Outlet, Story
 from index.models import Filters
@@ -67,3 +68,33 @@ def test_reindex_of_all_and_stats_times_read_naturally():
                                        target=texts.target_label("all", "it"))
     assert texts.run_status("done", "it") == "completata"
     assert local_time("2026-12-03T07:15:00+00:00", ROME) == "2026-12-03 08:15"
+
+
+def test_terminal_labels_take_the_question_language_and_the_locale_when_unsure():
+    assert labels_lang("Chi ha vinto la partita del Lecco?", locale="en_GB.UTF-8") == "it"
+    assert labels_lang("Who won the match in Lecco?", locale="it_IT.UTF-8") == "en"
+    # One Italian word: Italian, not the English a language detector among all would say.
+    assert labels_lang("alluvione", locale="") == "it"
+    assert labels_lang("ceasefire", locale="") == "en"
+    # A name says nothing: the locale does.
+    assert labels_lang("Meloni", locale="it_IT.UTF-8") == "it"
+    assert labels_lang("Meloni", locale="en_US.UTF-8") == "en"
+
+
+def test_counts_of_one_and_dates_on_the_first_in_admin_texts():
+    from bot.delivery_failures import DeliveryFailure, failures_html, notice_html
+    from tests.support.fakebotapi import parse_html
+
+    first = datetime(2026, 12, 1, 7, tzinfo=UTC)
+    once = DeliveryFailure(kind="digest", chat_id=-1001, ref="", chat_title="Redazione",
+                           what={"en": "digest", "it": "rassegna"}, since=first, last_at=first,
+                           attempts=1, reason="Forbidden", reported_at=None)
+    it = parse_html(failures_html([once], "it", ROME)).text
+    assert "fallisce dall'1 dicembre 2026 08:00, 1 tentativo;" in it
+    assert "failing since 1 December 2026 08:00, 1 attempt;" in parse_html(
+        failures_html([once], "en", ROME)).text
+    assert "Tentativi falliti: 1, dall'1 dicembre 2026 08:00" in parse_html(
+        notice_html(once, ROME)).text
+    assert texts.noun(1, "failed", "it") == "fallito" and texts.noun(2, "failed", "it") == "falliti"
+    assert "conservate 1 giorno," in texts.forgetme_html({}, "it", 1)
+    assert "kept 30 days," in texts.forgetme_html({}, "en", 30)

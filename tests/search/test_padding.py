@@ -6,9 +6,9 @@ from index.models import Hit
 from index.search.padding import earned
 
 
-def hit(article: str, quote: str, score: float) -> Hit:
+def hit(article: str, quote: str, score: float, lang: str = "it") -> Hit:
     return Hit(
-        article_id=article, title=article, source=None, url=None, published=None, lang="it",
+        article_id=article, title=article, source=None, url=None, published=None, lang=lang,
         quote=quote, quote_start=0, highlight_start=0, highlight_end=len(quote), score=score,
     )
 
@@ -35,3 +35,21 @@ def test_the_first_passage_is_always_kept() -> None:
     only = hit("a", "Qualcosa.", 0.1)
     assert earned([only], QUESTION) == [only]
     assert earned([], QUESTION) == []
+
+
+def test_one_shared_word_in_another_language_does_not_earn_a_place() -> None:
+    """The first passage quotes one of the question's three words ("Lecco"; it says
+    "superato", not "vinto"). Far lower English passages quoting one word too ("part", the
+    stem of "partita") are not as relevant as the first: across languages one shared word
+    is weak evidence."""
+    question = "Chi ha vinto la partita del Lecco?"
+    top = hit("lecco", "Il Lecco ha superato la Pro Patria per 2-1 al Rigamonti-Ceppi.", 1.39)
+    ceasefire = hit("thai", "Thailand releases 18 prisoners as part of a ceasefire agreement.",
+                    0.36, lang="en")
+    tower = hit("rome", "A part of the Torre dei Conti tower collapses in Rome.", 0.35, lang="en")
+    assert [h.article_id for h in earned([top, ceasefire, tower], question)] == ["lecco"]
+    # Two of the three words in English, or one in the first passage's language, still count.
+    match = hit("match", "Lecco's match was played at the Rigamonti-Ceppi.", 0.3, lang="en")
+    same = hit("lecco2", "A Lecco la tifoseria ha festeggiato fino a notte.", 0.3)
+    match_kept = earned([top, match, same, tower], "Chi ha vinto il match del Lecco?")
+    assert [h.article_id for h in match_kept] == ["lecco", "match", "lecco2"]

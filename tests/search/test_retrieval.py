@@ -195,8 +195,9 @@ async def test_dense_over_filtered_candidates_uses_ids(retriever):
     assert hits and all(c.startswith("en-floods") for c, _ in hits)
 
 
-def _newsbot(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, NEWSBOT_DATA_DIR=str(data), HF_HUB_OFFLINE="1")
+def _newsbot(*args: str, data: Path, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NEWSBOT_DATA_DIR=str(data), HF_HUB_OFFLINE="1", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args], cwd=ROOT, env=env, capture_output=True,
         text=True, timeout=300,
@@ -212,6 +213,22 @@ def test_ask_cli_json(store_dir):
     assert set(hit) >= {"article_id", "title", "source", "url", "published", "quote",
                         "highlight", "score"}
     assert hit["article_id"] == "en-floods"
+
+
+def test_ask_cli_labels_follow_the_question_language(store_dir):
+    """The terminal's labels are the question's language, as the bot's are the reader's."""
+    env = {"LANG": "C.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""}
+    it = _newsbot("ask", "Cosa ha presentato la Ferrari a Maranello?", data=store_dir / "data",
+                  env=env)
+    assert it.returncode == 0, it.stderr
+    first = it.stdout.splitlines()[0]
+    assert "passaggi per: Cosa ha presentato" in first or "1 passaggio per:" in first, first
+    assert "⟦" in it.stdout and "⟧" in it.stdout  # not » «, which Italian quotes use
+    none = _newsbot("ask", "Chi ha vinto il festival di Sanremo?",
+                    data=store_dir / "data", env=env)
+    assert none.stdout.startswith("Non ho trovato niente di pertinente per:"), none.stdout
+    en = _newsbot("ask", "What happened in Valencia?", data=store_dir / "data", env=env)
+    assert en.stdout.splitlines()[0].endswith("for: What happened in Valencia?"), en.stdout
 
 
 def test_eval_cli_prints_metrics(tmp_path):
