@@ -19,10 +19,7 @@ and a restore goes into an empty data dir, so a restored store builds its own.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import time
 import zipfile
 from collections.abc import Hashable
@@ -32,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from index.search.chunk_matrix import PRECISIONS, ChunkMatrix, VectorSource
+from index.search.npz_file import SEP, decode_lines, encode_lines, read_meta, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -39,54 +37,20 @@ __all__ = ["FORMAT", "SNAPSHOT_NAME", "load_snapshot", "save_snapshot"]
 
 SNAPSHOT_NAME = "memory-copy.npz"
 FORMAT = 1
-_SEP = "\n"  # between chunk ids and between terms (terms are letters and digits only)
-
-
-def _text(items: list[str]) -> np.ndarray:
-    return np.frombuffer(_SEP.join(items).encode("utf-8"), dtype=np.uint8)
-
-
-def _items(blob: np.ndarray, count: int) -> list[str]:
-    if count == 0:
-        return []
-    items = blob.tobytes().decode("utf-8").split(_SEP)
-    if len(items) != count:
-        raise ValueError(f"{len(items)} names for {count} rows")
-    return items
-
-
 def save_snapshot(path: Path, matrix: ChunkMatrix, key: dict[str, Any]) -> int:
     """Write ``matrix`` to ``path`` stamped with ``key``; its size in bytes (0: not saved,
     because a chunk id holds the separator). Blocking: run it off the event loop."""
-    if any(_SEP in cid for cid in matrix.ids):
+    if any(SEP in cid for cid in matrix.ids):
         log.warning("a chunk id holds a line break: the in-memory copy is not saved")
         return 0
     meta = {"format": FORMAT, "key": key, "chunks": len(matrix), "precision": matrix.precision,
             "source_keys": matrix.source_keys, "langs": matrix.langs,
             "keywords": matrix.keywords is not None}  # fmt: skip
     arrays = matrix.arrays()
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    arrays["ids"] = _text(matrix.ids)
+    arrays["ids"] = encode_lines(matrix.ids)
     if matrix.keywords is not None:
-        arrays["vocab"] = _text(matrix.keywords.terms())
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            np.savez(fh, allow_pickle=False, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    with contextlib.suppress(OSError):  # the rename itself survives a power cut
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return path.stat().st_size
+        arrays["vocab"] = encode_lines(matrix.keywords.terms())
+    return write_atomically(path, meta, arrays)
 
 
 def load_snapshot(
@@ -101,7 +65,7 @@ def load_snapshot(
     started = time.perf_counter()
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+            meta = read_meta(z)
             if meta.get("format") != FORMAT or meta.get("key") != key:
                 log.info("the snapshot of the in-memory copy is of another corpus: rebuilding",
                          extra={"kv": {"path": str(path), "snapshot": meta.get("key"),
@@ -111,12 +75,12 @@ def load_snapshot(
             if precision not in PRECISIONS:
                 raise ValueError(f"unknown precision {precision!r}")
             n = int(meta["chunks"])
-            ids = _items(z["ids"], n)
+            ids = decode_lines(z["ids"], n)
             arrays = {name: z[name] for name in z.files if name not in ("meta", "ids", "vocab")}
             vocab = None
             if meta["keywords"]:
                 count = len(arrays["kw_indptr"]) - 1
-                vocab = _items(z["vocab"], count)
+                vocab = decode_lines(z["vocab"], count)
         matrix = ChunkMatrix.restore(
             ids, meta["source_keys"], meta["langs"], arrays, vectors,
             precision=precision, vocab=vocab, stamp=stamp,

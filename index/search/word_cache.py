@@ -12,15 +12,14 @@ file, fsync, rename). Backups leave it out (index/storage/backup.py copies named
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from index.search.npz_file import SEP, decode_lines, encode_lines, read_meta, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +27,17 @@ __all__ = ["FORMAT", "WORDS_NAME", "load_words", "save_words"]
 
 WORDS_NAME = "word-vectors.npz"
 FORMAT = 1
-_SEP = "\n"  # words are keyword tokens: letters and digits only
 
 
 def save_words(path: Path, words: list[str], vecs: np.ndarray, key: dict[str, Any]) -> int:
     """Write ``words`` and their ``vecs`` (rows, float16) stamped with ``key``; the file's
     size in bytes (0: not saved). Blocking: run it off the event loop."""
-    if any(_SEP in w for w in words):
+    if any(SEP in w for w in words):
         log.warning("a word holds a line break: the word vectors are not saved")
         return 0
     meta = {"format": FORMAT, "key": key, "words": len(words)}
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            np.savez(
-                fh, allow_pickle=False,
-                meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-                words=np.frombuffer(_SEP.join(words).encode("utf-8"), dtype=np.uint8),
-                vecs=np.asarray(vecs, dtype=np.float16),
-            )  # fmt: skip
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path.stat().st_size
+    arrays = {"words": encode_lines(words), "vecs": np.asarray(vecs, dtype=np.float16)}
+    return write_atomically(path, meta, arrays)
 
 
 def load_words(path: Path, key: dict[str, Any]) -> dict[str, np.ndarray] | None:
@@ -64,15 +47,14 @@ def load_words(path: Path, key: dict[str, Any]) -> dict[str, np.ndarray] | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+            meta = read_meta(z)
             if meta.get("format") != FORMAT or meta.get("key") != key:
                 log.info("the saved word vectors are of another model or format: ignored",
                          extra={"kv": {"path": str(path), "saved": meta.get("key"),
                                        "model": key}})  # fmt: skip
                 return None
             n = int(meta["words"])
-            blob = z["words"].tobytes().decode("utf-8")
-            words = blob.split(_SEP) if n else []
+            words = decode_lines(z["words"], n)
             vecs = z["vecs"]
         if len(words) != n or vecs.dtype != np.float16 or vecs.shape[0] != n or (
             n and vecs.shape != (n, int(key["dim"]))
