@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -119,6 +120,8 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path,
     settings = BotSettings(_env_file=None, data_dir=work / "data", embedding_model=model,  # type: ignore[call-arg]
                            bot_state_file=work / "bot.sqlite3", alerts_per_hour=0)
     services = await open_services(settings)
+    # Every part closed however the run ends: an unclosed one keeps the process waiting.
+    parts_open = contextlib.AsyncExitStack()
     try:
         for name, part in (("old", old), ("new", new)):
             path = work / f"{name}.jsonl"
@@ -133,11 +136,13 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path,
                   file=sys.stderr)
         vectors = await services.vectors()
         retriever = build_retriever(settings, services.store, services.embedder, vectors)
+        parts_open.push_async_callback(retriever.aclose)
         last = datetime.fromisoformat(new[-1]["published"]).replace(tzinfo=UTC)
         clock = Clock(last + timedelta(hours=23))
         app: Any = SimpleNamespace(job_queue=None, bot=None, bot_data={})
         svc = AlertService(app, settings, retriever=lambda: retriever,
                            options=AlertOptions(clock=clock, max_age=timedelta(days=3650)))
+        parts_open.push_async_callback(svc.close)
         await svc.open()
         texts = follow_texts(rows, n_follows)
         t0 = time.perf_counter()
@@ -214,9 +219,8 @@ async def run(model: str, n_follows: int, n_new: int, repeats: int, work: Path,
             await topic_scores(retriever, text, since, last + timedelta(days=1), n_chunks)
             gate_times.append(time.perf_counter() - t0)
         per_follow_gate = statistics.median(gate_times)
-        await svc.close()
-        await retriever.aclose()
     finally:
+        await parts_open.aclose()
         await services.close()
     load, build, score, plan = (statistics.median(p[i] for p in parts) for i in range(4))
     return {

@@ -191,8 +191,9 @@ async def replay(
             await svc.match_new()
             match_s += time.perf_counter() - s0
         messages = await svc.db().messages()
-    finally:
+    finally:  # every part closed, or a crash leaves the process waiting on their threads
         await svc.close()
+        await retriever.aclose()
         await services.close()
     chat_name = {i + 1: n for i, n in enumerate(names)}
     replayed = [a for a in label if when[a] >= WARMUP_END]
