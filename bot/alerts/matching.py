@@ -397,10 +397,20 @@ def _story_matrix(
     sim = cross_similarity(new_vecs, new_names, old_vecs, [cache[a][1] for a in old_ids],
                            params)
     col = {a: j for j, a in enumerate(old_ids)}
+    rows: list[int] = []
+    cols: list[list[int]] = []
     for row, ids in wanted:
-        cols = [col[a] for a in ids if a in col]
-        if cols:
-            out[row] = sim[:, cols].max(axis=1)
+        if got := [col[a] for a in ids if a in col]:
+            rows.append(row)
+            cols.append(got)
+    if rows:
+        # Each follow's best remembered article in one gather: its columns padded to the
+        # longest memory with a column below every similarity.
+        idx = np.full((len(rows), max(map(len, cols))), len(old_ids), dtype=np.int64)
+        for k, got in enumerate(cols):
+            idx[k, :len(got)] = got
+        by_old = np.vstack([sim.T, np.full((1, sim.shape[0]), -np.inf, dtype=sim.dtype)])
+        out[rows] = by_old[idx].max(axis=1)
     return out
 
 
