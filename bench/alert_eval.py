@@ -332,7 +332,7 @@ def _pr(row: dict[str, Any]) -> str:
     return f"{row['precision']:.3f}/{row['recall']:.3f}/{row['f1']:.3f}"
 
 
-def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
+def print_report(res: dict[str, Any], show_errors: str | None = None) -> None:
     print(f"{res['follows']} follows (stories with ≥ {res['min_items']} items), "
           f"{res['articles_replayed']} articles replayed day by day, model {res['model']}; "
           f"{res['seconds_total']} s in all, {res['seconds_matching']} s matching")
@@ -390,9 +390,9 @@ def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
             continue
         print(f"   {key:<16} {_pr(v['same story']['tune'])} → {_pr(v['same story']['test'])}")
     if show_errors:
-        print("\n== false alerts and misses (same story), test weeks")
+        print(f"\n== false alerts and misses (same story), {show_errors} weeks")
         for e in sorted(res["errors"], key=lambda e: (e["kind"], e["follow"], -e["dense"])):
-            if e["half"] != "test":
+            if e["half"] != show_errors:
                 continue
             print(f"   {e['kind']:<11} d{e['dense']:.2f} k{e['match']:.2f} s{e['story']:.2f}"
                   f"{'S' if e['by_story'] else ' '} "
@@ -419,8 +419,10 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     help="a follow typed with names also needs one of them in the lead "
                          "(default: on)")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--errors", action="store_true",
-                    help="print every false alert and miss of the test weeks")
+    # Rules are read off the tuning weeks' errors; the test weeks' are for the report.
+    ap.add_argument("--errors", nargs="?", const="test", choices=("tune", "test"), default=None,
+                    help="print every false alert and miss of the test weeks (--errors tune: "
+                         "of the tuning weeks)")
     ap.add_argument("--dump", type=Path, default=None,
                     help="write every scored (follow, article) pair here, one JSON a line")
     args = ap.parse_args(argv)
