@@ -178,8 +178,8 @@ def learned_names(x: Pairs, min_idf: float) -> np.ndarray:
     own = {f: {t for g in _groups(name) for t in g} for f, name in enumerate(x.names)}
     passed = gate(x, story=None)  # the follow's own gate: what it remembers
     memory: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for i in np.flatnonzero(passed):
-        memory[int(x.f[i])].append((date.fromisoformat(x.day(x.a[i])).toordinal(), x.a[i]))
+    for k in np.flatnonzero(passed):
+        memory[int(x.f[k])].append((date.fromisoformat(x.day(x.a[k])).toordinal(), x.a[k]))
     out = np.zeros(len(x.a), dtype=bool)
     for i, (f, a) in enumerate(zip(x.f, x.a, strict=True)):
         t = date.fromisoformat(x.day(a)).toordinal()
