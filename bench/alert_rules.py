@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -234,31 +235,58 @@ def closest_follow(x: Pairs) -> np.ndarray:
     return x.dense >= best_other
 
 
-def feedback_dense(x: Pairs, beta: float, seed_dense: float) -> np.ndarray:
+class Vectors:
+    """The model's vectors of the sample's items and of the follows, normalised."""
+
+    def __init__(self, x: Pairs, extra_queries: Sequence[str] = ()) -> None:
+        from bot.settings import BotSettings
+        from index.embed.factory import make_embedder
+
+        emb = make_embedder(BotSettings(_env_file=None, embedding_model="usem3"))  # type: ignore[call-arg]
+        self.passages = _unit(emb.embed_passages([r["text"] for r in x.rows]))
+        self.queries = _unit(emb.embed_queries([*x.names, *extra_queries]))
+        row = {r["id"]: i for i, r in enumerate(x.rows)}
+        self.arts = np.array([row[a] for a in x.a])
+
+    def cosines(self, queries: np.ndarray, follow_rows: np.ndarray) -> np.ndarray:
+        """Per pair: its article's cosine with ``queries[follow_rows]``."""
+        return np.asarray(np.einsum("ij,ij->i", self.passages[self.arts], queries[follow_rows]))
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    return np.asarray(m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12))
+
+
+def feedback_dense(x: Pairs, v: Vectors, beta: float, seed_dense: float) -> np.ndarray:
     """Dense scores with each follow's vector moved towards the archive's articles on it
     (cosine ≥ ``seed_dense`` and holding one of its words), by ``beta`` of their mean."""
-    from bot.settings import BotSettings
-    from index.embed.factory import make_embedder
-
-    emb = make_embedder(BotSettings(_env_file=None, embedding_model="usem3"))  # type: ignore[call-arg]
-    passages = emb.embed_passages([r["text"] for r in x.rows])
-    passages = passages / np.linalg.norm(passages, axis=1, keepdims=True)
-    queries = emb.embed_queries(x.names)
-    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    row = {r["id"]: i for i, r in enumerate(x.rows)}
+    queries = v.queries[: len(x.names)]
     archive = [i for i, r in enumerate(x.rows) if r["published"] < WARMUP_END]
     moved = queries.copy()
     for f, name in enumerate(x.names):
         rule = LeadWords.build([_groups(name)])
-        seeds = [i for i in archive if passages[i] @ queries[f] >= seed_dense
+        seeds = [i for i in archive if v.passages[i] @ queries[f] >= seed_dense
                  and rule.held([x.lead(x.rows[i]["id"])], 1)[0, 0]]
         if seeds:
-            v = queries[f] + beta * passages[seeds].mean(axis=0)
-            moved[f] = v / np.linalg.norm(v)
-    arts = np.array([row[a] for a in x.a])
-    old = np.einsum("ij,ij->i", passages[arts], queries[x.f])
-    new = np.einsum("ij,ij->i", passages[arts], moved[x.f])
-    return np.asarray(x.dense + (new - old))
+            moved[f] = _unit((queries[f] + beta * v.passages[seeds].mean(axis=0))[None, :])[0]
+    return np.asarray(x.dense + (v.cosines(moved, x.f) - v.cosines(queries, x.f)))
+
+
+def names_only(name: str) -> str:
+    """A follow's names as typed ("Kidnapping in Nigeria" → "Nigeria"), "" without names or
+    without other words."""
+    typed = [w for w in re.findall(r"\w+", name)[1:] if w[:1].isupper()]
+    return " ".join(typed) if typed and len(_groups(name)) > len(name_words(name)) else ""
+
+
+def beyond_names(x: Pairs, v: Vectors) -> np.ndarray:
+    """Per pair: how much closer the article is to the whole follow than to its names alone
+    (1 for a follow without both): a report of Nigeria's other news is as close to
+    "Nigeria" as to "Kidnapping in Nigeria"."""
+    n = len(x.names)
+    rows = np.array([n + f for f in x.f])
+    out = v.cosines(v.queries[:n], x.f) - v.cosines(v.queries, rows)
+    return np.where(np.array([bool(names_only(x.names[f])) for f in x.f]), out, 1.0)
 
 
 def _fmt(c: dict[str, tuple[float, float, float]]) -> str:
@@ -320,9 +348,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if best is not None:
         rows.append((best[1], best[2]))
     if args.vectors:
+        v = Vectors(x, [names_only(n) or n for n in x.names])
+        margin = beyond_names(x, v)
+        keyword_or_story = (x.match >= 0.6 - 1e-9) | ((x.story >= 0.45) & (x.dense >= 0.15))
+        for delta in (-0.05, 0.0, 0.05):
+            rows.append((f"dense/agreement arms: closer to the follow than to its names {delta:+}",
+                         gate(x) & (keyword_or_story | (margin >= delta))))
         for beta, seed in ((0.25, 0.3), (0.25, 0.4), (0.5, 0.3)):
             rows.append((f"follow vector + {beta} × archive mean (cos ≥ {seed})",
-                         gate(x, dense=feedback_dense(x, beta, seed))))
+                         gate(x, dense=feedback_dense(x, v, beta, seed))))
     print("P/R/F1, tune → test (tune: 8 Sep – 2 Nov, test: 3 Nov – 31 Dec)")
     print(f"{'rule':<62} {'strict':<36} same story")
     for label, got in rows:
