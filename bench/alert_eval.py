@@ -415,6 +415,9 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--unlike", type=float, nargs=2, default=None, metavar=("SIM", "DENSE"),
                     help="below this similarity to every alerted story, the dense score needed"
                          " (default: the model's; a negative SIM turns it off)")
+    ap.add_argument("--agree", type=float, nargs=2, default=None, metavar=("DENSE", "KEYWORDS"),
+                    help="dense score and keyword share that pass together (default: the "
+                         "model's; a negative DENSE turns the agreement arm off)")
     ap.add_argument("--lead-names", choices=("on", "off"), default=None,
                     help="a follow typed with names also needs one of them in the lead "
                          "(default: on)")
@@ -429,7 +432,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     if args.lead_names is not None:
         matching.LEAD_NAMES = args.lead_names == "on"
     bars = None
-    if any(x is not None for x in (args.dense, args.match, args.strong, args.story,
+    if any(x is not None for x in (args.dense, args.match, args.strong, args.agree, args.story,
                                    args.unlike)):
         base = Bars.for_model("usem3:" if args.model == "usem3" else args.model)
         strong = base.strong_dense if args.strong is None else (
@@ -438,9 +441,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
             None if args.story[0] < 0 else (args.story[0], args.story[1]))
         unlike = base.unlike if args.unlike is None else (
             None if args.unlike[0] < 0 else (args.unlike[0], args.unlike[1]))
+        agree = base.agree if args.agree is None else (
+            None if args.agree[0] < 0 else (args.agree[0], args.agree[1]))
         bars = Bars(args.dense if args.dense is not None else base.min_dense,
                     args.match if args.match is not None else base.min_match, strong,
-                    base.agree, story, unlike)
+                    agree, story, unlike)
     with tempfile.TemporaryDirectory(prefix="alert-eval-") as tmp:
         res = await replay(args.model, Path(tmp), args.min_items, bars, args.dump)
     if args.json:
