@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.alerts.keyword_shares import keyword_shares
 from bot.alerts.lead import LeadWords, distinctive_groups, name_words
 from bot.alerts.store import Follow
 from index.digest.grouping import (
@@ -188,37 +189,6 @@ def _assemble(
     return Batch(arts, np.asarray(rows, dtype=np.int64), mat, stems, leads)
 
 
-def _keyword_shares(index: FollowIndex, chunk_stems: Sequence[frozenset[str]]) -> np.ndarray:
-    """chunks × follows: the IDF-weighted share of each follow's keyword groups that a chunk
-    holds. The inverted index's (chunk, follow, group) hits, tens of thousands a batch, are
-    deduplicated and summed with numpy rather than one by one in Python."""
-    n_f = len(index.follows)
-    width = max((len(w) for w in index.weights), default=0) or 1
-    span = n_f * width  # a group's number: its follow's row × width + its own index
-    group_weight = np.zeros(span, dtype=np.float64)
-    for f, w in enumerate(index.weights):
-        group_weight[f * width:f * width + len(w)] = w
-    numbered: dict[str, np.ndarray] = {}
-    parts: list[np.ndarray] = []
-    chunk_of: list[int] = []
-    for c, stems in enumerate(chunk_stems):
-        for term in stems & index.vocab:
-            if (got := numbered.get(term)) is None:
-                pairs = np.asarray(index.postings[term], dtype=np.int64).reshape(-1, 2)
-                got = numbered[term] = pairs[:, 0] * width + pairs[:, 1]
-            parts.append(got)
-            chunk_of.append(c)
-    shares: np.ndarray = np.zeros(len(chunk_stems) * n_f, dtype=np.float64)
-    if parts:
-        lens = [len(p) for p in parts]
-        keys = np.unique(np.repeat(np.asarray(chunk_of, dtype=np.int64), lens) * span
-                         + np.concatenate(parts))  # sorted: a follow's groups in order
-        chunk, group = np.divmod(keys, span)
-        shares = np.bincount(chunk * n_f + group // width, weights=group_weight[group],
-                             minlength=len(shares))
-    return shares.reshape(len(chunk_stems), n_f) / index.totals
-
-
 @dataclass(slots=True)
 class FollowIndex:
     """Every follow's vector as one matrix, and its keyword groups as an inverted index.
@@ -281,7 +251,8 @@ class FollowIndex:
         if self.matrix.shape[1] == batch.chunk_vectors.shape[1]:
             sims = self.matrix @ batch.chunk_vectors.T  # follows × chunks
             dense[:, rows] = np.maximum.reduceat(sims, starts, axis=1)
-        shares = _keyword_shares(self, batch.chunk_stems)  # chunks × follows
+        shares = keyword_shares(batch.chunk_stems, self.postings, self.vocab, self.weights,
+                                self.totals)  # chunks × follows
         match[:, rows] = np.maximum.reduceat(shares, starts, axis=0).T
         return dense, match
 
