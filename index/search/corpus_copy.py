@@ -30,6 +30,7 @@ from typing import Any
 
 from index.search.chunk_matrix import ChunkMatrix
 from index.search.copy_snapshot import SNAPSHOT_NAME, load_snapshot, save_snapshot
+from index.search.exact_rows import EXACT_NAME, remove_leftovers
 from index.settings import Settings
 from index.storage.store import Store
 from index.storage.vectors import VectorStore
@@ -222,7 +223,9 @@ class CorpusCopy:
                         exc_info=True, extra={"kv": {"failures": self.failures,
                                                      "retry_in_s": delay}})  # fmt: skip
             return
-        if self._tried == stamp:  # else invalidated meanwhile
+        if self._tried != stamp:  # invalidated meanwhile
+            m.drop_exact_file()
+        else:
             self.matrix = m
             self._vector_key = key["vectors"]
             self._previous = None
@@ -247,10 +250,14 @@ class CorpusCopy:
         bodies = await self.store.fts_bodies()
         old = self.matrix if self.matrix is not None else self._previous
         reuse = old if old is not None and self._vector_key == vector_key else None
+        exact_file = None
+        if self.snapshot_path is not None:  # the float32 rows go beside the snapshot
+            exact_file = self.settings.data_dir / EXACT_NAME
+            await asyncio.to_thread(remove_leftovers, exact_file)
         # Read in batches through the store's client, which re-scoring uses again.
         m = await asyncio.to_thread(
             ChunkMatrix, facets, self.vectors.get_vectors, bodies, stamp,
-            precision=self.settings.dense_matrix_precision, reuse=reuse,
+            precision=self.settings.dense_matrix_precision, reuse=reuse, exact_file=exact_file,
         )  # fmt: skip
         self.builds += 1
         return m
@@ -261,10 +268,12 @@ class CorpusCopy:
         """Save the copy just built, unless the corpus changed while it was read (then it
         may mix two corpora, and the reload that follows saves its own)."""
         if await self.store.corpus_generation() != before or self.vectors.outside_writer():
+            m.drop_exact_file()
             return
         try:
             size = await asyncio.to_thread(save_snapshot, path, m, key)
-        except OSError:
+        except (OSError, ValueError):
+            m.drop_exact_file()
             log.warning("could not save the in-memory copy", exc_info=True,
                         extra={"kv": {"path": str(path)}})  # fmt: skip
             return
