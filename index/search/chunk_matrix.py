@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 
 from index.models import Filters
-from index.search.exact_rows import ExactRows, ExactRowsWriter
+from index.search.exact_rows import ExactRows, ExactRowsWriter, write_rows
 from index.search.keyword_memory import KeywordIndex
 from index.storage.store import Facets, to_ts
 
@@ -257,6 +257,14 @@ class ChunkMatrix:
             self.scale = np.zeros(len(self.ids), dtype=np.float32)
         if self._exact_to is not None:
             self.exact_writer = ExactRowsWriter(self._exact_to, len(self.ids), dim)
+
+    def write_exact_file(self, path: Path, vectors: VectorSource) -> None:
+        """Write the float32 rows file of a copy that has none (its rows' vectors read from
+        ``vectors`` in batches), then re-score from it; :attr:`exact_writer` keeps or drops
+        it. Blocking: run it off the event loop."""
+        if self.precision != "float32" and self.matrix.shape[1]:
+            writer = write_rows(path, self.ids, self.matrix.shape[1], vectors, LOAD_BATCH)
+            self.exact_rows, self.exact_writer = writer.reader(), writer
 
     def drop_exact_file(self) -> None:
         """Give up the float32 file being written (re-scoring keeps reading what it holds)."""

@@ -236,6 +236,8 @@ class CorpusCopy:
                                    "reused_vectors": m.reused}})  # fmt: skip
             if path is not None and not from_snapshot:
                 await self._save(path, m, key, before)
+            elif path is not None and m.rescores and m.precision != "float32":
+                await self._write_exact_file(path, m, key, before)
 
     def _snapshot_key(self, generation: tuple[int, str]) -> dict[str, Any]:
         """What a snapshot must have been made from to serve now. Asks Chroma (off the event
@@ -281,6 +283,24 @@ class CorpusCopy:
             self.snapshot_writes += 1
             log.info("in-memory copy saved",
                      extra={"kv": {"path": str(path), "mb": round(size / 2**20)}})  # fmt: skip
+
+    async def _write_exact_file(
+        self, path: Path, m: ChunkMatrix, key: dict[str, Any], before: tuple[int, str]
+    ) -> None:
+        """Give a copy read from a snapshot without a usable float32 rows file (one saved by
+        an older version, or whose file was lost) its file: the vectors read from Chroma once,
+        while the copy already serves, then the snapshot saved again naming the file."""
+        try:
+            await asyncio.to_thread(m.write_exact_file, path.with_name(EXACT_NAME),
+                                    self.vectors.get_vectors)  # fmt: skip
+        except Exception:  # noqa: BLE001 - re-scoring keeps fetching from Chroma
+            log.warning("could not write the float32 rows file of the in-memory copy",
+                        exc_info=True)  # fmt: skip
+            return
+        if self.matrix is not m:
+            m.drop_exact_file()
+            return
+        await self._save(path, m, key, before)
 
     def _loaded(self, generation: int) -> None:
         self._generation = generation

@@ -24,11 +24,12 @@ import contextlib
 import os
 import secrets
 import struct
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EXACT_NAME", "ExactRows", "ExactRowsWriter", "remove_leftovers"]
+__all__ = ["EXACT_NAME", "ExactRows", "ExactRowsWriter", "remove_leftovers", "write_rows"]
 
 EXACT_NAME = "memory-copy.f32"
 MAGIC = b"newsbot-f32\x00\x01\x00\x00\x00"  # 16 bytes: name and format 1
@@ -173,3 +174,29 @@ def remove_leftovers(final: Path) -> int:
             tmp.unlink()
             removed += 1
     return removed
+
+
+def write_rows(
+    path: Path,
+    ids: Sequence[str],
+    dim: int,
+    vectors: Callable[[Sequence[str]], Mapping[str, np.ndarray]],
+    batch: int,
+) -> ExactRowsWriter:
+    """A new (uncommitted) file of the vectors of ``ids``, read ``batch`` at a time (a
+    missing one reads as zeros)."""
+    writer = ExactRowsWriter(path, len(ids), dim)
+    try:
+        for a in range(0, len(ids), batch):
+            part = ids[a : a + batch]
+            got = vectors(part)
+            rows = np.zeros((len(part), dim), dtype=np.float32)
+            for i, cid in enumerate(part):
+                v = got.get(cid)
+                if v is not None:
+                    rows[i] = v
+            writer.write(np.arange(a, a + len(part)), rows)
+    except BaseException:
+        writer.drop()
+        raise
+    return writer

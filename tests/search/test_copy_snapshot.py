@@ -323,12 +323,20 @@ async def test_a_bad_rows_file_falls_back_to_chroma(data_dir, bot_embedder, capl
         assert m is not None and memory.snapshot_reads == 1 and memory.builds == 0
         if damage == "rows":
             assert m.exact_rows is not None  # the header checks out
-        else:
-            assert m.exact_rows is None and m.rescores
+            _assert_same_answers(await _answers(services), want)
+            assert m.exact_rows is None and m.rescores  # from Chroma from now on
+            assert caplog.text.count("damaged: re-scoring fetches") == 1
+            return
+        # Read without its file, the copy got a new one from Chroma, and the snapshot
+        # was saved again naming it.
+        assert caplog.text.count("no usable float32 rows file") == 1
+        assert m.exact_rows is not None and not m.rescores and memory.snapshot_writes == 1
+        await _assert_file_is_chromas(data_dir, services, m)
         _assert_same_answers(await _answers(services), want)
-        assert m.exact_rows is None and m.rescores  # from Chroma from now on
-    said = "damaged: re-scoring fetches" if damage == "rows" else "no usable float32 rows file"
-    assert caplog.text.count(said) == 1
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        m = await memory.wait()
+        assert m is not None and m.exact_rows is not None and memory.snapshot_writes == 0
+    assert caplog.text.count("no usable float32 rows file") == 1
 
 
 async def test_a_reload_keeps_the_rows_file_in_step(data_dir, bot_embedder, tmp_path):
