@@ -2,8 +2,11 @@
 
 Building the copy reads every vector from Chroma and tokenizes every keyword body again: at
 100k chunks ~30 s on an idle core, minutes on a loaded one, half an hour at a million. So
-once built it is saved (``memory-copy.npz``: its arrays, the chunk ids and terms as text),
-and a process starting on an unchanged corpus reads that instead.
+once built it is saved (``memory-copy.npz``: its arrays, the chunk ids and terms as text;
+beside it ``memory-copy.f32``, the float32 rows re-scoring reads: index/search/exact_rows.py),
+and a process starting on an unchanged corpus reads that instead. The snapshot's stamp names
+the rows file by a token; a rows file that is absent or not the one named leaves re-scoring
+to Chroma, and is written again from Chroma's vectors while the copy serves.
 
 A snapshot is only a cache, and never answers for a corpus it does not reflect. It is
 stamped with the corpus generation token (a random token that SQLite triggers draw afresh at

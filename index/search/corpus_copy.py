@@ -14,8 +14,9 @@ while any write run is going on, including the bot's own live sources, it is not
 
 Built once, the copy is saved in the data dir (index/search/copy_snapshot.py) and a later
 start on the same corpus reads it back in seconds; a reload after a write run copies the
-vectors of the chunks the last copy held from it and reads only the new chunks' from Chroma
-(the keyword index is still rebuilt whole from SQLite).
+vectors of the chunks the last copy held from it (its int8 rows, and its float32 rows from
+its file into the new file) and reads only the new chunks' from Chroma (the keyword index is
+still rebuilt whole from SQLite).
 """
 
 from __future__ import annotations
