@@ -22,10 +22,7 @@ gives the same passing chunks.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -34,17 +31,13 @@ import numpy as np
 from index.models import Filters
 from index.search.exact_rows import ExactRows, ExactRowsWriter, write_rows
 from index.search.keyword_memory import KeywordIndex
+from index.search.row_selection import GATHER_COST, WIDENED_GATHER_COST, Selection, like
 from index.storage.store import Facets, to_ts
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GATHER_COST", "PRECISIONS", "ChunkMatrix", "Precision", "Selection", "VectorSource"]
 
-# Scoring rows picked out of the middle of the matrix costs this many times a contiguous
-# row (the copy dominates: bench/query_bench.py, "matrix" pieces). Rows that are widened
-# from int8 or float16 are copied either way, so picking them costs little more.
-GATHER_COST = 5
-WIDENED_GATHER_COST = 2
 Precision = Literal["int8", "float16", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("int8", "float16", "float32")
 # Fetches the float32 vectors of chunk ids (those that have one), e.g. VectorStore.get_vectors.
@@ -58,38 +51,10 @@ RESCORE_MARGIN = 8.0
 RESCORE_MAX_FACTOR = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """The rows passing a filter: ``[lo, hi)`` of the time-sorted matrix, narrowed by
-    ``mask`` (over that slice) when outlets or languages are filtered too; ``rows``, when
-    known, the passing rows themselves (ascending)."""
-
-    lo: int
-    hi: int
-    mask: np.ndarray | None
-    count: int
-    rows: np.ndarray | None = None
-
-    @property
-    def cost(self) -> int:
-        """Scoring cost in contiguous-row equivalents (the cheaper of the two ways)."""
-        if self.mask is None:
-            return self.hi - self.lo
-        return min(self.hi - self.lo, GATHER_COST * self.count)
-
-
 def _as_source(vectors: Mapping[str, np.ndarray] | VectorSource) -> VectorSource:
     if isinstance(vectors, Mapping):
         return lambda ids: {i: vectors[i] for i in ids if i in vectors}
     return vectors
-
-
-@lru_cache(maxsize=256)
-def _like(source: str) -> re.Pattern[str]:
-    """SQLite's ``source_key LIKE '%source%'``: ``%`` any run, ``_`` one character, and
-    case folded for ASCII letters only (SQLite's default)."""
-    body = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in source)
-    return re.compile(f".*{body}.*", re.IGNORECASE | re.ASCII | re.DOTALL)
 
 
 class ChunkMatrix:
@@ -344,7 +309,7 @@ class ChunkMatrix:
         mask: np.ndarray | None = None
         rows: np.ndarray | None = None
         if filters.sources:
-            patterns = [_like(s.lower()) for s in filters.sources]
+            patterns = [like(s.lower()) for s in filters.sources]
             codes = [i for i, key in enumerate(self.source_keys)
                      if key is not None and any(p.fullmatch(key) for p in patterns)]  # fmt: skip
             at = self._outlet_at
