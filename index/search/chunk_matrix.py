@@ -449,8 +449,9 @@ class ChunkMatrix:
             if not bool(np.all(np.abs(exact - rounded) <= bound)):
                 raise ValueError("a row does not round to the in-memory copy's row")
         except (OSError, ValueError, IndexError) as exc:
+            # Not closed here: a re-score in another thread may still be reading it (the
+            # descriptor closes when the last reference goes).
             self.exact_rows = None
-            source.close()
             log.warning("the float32 rows file of the in-memory copy is damaged: re-scoring "
                         "fetches vectors from the vector store instead",
                         extra={"kv": {"error": f"{type(exc).__name__}: {exc}"[:300]}})  # fmt: skip
