@@ -368,8 +368,8 @@ def print_stages(st: dict[str, dict[str, float]], totals: dict[str, list[float]]
     print(f"    {'stage':46s}" + "".join(f"{k:>11s}" for k in kinds))
     for stage in qb.STAGE_ORDER:
         print(f"    {stage:46s}" + "".join(f"{st[k].get(stage, 0.0):11.2f}" for k in kinds))
-    print(f"    {'total, per run':46s}" + "".join(
-        f"{'/'.join(f'{x:.0f}' for x in totals.get(k, [])):>11s}" for k in kinds))
+    cells = ("/".join(f"{x:.0f}" for x in totals.get(k, [])) for k in kinds)
+    print(f"    {'total, each run':46s}" + "".join(f" {c:>10s}" for c in cells))
 
 
 async def main() -> None:
