@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from index.digest.stories import build_digest
 from index.embed import Embedder
+from index.embed.threads import blas_on_one_thread
 from index.ingest.cleaning import default_language_detector
 from index.models import Answer, Filters, Hit
 from index.search.candidates import Candidates
@@ -94,6 +95,7 @@ class Retriever:
         params: FusionParams | None = None,
         tz: ZoneInfo | None = None,
     ) -> None:
+        blas_on_one_thread()  # a question's products are small (index/embed/threads.py)
         self.settings = settings
         self.store = store
         self.embedder = embedder
