@@ -609,7 +609,7 @@ def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) 
     stages.wrap(retriever.store, "corpus_stamp", "corpus stamp, copy check")
     for name in ("chunk_records", "articles", "duplicates_of", "doc_freqs", "chunk_count"):
         stages.wrap(retriever.store, name, SQL)
-    for name in ("fuse", "evidence", "match_fraction", "recency_weights"):
+    for name in ("fuse", "evidence", "match_fraction", "best_match", "recency_weights"):
         stages.wrap(retrieval, name, fusion)
     for name in ("query_terms", "fts_match", "content_words"):
         stages.wrap(retrieval.keywords, name, WORDS)

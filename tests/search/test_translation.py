@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,37 @@ async def test_an_italian_question_is_unaffected(retriever):
     assert [(r.chunk_id, r.score) for r in search.ranked] == [
         (r.chunk_id, r.score) for r in without.ranked]
     assert search.records[search.ranked[0].chunk_id].article_id == "duomo"
+
+
+async def test_cached_words_translate_on_the_loop_with_the_heads_read(retriever, monkeypatch):
+    """Once every word's vector is cached the translation runs without a worker thread, and
+    its passages come with the lists' heads in one SQLite read: the same search either way."""
+    cold = await retriever.search(EN, Filters(), question_lang="en")  # encodes the words
+    phase = ["search"]
+    reads: list[str] = []
+    threads: list[int] = []
+    chunk_records, translate = retriever.store.chunk_records, retriever.translator.translate
+    inside = retriever.translate
+
+    async def counted(ids):
+        reads.append(phase[0])
+        return await chunk_records(ids)
+
+    async def translating(*a, **k):
+        phase[0] = "translation"  # until the words are compared: the translation's own reads
+        return await inside(*a, **k)
+
+    def on(*a, **k):
+        phase[0] = "after"
+        threads.append(threading.get_ident())
+        return translate(*a, **k)
+
+    monkeypatch.setattr(retriever.store, "chunk_records", counted)
+    monkeypatch.setattr(retriever, "translate", translating)
+    monkeypatch.setattr(retriever.translator, "translate", on)
+    warm = await retriever.search(EN, Filters(), question_lang="en")
+    assert [(r.chunk_id, r.score) for r in warm.ranked] == [
+        (r.chunk_id, r.score) for r in cold.ranked]
+    assert warm.best_match == cold.best_match
+    assert threads == [threading.get_ident()]  # translated once, on the event loop's thread
+    assert reads[0] == "search" and "translation" not in reads
