@@ -9,6 +9,7 @@ from 14.5 ms to 11.5 ms. Batches (indexing, bursts of questions) use every core.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -106,7 +107,11 @@ def blas_on_one_thread() -> None:
             return
         _blas_one = True
         try:
-            from threadpoolctl import threadpool_limits
+            from threadpoolctl import ThreadpoolController
         except ImportError:
             return
-        threadpool_limits(limits=1, user_api="blas")
+        blas = ThreadpoolController().select(user_api="blas")
+        # numpy's own (its wheel's, in numpy.libs); scipy's and torch's are theirs to steer.
+        ours = [lib.filepath for lib in blas.lib_controllers
+                if lib.filepath.startswith(os.path.dirname(np.__file__))]
+        (blas.select(filepath=ours) if ours else blas).limit(limits=1)
