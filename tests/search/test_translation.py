@@ -167,7 +167,7 @@ async def test_cached_words_translate_on_the_loop_with_the_heads_read(retriever,
     phase = ["search"]
     reads: list[str] = []
     threads: list[int] = []
-    chunk_records, translate = retriever.store.chunk_records, retriever.translator.translate
+    chunk_records, cached = retriever.store.chunk_records, retriever.translator.translate_cached
     inside = retriever.translate
 
     async def counted(ids):
@@ -181,14 +181,30 @@ async def test_cached_words_translate_on_the_loop_with_the_heads_read(retriever,
     def on(*a, **k):
         phase[0] = "after"
         threads.append(threading.get_ident())
-        return translate(*a, **k)
+        out = cached(*a, **k)
+        assert out is not None, "a word was not cached"
+        return out
+
+    def encoding(*a, **k):
+        raise AssertionError("translated with an encode")
 
     monkeypatch.setattr(retriever.store, "chunk_records", counted)
     monkeypatch.setattr(retriever, "translate", translating)
-    monkeypatch.setattr(retriever.translator, "translate", on)
+    monkeypatch.setattr(retriever.translator, "translate_cached", on)
+    monkeypatch.setattr(retriever.translator, "translate", encoding)
     warm = await retriever.search(EN, Filters(), question_lang="en")
     assert [(r.chunk_id, r.score) for r in warm.ranked] == [
         (r.chunk_id, r.score) for r in cold.ranked]
     assert warm.best_match == cold.best_match
     assert threads == [threading.get_ident()]  # translated once, on the event loop's thread
     assert reads[0] == "search" and "translation" not in reads
+
+
+def test_cached_translation_is_the_translation_and_never_encodes(embedder):
+    t = WordTranslator(embedder, 1000)
+    words, vocab = ["church", "built"], ["chiesa", "costruita", "fiume", "vescovo"]
+    assert t.translate_cached(words, vocab, XL) is None  # nothing cached: no encode either
+    assert t.translate_cached(words, vocab, XL) is None  # and still nothing cached
+    full = t.translate(words, vocab, XL)
+    assert full and t.translate_cached(words, vocab, XL) == full
+    assert t.translate_cached(words, [*vocab, "collina"], XL) is None  # one word not cached
