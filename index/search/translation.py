@@ -85,7 +85,7 @@ def question_words(query: str) -> list[str]:
 
 class WordTranslator:
     """Word vectors from the query encoder, cached; :meth:`translate` blocks (run it in a
-    worker thread)."""
+    worker thread), :meth:`translate_cached` never encodes."""
 
     def __init__(self, embedder: Embedder, cache_words: int = 50_000,
                  path: Path | None = None) -> None:
