@@ -19,9 +19,14 @@ answers the first question; then, once the copy is loaded, the query bench's fiv
 kinds, each answer (``Retriever.answer`` + Telegram HTML) timed back to back with its floor
 (the question's encode + a bare unfiltered Chroma query). Printed per point: time to the
 first answer and to the loaded copy, the copy's size, VmRSS/VmHWM of the serving process,
-of the encoder child and of the Chroma server (from /proc), and per kind the answer's and
-the floor's median/p95 with the per-run medians (the spread). Saved to
-``bench/out/scale-bench-<model>-<sizes>.json``.
+of the encoder child and of the Chroma server (from /proc), the load average, and per kind
+the answer's and the floor's median/p95 with the per-run medians and p95s (the spread).
+Then ``--stages`` other questions per kind (not the timed ones: their sentences would be
+cached) are answered with each stage timed by query_bench's stage timer (``qb.Stages``,
+``qb.instrument``), and the per-stage medians are printed as query_bench prints them, so
+the split of an answer can be compared between sizes on one store. Saved to
+``bench/out/scale-bench-<model>-<sizes>.json``. A size whose data dir exists is measured as
+it is (never grown, copied or removed); only missing sizes are built.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ def data_dir(root: Path, model: str, n: int) -> Path:
     return root / f"{model}-{n}"
 
 
-def bench_settings(root: Path, model: str, n: int, **extra: object) -> Settings:
+def bench_settings(root: Path, model: str, n: int, **extra: Any) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None, data_dir=data_dir(root, model, n), embedding_model=model, **extra
     )
@@ -156,6 +161,7 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
                             times.setdefault(f"{step} {kind}", []).append(
                                 time.perf_counter() - t1
                             )
+        stages = await stage_split(args, r, store)
         encoder = services.encoder
         child = getattr(encoder, "_proc", None) if encoder is not None else None
         return {
@@ -165,10 +171,39 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
             "copy_vectors_mb": round(m.vector_nbytes / 2**20, 1),
             "memory_at_first_answer": mem_first, "memory": proc_memory(),
             "encoder_memory": proc_memory(child.pid) if child is not None else {},
-            "times": times,
+            "copy_from_snapshot": r.memory.snapshot_reads > 0, "copy_builds": r.memory.builds,
+            "load_average": [round(x, 1) for x in os.getloadavg()],
+            "times": times, "stages": stages,
         }  # fmt: skip
     finally:
         await services.close()
+
+
+async def stage_split(args: argparse.Namespace, r: Any, store: Any) -> dict[str, Any]:
+    """Per question kind and stage, each question's time (query_bench's stage timer on the
+    serving process's retriever), after the ratios so the wrappers never reach them."""
+    from index.render.telegram_html import render_telegram_html
+
+    if args.stages <= 0:
+        return {}
+    m = await r.vectors_in_memory()
+    others = {k: await qb.make_questions(store, k, args.stages, seed=12) for k in qb.KINDS}
+    stages = qb.Stages()
+    qb.instrument(stages, r, r.embedder, m)
+    try:
+        for i in range(args.stages):
+            for kind in qb.KINDS:
+                q = others[kind][i]
+                stages.start()
+                t0 = time.perf_counter()
+                a = await r.answer(q.text, now=qb.NOW)
+                t1 = time.perf_counter()
+                render_telegram_html(a, lang=q.lang, tz=qb.TZ)
+                stages.current["render telegram html"] = time.perf_counter() - t1
+                stages.end(kind, time.perf_counter() - t0)
+    finally:
+        stages.undo()
+    return stages.per_question
 
 
 def _free_port() -> int:
@@ -213,7 +248,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def run_probe(args: argparse.Namespace, path: Path, port: int | None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--probe", str(path), "--model", args.model,
            "--queries", str(args.queries), "--warmup", str(args.warmup),
-           "--repeats", str(args.repeats)]  # fmt: skip
+           "--repeats", str(args.repeats), "--stages", str(args.stages)]  # fmt: skip
     if port:
         cmd += ["--chroma-port", str(port)]
     env = dict(os.environ, SCALE_BENCH_LAUNCHED=repr(time.time()))
@@ -260,11 +295,19 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "answer": qb.summarize(ans), "floor": qb.summarize(fl),
                 "ratio_median": round(statistics.median(ans) / statistics.median(fl), 2),
                 "ratio_p95": round(qb.percentile(ans, 0.95) / qb.percentile(fl, 0.95), 2),
-                "per_run_answer_median_ms": [
-                    round(statistics.median(r["times"][f"answer {kind}"]) * 1000, 1)
-                    for r in runs],
+                "per_run_answer_median_ms": _per_run(runs, f"answer {kind}", 0.5),
+                "per_run_answer_p95_ms": _per_run(runs, f"answer {kind}", 0.95),
+                "per_run_floor_median_ms": _per_run(runs, f"floor {kind}", 0.5),
+                "per_run_floor_p95_ms": _per_run(runs, f"floor {kind}", 0.95),
             }  # fmt: skip
-    keys = ("first_answer_s", "copy_load_s", "chroma_start_s")
+    stages: dict[str, dict[str, float]] = {}
+    for kind in qb.KINDS:
+        for stage in qb.STAGE_ORDER:
+            xs = [x for r in runs for x in r.get("stages", {}).get(kind, {}).get(stage, [])]
+            if xs:
+                stages.setdefault(kind, {})[stage] = round(1000 * statistics.median(xs), 3)
+    keys = ("first_answer_s", "copy_load_s", "chroma_start_s", "copy_from_snapshot",
+            "load_average")
     return {
         "chunks": runs[0]["chunks"], "mode": runs[0]["mode"], "runs": len(runs),
         "copy_mb": runs[0]["copy_mb"], "copy_vectors_mb": runs[0]["copy_vectors_mb"],
@@ -274,8 +317,22 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "rss_at_first_answer_mb": [r["memory_at_first_answer"].get("VmRSS") for r in runs],
         "encoder_rss_mb": [r["encoder_memory"].get("VmRSS") for r in runs],
         "chroma_rss_mb": [r.get("chroma_memory", {}).get("VmRSS") for r in runs],
-        "kinds": kinds,
+        "kinds": kinds, "stages_median_ms": stages,
+        "stages_total_per_run_ms": {
+            kind: [round(1000 * statistics.median(r["stages"][kind]["total"]), 1)
+                   for r in runs if r.get("stages", {}).get(kind)]
+            for kind in stages},
     }  # fmt: skip
+
+
+def _per_run(runs: list[dict[str, Any]], key: str, q: float) -> list[float]:
+    """Each run's median (``q`` 0.5) or other percentile of ``key``, in ms."""
+    out = []
+    for r in runs:
+        xs = r["times"][key]
+        v = statistics.median(xs) if q == 0.5 else qb.percentile(xs, q)
+        out.append(round(v * 1000, 1))
+    return out
 
 
 def report(results: list[dict[str, Any]]) -> None:
@@ -287,11 +344,32 @@ def report(results: list[dict[str, Any]]) -> None:
               f" {s['rss_at_first_answer_mb']}), peak VmHWM {s['hwm_mb']} MB; encoder"
               f" {s['encoder_rss_mb']} MB; chroma server {s['chroma_rss_mb']} MB"
               f" (up in {s['chroma_start_s']} s)")  # fmt: skip
+        print(f"  copy from the saved snapshot {s['copy_from_snapshot']}; load average"
+              f" (1/5/15 min) at the end of each run {s['load_average']}")  # fmt: skip
         for kind, k in s["kinds"].items():
             a, f = k["answer"], k["floor"]
             print(f"  {kind:10s} answer median {a['median_ms']:7.2f} p95 {a['p95_ms']:7.2f} ms"
                   f"   floor {f['median_ms']:6.2f}/{f['p95_ms']:6.2f}   x{k['ratio_median']}"
-                  f" / x{k['ratio_p95']}   per run {k['per_run_answer_median_ms']}")  # fmt: skip
+                  f" / x{k['ratio_p95']}")  # fmt: skip
+            print(f"  {'':10s} per run: answer median {k['per_run_answer_median_ms']} p95"
+                  f" {k['per_run_answer_p95_ms']}; floor median {k['per_run_floor_median_ms']}"
+                  f" p95 {k['per_run_floor_p95_ms']}")  # fmt: skip
+        print_stages(s["stages_median_ms"], s["stages_total_per_run_ms"])
+
+
+def print_stages(st: dict[str, dict[str, float]], totals: dict[str, list[float]]) -> None:
+    """query_bench's per-stage table (its stage names and order), over every run's
+    questions, and each run's median total (the spread)."""
+    if not st:
+        return
+    print("  where an answer's time goes (median ms per question over every run; indented"
+          " rows are part of the row above; a stage's calls running together count once):")
+    kinds = list(st)
+    print(f"    {'stage':46s}" + "".join(f"{k:>11s}" for k in kinds))
+    for stage in qb.STAGE_ORDER:
+        print(f"    {stage:46s}" + "".join(f"{st[k].get(stage, 0.0):11.2f}" for k in kinds))
+    cells = ("/".join(f"{x:.0f}" for x in totals.get(k, [])) for k in kinds)
+    print(f"    {'total, each run':46s}" + "".join(f" {c:>10s}" for c in cells))
 
 
 async def main() -> None:
@@ -303,6 +381,8 @@ async def main() -> None:
     ap.add_argument("--queries", type=int, default=30, help="timed questions per kind and run")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=1, help="passes over the questions per run")
+    ap.add_argument("--stages", type=int, default=30,
+                    help="other questions per kind answered with each stage timed (0: none)")
     ap.add_argument("--root", type=Path, default=DEFAULT_ROOT)
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--probe", type=Path, help=argparse.SUPPRESS)
@@ -313,7 +393,8 @@ async def main() -> None:
         return
     sizes = [int(x) for x in args.sizes.split(",")]
     for n in sizes:
-        await grow_to(args.root, args.model, n)
+        if not data_dir(args.root, args.model, n).exists():  # one measured stays as it is
+            await grow_to(args.root, args.model, n)
     if args.build_only:
         return
     results = []

@@ -176,7 +176,9 @@ class Settings(BaseSettings):
         "int8", validation_alias=env_alias("DENSE_MATRIX_PRECISION", "dense_matrix_precision")
     )
     # Save that copy in the data dir (memory-copy.npz) once built, so a restart on an
-    # unchanged corpus reads it in seconds instead of rebuilding it (index/search/copy_snapshot.py).
+    # unchanged corpus reads it in seconds instead of rebuilding it (index/search/copy_snapshot.py),
+    # with its float32 rows beside it (memory-copy.f32) for re-scoring without asking Chroma
+    # (index/search/exact_rows.py). False: neither file, re-scoring asks Chroma.
     dense_matrix_snapshot: bool = Field(
         True, validation_alias=env_alias("DENSE_MATRIX_SNAPSHOT", "dense_matrix_snapshot")
     )

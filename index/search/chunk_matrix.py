@@ -10,10 +10,10 @@ Held as float32 the copy costs ``dim * 4`` bytes a chunk: 2 GB for a million chu
 dims. So the bot holds it as int8 with one float32 scale per row (``dim + 4`` bytes: 0.5 GB
 a million), or float16, and scores in float32 blocks small enough to stay in the cache. The
 rounding moves a cosine by ~3e-4 (int8), enough to swap near-ties, so the rows that could
-belong in the asked-for top are scored again exactly from their float32 vectors, fetched by
-id from the same source the copy was read from (Chroma: its own copy is already in memory,
-in-process or in the server). ``DENSE_MATRIX_PRECISION`` chooses; ``DENSE_MATRIX_MAX_CHUNKS``
-bounds the copy.
+belong in the asked-for top are scored again exactly from their float32 vectors: read by row
+from the file written beside the copy's snapshot (index/search/exact_rows.py, ~0.1 ms), or
+else fetched by id from the source the copy was read from (Chroma, ~3.5 ms for ~120 vectors).
+``DENSE_MATRIX_PRECISION`` chooses; ``DENSE_MATRIX_MAX_CHUNKS`` bounds the copy.
 
 The filters mean exactly what ``index.storage.filters.filter_sql`` makes them mean in SQL, so either path
 gives the same passing chunks.
@@ -22,25 +22,22 @@ gives the same passing chunks.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from index.models import Filters
+from index.search.exact_rows import ExactRows, ExactRowsWriter, write_rows
 from index.search.keyword_memory import KeywordIndex
+from index.search.row_selection import GATHER_COST, WIDENED_GATHER_COST, Selection, like
 from index.storage.store import Facets, to_ts
 
 log = logging.getLogger(__name__)
 
 __all__ = ["GATHER_COST", "PRECISIONS", "ChunkMatrix", "Precision", "Selection", "VectorSource"]
 
-# Scoring rows picked out of the middle of the matrix costs this many times a contiguous
-# row (the copy dominates: bench/query_bench.py, "matrix" pieces).
-GATHER_COST = 5
 Precision = Literal["int8", "float16", "float32"]
 PRECISIONS: tuple[Precision, ...] = ("int8", "float16", "float32")
 # Fetches the float32 vectors of chunk ids (those that have one), e.g. VectorStore.get_vectors.
@@ -54,36 +51,10 @@ RESCORE_MARGIN = 8.0
 RESCORE_MAX_FACTOR = 8
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """The rows passing a filter: ``[lo, hi)`` of the time-sorted matrix, narrowed by
-    ``mask`` (over that slice) when outlets or languages are filtered too."""
-
-    lo: int
-    hi: int
-    mask: np.ndarray | None
-    count: int
-
-    @property
-    def cost(self) -> int:
-        """Scoring cost in contiguous-row equivalents (the cheaper of the two ways)."""
-        if self.mask is None:
-            return self.hi - self.lo
-        return min(self.hi - self.lo, GATHER_COST * self.count)
-
-
 def _as_source(vectors: Mapping[str, np.ndarray] | VectorSource) -> VectorSource:
     if isinstance(vectors, Mapping):
         return lambda ids: {i: vectors[i] for i in ids if i in vectors}
     return vectors
-
-
-@lru_cache(maxsize=256)
-def _like(source: str) -> re.Pattern[str]:
-    """SQLite's ``source_key LIKE '%source%'``: ``%`` any run, ``_`` one character, and
-    case folded for ASCII letters only (SQLite's default)."""
-    body = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in source)
-    return re.compile(f".*{body}.*", re.IGNORECASE | re.ASCII | re.DOTALL)
 
 
 class ChunkMatrix:
@@ -105,10 +76,17 @@ class ChunkMatrix:
         *,
         precision: Precision = "float32",
         reuse: ChunkMatrix | None = None,
+        exact_file: Path | None = None,
     ) -> None:
         """``reuse``: an earlier copy of the same vectors (same collection and model, so a
         chunk id, content-addressed, still has the vector it had): the rows of chunks it holds
-        are copied from it, and only the other chunks' vectors are read."""
+        are copied from it, and only the other chunks' vectors are read.
+
+        ``exact_file``: where to keep the float32 vectors for re-scoring instead of fetching
+        them again (index/search/exact_rows.py; rounded precisions only). They are written
+        beside the rows, to a temporary file that :attr:`exact_writer` commits or drops;
+        with ``reuse``, its rows come from ``reuse``'s file (one without a file is not
+        reused, so the new file is whole)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         kept = sorted(facets, key=lambda f: f.ts)
@@ -127,20 +105,31 @@ class ChunkMatrix:
         self._exact: VectorSource | None = None if precision == "float32" else source
         self.matrix: np.ndarray = np.zeros((len(kept), 0), dtype=np.dtype(precision))
         self.scale: np.ndarray | None = None  # per row, int8 only
+        self._exact_to = exact_file if precision != "float32" else None
+        self.exact_writer: ExactRowsWriter | None = None  # the file being written, until kept
+        self.exact_rows: ExactRows | None = None  # where re-scoring reads, when not _exact
         # A chunk whose vector a killed run never wrote is still found by its keywords.
         self.has_vector = np.zeros(len(kept), dtype=bool)
         if reuse is not None and (reuse.precision != precision or not reuse.matrix.shape[1]):
             reuse = None
+        if reuse is not None and self._exact_to is not None and reuse.exact_rows is None:
+            reuse = None
         if reuse is not None:
             self._allocate(reuse.matrix.shape[1])
         self.reused = 0  # rows copied from ``reuse``
-        for a in range(0, len(self.ids), LOAD_BATCH):
-            part = self.ids[a : a + LOAD_BATCH]
-            at = np.arange(a, a + len(part))
-            if reuse is not None:
-                part, at = self._copy_rows(part, at, reuse)
-            if part:
-                self._fill(at, part, source(part))
+        try:
+            for a in range(0, len(self.ids), LOAD_BATCH):
+                part = self.ids[a : a + LOAD_BATCH]
+                at = np.arange(a, a + len(part))
+                if reuse is not None:
+                    part, at = self._copy_rows(part, at, reuse)
+                if part:
+                    self._fill(at, part, source(part))
+            if self.exact_writer is not None:
+                self.exact_rows = self.exact_writer.reader()
+        except BaseException:
+            self.drop_exact_file()
+            raise
         self.keywords: KeywordIndex | None = None
         if bodies is not None:
             self.keywords = KeywordIndex(
@@ -152,6 +141,12 @@ class ChunkMatrix:
     def _derive(self) -> None:
         """What follows from the rows (after building them or reading them back)."""
         self.row_of = {cid: i for i, cid in enumerate(self.ids)}
+        # Each outlet's rows, ascending (the rows in outlet order), so that an outlet filter
+        # lists its rows without testing every row's outlet.
+        self._outlet_rows = np.argsort(self.source_code, kind="stable").astype(np.int32)
+        self._outlet_at = np.zeros(len(self.source_keys) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.source_code, minlength=len(self.source_keys)),
+                  out=self._outlet_at[1:])  # fmt: skip
         self.missing_vectors = len(self.ids) - int(np.count_nonzero(self.has_vector))
         # Largest rounding error of one coordinate of a unit row (for re-scoring's margin).
         self._rounding = 0.0
@@ -186,9 +181,11 @@ class ChunkMatrix:
         precision: Precision,
         vocab: list[str] | None,
         stamp: Hashable = None,
+        exact: ExactRows | None = None,
     ) -> ChunkMatrix:
-        """The copy :meth:`arrays` described, with ``vectors`` for re-scoring. Raises
-        ValueError when the parts do not fit together (a damaged snapshot)."""
+        """The copy :meth:`arrays` described, re-scoring from ``exact`` (its float32 rows)
+        or else ``vectors``. Raises ValueError when the parts do not fit together (a damaged
+        snapshot)."""
         m = cls.__new__(cls)
         n = len(ids)
         m.stamp, m.precision, m.ids = stamp, precision, ids
@@ -199,6 +196,8 @@ class ChunkMatrix:
         m.scale = arrays.get("scale")
         m.reused = 0
         m._exact = None if precision == "float32" else vectors
+        m._exact_to, m.exact_writer = None, None
+        m.exact_rows = exact if precision != "float32" else None
         sizes = {len(m.ts), len(m.source_code), len(m.lang_code), len(m.has_vector),
                  m.matrix.shape[0]} | ({len(m.scale)} if m.scale is not None else set())  # fmt: skip
         if sizes != {n} or m.matrix.ndim != 2 or m.matrix.dtype != np.dtype(precision):
@@ -221,6 +220,22 @@ class ChunkMatrix:
         self.matrix = np.zeros((len(self.ids), dim), dtype=np.dtype(self.precision))
         if self.precision == "int8":
             self.scale = np.zeros(len(self.ids), dtype=np.float32)
+        if self._exact_to is not None:
+            self.exact_writer = ExactRowsWriter(self._exact_to, len(self.ids), dim)
+
+    def write_exact_file(self, path: Path, vectors: VectorSource) -> None:
+        """Write the float32 rows file of a copy that has none (its rows' vectors read from
+        ``vectors`` in batches), then re-score from it; :attr:`exact_writer` keeps or drops
+        it. Blocking: run it off the event loop."""
+        if self.precision != "float32" and self.matrix.shape[1]:
+            writer = write_rows(path, self.ids, self.matrix.shape[1], vectors, LOAD_BATCH)
+            self.exact_rows, self.exact_writer = writer.reader(), writer
+
+    def drop_exact_file(self) -> None:
+        """Give up the float32 file being written (re-scoring keeps reading what it holds)."""
+        writer, self.exact_writer = self.exact_writer, None
+        if writer is not None:
+            writer.drop()
 
     def _copy_rows(
         self, part: list[str], at: np.ndarray, reuse: ChunkMatrix
@@ -234,6 +249,8 @@ class ChunkMatrix:
         self.matrix[rows] = reuse.matrix[old[held]]
         if self.scale is not None and reuse.scale is not None:
             self.scale[rows] = reuse.scale[old[held]]
+        if self.exact_writer is not None and reuse.exact_rows is not None and len(rows):
+            self.exact_writer.write(rows, reuse.exact_rows.read(old[held]))
         self.has_vector[rows] = True
         self.reused += len(rows)
         rest = np.flatnonzero(~held)
@@ -251,6 +268,8 @@ class ChunkMatrix:
             if v is not None:
                 rows[i] = v
                 self.has_vector[at[i]] = True
+        if self.exact_writer is not None:
+            self.exact_writer.write(at, rows)  # as fetched: re-scoring normalises them alike
         rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         if self.scale is None:
             self.matrix[at] = rows
@@ -269,8 +288,9 @@ class ChunkMatrix:
 
     @property
     def rescores(self) -> bool:
-        """Whether :meth:`top` fetches vectors (so callers run it off the event loop)."""
-        return self._exact is not None
+        """Whether :meth:`top` fetches vectors from the vector store (so callers run it off
+        the event loop); reading them from :attr:`exact_rows` is not fetching."""
+        return self._exact is not None and self.exact_rows is None
 
     @property
     def vector_nbytes(self) -> int:
@@ -287,19 +307,30 @@ class ChunkMatrix:
             hi = int(np.searchsorted(self.ts, end, side="left"))
         hi = max(lo, hi)
         mask: np.ndarray | None = None
+        rows: np.ndarray | None = None
         if filters.sources:
-            patterns = [_like(s.lower()) for s in filters.sources]
+            patterns = [like(s.lower()) for s in filters.sources]
             codes = [i for i, key in enumerate(self.source_keys)
                      if key is not None and any(p.fullmatch(key) for p in patterns)]  # fmt: skip
-            mask = np.isin(self.source_code[lo:hi], codes)
+            at = self._outlet_at
+            parts = [self._outlet_rows[at[c] : at[c + 1]] for c in codes]
+            rows = (np.sort(np.concatenate(parts)) if len(parts) > 1 else parts[0] if parts
+                    else np.zeros(0, dtype=np.int32))  # fmt: skip
+            rows = rows[np.searchsorted(rows, lo) : np.searchsorted(rows, hi)]
         if filters.langs:
             codes = [i for i, lang in enumerate(self.langs) if lang in filters.langs]
-            by_lang = np.isin(self.lang_code[lo:hi], codes)
-            mask = by_lang if mask is None else mask & by_lang
-        count = hi - lo if mask is None else int(np.count_nonzero(mask))
+            if rows is not None:
+                rows = rows[np.isin(self.lang_code[rows], codes)]
+            else:
+                mask = np.isin(self.lang_code[lo:hi], codes)
+        if rows is not None:
+            mask = np.zeros(hi - lo, dtype=bool)
+            mask[rows - lo] = True
+        count = hi - lo if mask is None else len(rows) if rows is not None else int(
+            np.count_nonzero(mask))  # fmt: skip
         if mask is not None and count == hi - lo:
-            mask = None
-        return Selection(lo, hi, mask, count)
+            mask, rows = None, None
+        return Selection(lo, hi, mask, count, rows)
 
     def keeps(self, selection: Selection, chunk_id: str) -> bool:
         row = self.row_of.get(chunk_id)
@@ -317,12 +348,13 @@ class ChunkMatrix:
         if mask is None:
             rows = None
             sims = self._scores(q, lo, hi)
-        elif GATHER_COST * selection.count < hi - lo:
-            rows = lo + np.flatnonzero(mask)
-            sims = self._scores(q, rows=rows)
         else:
-            rows = lo + np.flatnonzero(mask)
-            sims = self._scores(q, lo, hi)[mask]
+            rows = selection.rows if selection.rows is not None else lo + np.flatnonzero(mask)
+            cost = GATHER_COST if self.matrix.dtype == np.float32 else WIDENED_GATHER_COST
+            if cost * selection.count < hi - lo:
+                sims = self._scores(q, rows=rows)
+            else:
+                sims = self._scores(q, lo, hi)[mask]
         if self.missing_vectors:
             has = self.has_vector[lo:hi] if rows is None else self.has_vector[rows]
             sims = np.where(has, sims, -np.inf)
@@ -375,21 +407,56 @@ class ChunkMatrix:
             k = total
         cand = np.argpartition(-sims, k - 1)[:k] if k < total else np.arange(total)
         cand = np.sort(cand[np.isfinite(sims[cand])])  # row order: ties break as float32's
-        picked = ((lo + cand) if rows is None else rows[cand]).tolist()
-        ids = [self.ids[r] for r in picked]
+        at = (lo + cand) if rows is None else rows[cand]
+        ids = [self.ids[r] for r in at.tolist()]
         scores = sims[cand].astype(np.float32)
-        try:
-            got = self._exact(ids)
-        except Exception:  # noqa: BLE001 - the rounded scores still rank well
-            log.warning("could not fetch vectors to re-score; rounded scores used", exc_info=True)
-            got = {}
-        exact = [i for i, cid in enumerate(ids) if cid in got]
-        if exact:
-            mat = np.stack([np.asarray(got[ids[i]], dtype=np.float32) for i in exact])
-            mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
-            scores[exact] = mat @ q
+        from_file = self._from_file(q, at, scores)
+        if from_file is not None:
+            scores = from_file
+        else:
+            try:
+                got = self._exact(ids)
+            except Exception:  # noqa: BLE001 - the rounded scores still rank well
+                log.warning("could not fetch vectors to re-score; rounded scores used",
+                            exc_info=True)  # fmt: skip
+                got = {}
+            exact = [i for i, cid in enumerate(ids) if cid in got]
+            if exact:
+                mat = np.stack([np.asarray(got[ids[i]], dtype=np.float32) for i in exact])
+                scores[exact] = self._exact_scores(q, mat)
         order = np.argsort(-scores, kind="stable")[:n]
         return [(ids[i], float(scores[i])) for i in order.tolist()]
+
+    @staticmethod
+    def _exact_scores(q: np.ndarray, mat: np.ndarray) -> np.ndarray:
+        """Cosines of the float32 vectors ``mat`` (as fetched: normalised here) with ``q``."""
+        mat /= np.maximum(np.linalg.norm(mat, axis=1, keepdims=True), 1e-12)
+        out: np.ndarray = mat @ q
+        return out
+
+    def _from_file(self, q: np.ndarray, at: np.ndarray, rounded: np.ndarray) -> np.ndarray | None:
+        """Exact scores of rows ``at`` from :attr:`exact_rows`, or None without a file that
+        reads back rows rounding to the copy's (then the file is dropped, once, with a log
+        line, and re-scoring fetches vectors from then on)."""
+        source = self.exact_rows
+        if source is None:
+            return None
+        try:
+            exact = self._exact_scores(q, source.read(at))
+            # Each exact cosine is within the rows' rounding of the rounded one (plus float32
+            # sums' error): a file row that is not the copy's row breaks that.
+            bound = self._rounding * float(np.abs(q).sum()) + 1e-4
+            if not bool(np.all(np.abs(exact - rounded) <= bound)):
+                raise ValueError("a row does not round to the in-memory copy's row")
+        except (OSError, ValueError, IndexError) as exc:
+            # Not closed here: a re-score in another thread may still be reading it (the
+            # descriptor closes when the last reference goes).
+            self.exact_rows = None
+            log.warning("the float32 rows file of the in-memory copy is damaged: re-scoring "
+                        "fetches vectors from the vector store instead",
+                        extra={"kv": {"error": f"{type(exc).__name__}: {exc}"[:300]}})  # fmt: skip
+            return None
+        return exact
 
     def keyword_top(
         self, terms: Sequence[str], n: int, selection: Selection | None = None

@@ -14,8 +14,9 @@ while any write run is going on, including the bot's own live sources, it is not
 
 Built once, the copy is saved in the data dir (index/search/copy_snapshot.py) and a later
 start on the same corpus reads it back in seconds; a reload after a write run copies the
-vectors of the chunks the last copy held from it and reads only the new chunks' from Chroma
-(the keyword index is still rebuilt whole from SQLite).
+vectors of the chunks the last copy held from it (its int8 rows, and its float32 rows from
+its file into the new file) and reads only the new chunks' from Chroma (the keyword index is
+still rebuilt whole from SQLite).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 from index.search.chunk_matrix import ChunkMatrix
 from index.search.copy_snapshot import SNAPSHOT_NAME, load_snapshot, save_snapshot
+from index.search.exact_rows import EXACT_NAME, remove_leftovers
 from index.settings import Settings
 from index.storage.store import Store
 from index.storage.vectors import VectorStore
@@ -222,7 +224,9 @@ class CorpusCopy:
                         exc_info=True, extra={"kv": {"failures": self.failures,
                                                      "retry_in_s": delay}})  # fmt: skip
             return
-        if self._tried == stamp:  # else invalidated meanwhile
+        if self._tried != stamp:  # invalidated meanwhile
+            m.drop_exact_file()
+        else:
             self.matrix = m
             self._vector_key = key["vectors"]
             self._previous = None
@@ -233,6 +237,8 @@ class CorpusCopy:
                                    "reused_vectors": m.reused}})  # fmt: skip
             if path is not None and not from_snapshot:
                 await self._save(path, m, key, before)
+            elif path is not None and m.rescores and m.precision != "float32":
+                await self._write_exact_file(path, m, key, before)
 
     def _snapshot_key(self, generation: tuple[int, str]) -> dict[str, Any]:
         """What a snapshot must have been made from to serve now. Asks Chroma (off the event
@@ -247,10 +253,14 @@ class CorpusCopy:
         bodies = await self.store.fts_bodies()
         old = self.matrix if self.matrix is not None else self._previous
         reuse = old if old is not None and self._vector_key == vector_key else None
+        exact_file = None
+        if self.snapshot_path is not None:  # the float32 rows go beside the snapshot
+            exact_file = self.settings.data_dir / EXACT_NAME
+            await asyncio.to_thread(remove_leftovers, exact_file)
         # Read in batches through the store's client, which re-scoring uses again.
         m = await asyncio.to_thread(
             ChunkMatrix, facets, self.vectors.get_vectors, bodies, stamp,
-            precision=self.settings.dense_matrix_precision, reuse=reuse,
+            precision=self.settings.dense_matrix_precision, reuse=reuse, exact_file=exact_file,
         )  # fmt: skip
         self.builds += 1
         return m
@@ -261,10 +271,12 @@ class CorpusCopy:
         """Save the copy just built, unless the corpus changed while it was read (then it
         may mix two corpora, and the reload that follows saves its own)."""
         if await self.store.corpus_generation() != before or self.vectors.outside_writer():
+            m.drop_exact_file()
             return
         try:
             size = await asyncio.to_thread(save_snapshot, path, m, key)
-        except OSError:
+        except (OSError, ValueError):
+            m.drop_exact_file()
             log.warning("could not save the in-memory copy", exc_info=True,
                         extra={"kv": {"path": str(path)}})  # fmt: skip
             return
@@ -272,6 +284,24 @@ class CorpusCopy:
             self.snapshot_writes += 1
             log.info("in-memory copy saved",
                      extra={"kv": {"path": str(path), "mb": round(size / 2**20)}})  # fmt: skip
+
+    async def _write_exact_file(
+        self, path: Path, m: ChunkMatrix, key: dict[str, Any], before: tuple[int, str]
+    ) -> None:
+        """Give a copy read from a snapshot without a usable float32 rows file (one saved by
+        an older version, or whose file was lost) its file: the vectors read from Chroma once,
+        while the copy already serves, then the snapshot saved again naming the file."""
+        try:
+            await asyncio.to_thread(m.write_exact_file, path.with_name(EXACT_NAME),
+                                    self.vectors.get_vectors)  # fmt: skip
+        except Exception:  # noqa: BLE001 - re-scoring keeps fetching from Chroma
+            log.warning("could not write the float32 rows file of the in-memory copy",
+                        exc_info=True)  # fmt: skip
+            return
+        if self.matrix is not m:
+            m.drop_exact_file()
+            return
+        await self._save(path, m, key, before)
 
     def _loaded(self, generation: int) -> None:
         self._generation = generation

@@ -133,3 +133,68 @@ def test_precision_is_checked(real_vectors):
     facets, vectors, _ = real_vectors
     with pytest.raises(ValueError, match="precision"):
         ChunkMatrix(facets, vectors, precision="int4")  # type: ignore[arg-type]
+
+
+def test_outlet_rows_select_what_a_mask_over_every_row_selects(real_vectors):
+    facets, vectors, queries = real_vectors
+    # Both languages, so outlet and language filters combine.
+    mixed = [Facets(f.chunk_id, f.rowid, f.ts, f.source_key, "it" if i % 3 else "en")
+             for i, f in enumerate(facets)]  # fmt: skip
+    compact = ChunkMatrix(mixed, Fetcher(vectors), precision="int8")
+    full = ChunkMatrix(mixed, vectors)
+    day = timedelta(days=1)
+    cases = [
+        Filters(sources=["ansa"]),
+        Filters(sources=["bbc", "reuters", "nowhere"]),
+        Filters(sources=["nowhere"]),
+        Filters(sources=["r%"], date_from=START + 40 * day, date_to=START + 90 * day),
+        Filters(sources=["corriere"], langs=["en"]),
+        Filters(sources=["ilpost", "bbc"], langs=["it", "en"]),
+        Filters(langs=["en"], date_from=START + 10 * day),
+    ]
+    for f in cases:
+        sel = compact.select(f)
+        lo, hi = sel.lo, sel.hi
+        keep = np.ones(hi - lo, dtype=bool)
+        if f.sources:
+            ok = [i for i, k in enumerate(compact.source_keys)
+                  if any(s.strip("%") in k for s in f.sources)]  # fmt: skip
+            keep &= np.isin(compact.source_code[lo:hi], ok)
+        if f.langs:
+            keep &= np.isin(compact.lang_code[lo:hi], [compact.langs.index(x) for x in f.langs])
+        assert sel.count == int(np.count_nonzero(keep)), f
+        if sel.mask is None:
+            assert sel.count == hi - lo and sel.rows is None
+            continue
+        assert np.array_equal(sel.mask, keep), f
+        if sel.rows is not None:
+            assert np.array_equal(sel.rows, lo + np.flatnonzero(keep)), f
+        for q in queries[:10]:
+            got, want = compact.top(q, sel, 10), full.top(q, full.select(f), 10)
+            assert [c for c, _ in got] == [c for c, _ in want], f
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-6)
+    assert compact.select(Filters(sources=["nowhere"])).count == 0
+
+
+@pytest.mark.parametrize("precision", ["int8", "float16"])
+def test_rescoring_from_the_rows_file_is_fetching_by_id(real_vectors, tmp_path, precision):
+    facets, vectors, queries = real_vectors
+    full = ChunkMatrix(facets, vectors)
+    fetched = ChunkMatrix(facets, Fetcher(vectors), precision=precision)
+    fetch = Fetcher(vectors)
+    filed = ChunkMatrix(facets, fetch, precision=precision, exact_file=tmp_path / "rows.f32")
+    assert filed.exact_rows is not None and filed.exact_writer is not None
+    assert fetched.rescores and not filed.rescores
+    fetch.asked.clear()
+    for f in _filters()[1:]:
+        for q in queries:
+            got = filed.top(q, filed.select(f), 60)
+            assert got == fetched.top(q, fetched.select(f), 60)  # bit for bit
+            want = full.top(q, full.select(f), 60)
+            assert [c for c, _ in got] == [c for c, _ in want]
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-6)
+    assert fetch.asked == []  # nothing asked of the vector store
+    filed.exact_writer.commit()
+    assert (tmp_path / "rows.f32").exists() and not list(tmp_path.glob("*.tmp"))
+    filed.drop_exact_file()  # after commit: nothing left to drop
+    assert (tmp_path / "rows.f32").exists()

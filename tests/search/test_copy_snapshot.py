@@ -24,6 +24,7 @@ from index.runtime import Services, open_services
 from index.search.chunk_matrix import ChunkMatrix
 from index.search.copy_snapshot import SNAPSHOT_NAME
 from index.search.corpus_copy import CorpusCopy
+from index.search.exact_rows import EXACT_NAME, HEADER
 from index.settings import Settings
 from index.storage import backup as backup_mod
 from index.storage.vectors import forget_cached_client
@@ -51,8 +52,8 @@ NEW_ARTICLE = {
 }  # fmt: skip
 
 
-def _settings(data_dir: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, embedding_model="minilm")  # type: ignore[call-arg]
+def _settings(data_dir: Path, **overrides: Any) -> Settings:
+    return Settings(_env_file=None, data_dir=data_dir, embedding_model="minilm", **overrides)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -61,13 +62,16 @@ def data_dir(bot_store: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "data"
     shutil.copytree(bot_store, dest)
     (dest / SNAPSHOT_NAME).unlink(missing_ok=True)
+    (dest / EXACT_NAME).unlink(missing_ok=True)
     return dest
 
 
 @asynccontextmanager
-async def serving(data_dir: Path, embedder: Any) -> AsyncIterator[tuple[Services, CorpusCopy]]:
+async def serving(
+    data_dir: Path, embedder: Any, **overrides: Any
+) -> AsyncIterator[tuple[Services, CorpusCopy]]:
     """A fresh serving process's view of the store: its services and in-memory copy."""
-    services = await open_services(_settings(data_dir), embedder=embedder)
+    services = await open_services(_settings(data_dir, **overrides), embedder=embedder)
     try:
         retriever = await services.retriever()
         yield services, retriever.memory
@@ -115,7 +119,8 @@ async def test_snapshot_is_read_back_when_nothing_changed(data_dir, bot_embedder
         read = await memory.wait()
         assert read is not None
         assert (memory.builds, memory.snapshot_reads, memory.snapshot_writes) == (0, 1, 0)
-        assert read.rescores  # int8 rows still re-scored from Chroma
+        # int8 rows still re-scored, from the float32 rows file saved with the snapshot
+        assert read.exact_rows is not None and not read.rescores
         _same_copy(read, fresh)
         _assert_same_answers(await _answers(services), want)
     assert "in-memory copy read from its snapshot" in caplog.text
@@ -237,7 +242,7 @@ async def test_generation_follows_writes_of_any_connection(data_dir, bot_embedde
 async def test_backups_leave_the_snapshot_out(data_dir, bot_embedder, tmp_path):
     async with serving(data_dir, bot_embedder) as (_, memory):
         assert await memory.wait() is not None
-    assert (data_dir / SNAPSHOT_NAME).exists()
+    assert (data_dir / SNAPSHOT_NAME).exists() and (data_dir / EXACT_NAME).exists()
     dest = tmp_path / "backup"
     backup_mod.backup(_settings(data_dir), dest)
     assert not any(p.name.startswith("memory-copy") for p in dest.rglob("*"))
@@ -246,3 +251,129 @@ async def test_backups_leave_the_snapshot_out(data_dir, bot_embedder, tmp_path):
     async with serving(restored, bot_embedder) as (_, memory):
         assert await memory.wait() is not None
         assert memory.builds == 1 and memory.snapshot_reads == 0
+
+
+# -- the float32 rows file beside the snapshot (index/search/exact_rows.py) ---------------
+
+
+def _file_rows(data_dir: Path, m: ChunkMatrix) -> np.ndarray:
+    raw = np.fromfile(data_dir / EXACT_NAME, dtype=np.float32, offset=HEADER)
+    return raw.reshape(len(m), -1)
+
+
+async def _assert_file_is_chromas(data_dir: Path, services: Services, m: ChunkMatrix) -> None:
+    """Every row of the file is the vector Chroma holds for that row's chunk, bit for bit."""
+    rows = _file_rows(data_dir, m)
+    held = (await services.retriever()).vectors.get_vectors(m.ids)
+    assert len(held) == len(m.ids) > 0
+    for i, cid in enumerate(m.ids):
+        assert np.array_equal(rows[i], held[cid]), cid
+
+
+async def test_rescoring_from_the_file_equals_fetching_from_chroma(data_dir, bot_embedder):
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        built = await memory.wait()
+        assert built is not None and built.exact_rows is not None and not built.rescores
+        await _assert_file_is_chromas(data_dir, services, built)
+        from_file = await _answers(services)
+        # The same copy re-scoring from Chroma's get instead: the same answers, bit for bit.
+        fetched: list[int] = []
+        rows, built.exact_rows = built.exact_rows, None
+        inner = built._exact
+        assert inner is not None
+
+        def counting(ids: Any) -> Any:
+            fetched.append(len(ids))
+            return inner(ids)
+
+        built._exact = counting
+        from_chroma = await _answers(services)
+        built.exact_rows = rows
+        assert fetched  # the filtered questions did re-score
+        assert from_file == from_chroma
+        # And the float32 copy (no rounding, nothing re-scored) ranks alike.
+    async with serving(data_dir, bot_embedder, dense_matrix_precision="float32",
+                       dense_matrix_snapshot=False) as (services, memory):  # fmt: skip
+        exact = await memory.wait()
+        assert exact is not None and exact.exact_rows is None and not exact.rescores
+        _assert_same_answers(await _answers(services), from_file)
+
+
+@pytest.mark.parametrize("damage", ["absent", "stale", "truncated", "rows"])
+async def test_a_bad_rows_file_falls_back_to_chroma(data_dir, bot_embedder, caplog, damage):
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        assert await memory.wait() is not None
+        want = await _answers(services)
+    path = data_dir / EXACT_NAME
+    raw = bytearray(path.read_bytes())
+    if damage == "absent":
+        path.unlink()
+    elif damage == "stale":  # another copy's file: its token differs
+        raw[16] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    elif damage == "truncated":
+        path.write_bytes(bytes(raw[: len(raw) - 100]))
+    else:  # the header is right, every row is garbage: caught when a row is read
+        rng = np.random.default_rng(0)
+        noise = rng.standard_normal((len(raw) - HEADER) // 4).astype(np.float32)
+        path.write_bytes(bytes(raw[:HEADER]) + noise.tobytes())
+    caplog.set_level(logging.INFO, logger="index.search")
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        m = await memory.wait()
+        assert m is not None and memory.snapshot_reads == 1 and memory.builds == 0
+        if damage == "rows":
+            assert m.exact_rows is not None  # the header checks out
+            _assert_same_answers(await _answers(services), want)
+            assert m.exact_rows is None and m.rescores  # from Chroma from now on
+            assert caplog.text.count("damaged: re-scoring fetches") == 1
+            return
+        # Read without its file, the copy got a new one from Chroma, and the snapshot
+        # was saved again naming it.
+        assert caplog.text.count("no usable float32 rows file") == 1
+        assert m.exact_rows is not None and not m.rescores and memory.snapshot_writes == 1
+        await _assert_file_is_chromas(data_dir, services, m)
+        _assert_same_answers(await _answers(services), want)
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        m = await memory.wait()
+        assert m is not None and m.exact_rows is not None and memory.snapshot_writes == 0
+    assert caplog.text.count("no usable float32 rows file") == 1
+
+
+async def test_a_reload_keeps_the_rows_file_in_step(data_dir, bot_embedder, tmp_path):
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        old = await memory.wait()
+        assert old is not None and old.exact_rows is not None
+        report = await services.index([write_articles(tmp_path / "new.jsonl", [NEW_ARTICLE])])
+        assert report.added == 1
+        retriever = await services.retriever()
+        asked: list[int] = []
+        inner = retriever.vectors.get_vectors
+
+        def counting(ids: Any) -> Any:
+            asked.append(len(ids))
+            return inner(ids)
+
+        retriever.vectors.get_vectors = counting  # type: ignore[method-assign]
+        retriever.invalidate()
+        new = await memory.wait()
+        assert new is not None and new.reused == len(old) and len(new) > len(old)
+        # Only the new article's vectors were read from Chroma, for the rows and the file.
+        assert sum(asked) == len(new) - len(old)
+        assert new.exact_rows is not None and memory.snapshot_writes == 2
+        retriever.vectors.get_vectors = inner  # type: ignore[method-assign]
+        await _assert_file_is_chromas(data_dir, services, new)
+        after = await _answers(services)
+        # The old copy still reads its own rows (the file it opened was replaced, not changed).
+        assert old.exact_rows is not None and old.exact_rows.read(np.arange(len(old))).shape[0]
+    assert not list(data_dir.glob(f"{EXACT_NAME}.*.tmp"))
+    async with serving(data_dir, bot_embedder) as (services, memory):
+        read = await memory.wait()
+        assert read is not None and memory.snapshot_reads == 1 and read.exact_rows is not None
+        _assert_same_answers(await _answers(services), after)
+
+
+async def test_no_snapshot_means_no_files(data_dir, bot_embedder):
+    async with serving(data_dir, bot_embedder, dense_matrix_snapshot=False) as (_, memory):
+        m = await memory.wait()
+        assert m is not None and m.exact_rows is None and m.rescores
+    assert not [p.name for p in data_dir.iterdir() if p.name.startswith("memory-copy")]
