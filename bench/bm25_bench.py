@@ -74,7 +74,12 @@ def run(store_dir: Path, n: int, repeats: int) -> None:
           f"{time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
     limit = FusionParams().bm25_candidates
     for kind, items in qs.items():
-        sels = [None if f.is_empty() else m.select(f) for _, f in items]
+        plan: list[float] = []
+        sels = []
+        for _, f in items:
+            c0 = time.thread_time()
+            sels.append(None if f.is_empty() else m.select(f))
+            plan.append(time.thread_time() - c0)
         for (terms, _), sel in zip(items, sels, strict=True):  # warm: the terms' bounds
             k.top(terms, limit, *(() if sel is None else (sel.lo, sel.hi, sel.mask)))
         old: list[float] = []
@@ -97,8 +102,8 @@ def run(store_dir: Path, n: int, repeats: int) -> None:
               f"{1e3 * statistics.median(new):.2f} (mean {1e3 * statistics.mean(old):.2f} / "
               f"{1e3 * statistics.mean(new):.2f}, p95 {1e3 * qb.percentile(old, 0.95):.2f} / "
               f"{1e3 * qb.percentile(new, 0.95):.2f}), ratio of medians "
-              f"{statistics.median(old) / max(statistics.median(new), 1e-9):.1f}",
-              flush=True)  # fmt: skip
+              f"{statistics.median(old) / max(statistics.median(new), 1e-9):.1f}; filter plan "
+              f"(select) {1e3 * statistics.median(plan):.2f}", flush=True)  # fmt: skip
 
 
 def main() -> None:
