@@ -55,6 +55,7 @@ import os
 import re
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -387,13 +388,18 @@ def summarize(xs: Sequence[float]) -> dict[str, float]:
 class Timings:
     def __init__(self) -> None:
         self.runs: dict[str, list[float]] = {}
+        # CPU time of the process (every thread: the encoder's worker, Chroma's) per run:
+        # what the load of other processes on the machine changes least.
+        self.cpu: dict[str, list[float]] = {}
 
     async def time(self, label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        c0 = time.process_time()
         t0 = time.perf_counter()
         out = fn(*args, **kwargs)
         if asyncio.iscoroutine(out):
             out = await out
         self.runs.setdefault(label, []).append(time.perf_counter() - t0)
+        self.cpu.setdefault(label, []).append(time.process_time() - c0)
         return out
 
 
@@ -428,16 +434,33 @@ HITS_QUOTES = "  of which quotes"
 RERANK = "best-sentence re-rank"
 RERANK_SQL = "  of which sqlite: head passages, doc freqs"
 RERANK_OWN = "  of which sentence scoring"
-# An outer stage, and what the stages called inside it count as: its own work, else SQLite.
-OUTER = {HITS: (HITS_QUOTES, HITS_SQL), RERANK: (RERANK_OWN, RERANK_SQL)}
-NESTED = {HITS_SQL, HITS_QUOTES, RERANK_SQL, RERANK_OWN}  # not added to the total again
+TRANSLATE = "word translation"
+TRANSLATE_SQL = "  of which sqlite: candidates' passages"
+TRANSLATE_OWN = "  of which vocabulary, word vectors, nearest"
+SQL = "sqlite: passages of both heads"
+KEYWORDS = "keyword side (BM25)"
+KEYWORDS_AGAIN = "keyword side again (translated words)"
+WORDS = "question words (terms, match, variants)"
+HOP = "encoder's worker-thread hop"
+CPU = "total, CPU time of the process"
+# An outer stage, and what the stages called inside it count as: its own work or SQLite
+# (another stage called inside it is part of the outer stage's glue).
+OUTER = {
+    HITS: (HITS_QUOTES, HITS_SQL), RERANK: (RERANK_OWN, RERANK_SQL),
+    TRANSLATE: (TRANSLATE_OWN, TRANSLATE_SQL),
+}  # fmt: skip
+NESTED = {HITS_SQL, HITS_QUOTES, RERANK_SQL, RERANK_OWN, TRANSLATE_SQL, TRANSLATE_OWN,
+          CPU}  # not added to the total again
+# Spans the derived stages are computed from, never printed.
+_WAIT, _WORK = "_encoder wait", "_encoder work"
 STAGE_ORDER = [
-    "parse question", "corpus stamp, copy check", "question language", "encode (model)",
-    "chroma query (bare, unfiltered)", "filter plan (counts, candidate ids)",
-    "dense in memory (numpy)", "keyword side (BM25)", "sqlite: passages of both heads",
+    "parse question", "corpus stamp, copy check", "question language", WORDS,
+    "encode (model)", "chroma query (bare, unfiltered)", HOP,
+    "filter plan (counts, candidate ids)", "dense in memory (numpy)", KEYWORDS, SQL,
+    TRANSLATE, TRANSLATE_SQL, TRANSLATE_OWN, KEYWORDS_AGAIN,
     "fusion (evidence, match, weights)", RERANK, RERANK_SQL, RERANK_OWN,
     HITS, HITS_SQL, HITS_QUOTES, "padding check (earned)",
-    "render telegram html", "other (event loop, glue)", "total",
+    "render telegram html", "other (event loop, glue)", "total", CPU,
 ]
 
 
@@ -447,7 +470,8 @@ class Stages:
     The bench wraps, by name, what the retriever calls (its embedder, vector store, store, the
     in-memory copy, and functions of its modules): the product code is untouched. One
     question at a time; with the copy in memory the stages run one after another (BM25 after
-    the encode), so "other" is what lies between them.
+    the encode), so "other" is what lies between them. A wrapped function called inside
+    another one (on the same thread) counts as the outer one's.
     """
 
     def __init__(self) -> None:
@@ -456,41 +480,62 @@ class Stages:
         self.spans: dict[str, list[tuple[float, float]]] = {}
         self.per_question: dict[str, dict[str, list[float]]] = {}
         self.outer: str | None = None
+        self.translated = False  # the question's words were OR-ed with their translations
         self._undo: list[Callable[[], None]] = []
+        self._local = threading.local()  # per thread: inside a timed plain function
+        self._cpu0 = 0.0
 
     def _add(self, stage: str, t0: float, t1: float) -> None:
         if self.outer is not None and stage != self.outer:
             own, sql = OUTER[self.outer]
-            stage = own if stage == own else sql
+            if stage == own:
+                pass
+            elif stage in (SQL, KEYWORDS):
+                stage = sql
+            else:
+                return
         self.spans.setdefault(stage, []).append((t0, t1))
 
-    def wrap(self, obj: Any, attr: str, stage: str) -> bool:
+    def wrap(
+        self, obj: Any, attr: str, stage: str | Callable[[], str], *, nest: bool = True
+    ) -> bool:
+        """Time ``obj.attr`` as ``stage`` (or the stage a callable names at each call);
+        ``nest=False``: the timed stages it calls keep their own names."""
         inner = getattr(obj, attr, None)
         if inner is None:
             return False
         own = attr in vars(obj)
         stages = self
 
+        def label() -> str:
+            return stage if isinstance(stage, str) else stage()
+
         if asyncio.iscoroutinefunction(inner):
             async def timed_async(*a: Any, **k: Any) -> Any:
                 outer = stages.outer
-                if outer is None and stage in OUTER:
-                    stages.outer = stage
+                name = label()
+                if outer is None and name in OUTER:
+                    stages.outer = name
                 t0 = time.perf_counter()
                 try:
                     return await inner(*a, **k)
                 finally:
                     stages.outer = outer
-                    stages._add(stage, t0, time.perf_counter())
+                    stages._add(name, t0, time.perf_counter())
 
             setattr(obj, attr, timed_async)
         else:
             def timed(*a: Any, **k: Any) -> Any:
+                local = stages._local
+                if getattr(local, "inside", False):
+                    return inner(*a, **k)
+                local.inside = nest
                 t0 = time.perf_counter()
                 try:
                     return inner(*a, **k)
                 finally:
-                    stages._add(stage, t0, time.perf_counter())
+                    local.inside = False
+                    stages._add(label(), t0, time.perf_counter())
 
             setattr(obj, attr, timed)
         self._undo.append(lambda: setattr(obj, attr, inner) if own else delattr(obj, attr))
@@ -504,13 +549,22 @@ class Stages:
     def start(self) -> None:
         self.current = {}
         self.spans = {}
+        self.translated = False
+        self._cpu0 = time.process_time()
 
     def end(self, kind: str, total: float) -> None:
+        cpu = time.process_time() - self._cpu0
+        wait, work = self.spans.pop(_WAIT, []), self.spans.pop(_WORK, [])
+        if wait:
+            # Waiting for the encoder beyond its work: the task switch, the worker thread's
+            # start and the loop's wake-up.
+            self.current[HOP] = max(0.0, _covered(wait) - _covered(work))
         for stage, spans in self.spans.items():
             self.current[stage] = self.current.get(stage, 0.0) + _covered(spans)
         named = sum(v for k, v in self.current.items() if k not in NESTED)
         self.current["other (event loop, glue)"] = max(0.0, total - named)
         self.current["total"] = total
+        self.current[CPU] = cpu
         for stage in STAGE_ORDER:
             self.per_question.setdefault(kind, {}).setdefault(stage, []).append(
                 self.current.get(stage, 0.0)
@@ -528,27 +582,48 @@ def _covered(spans: list[tuple[float, float]]) -> float:
 
 
 def instrument(stages: Stages, retriever: Any, embedder: Embedder, memory: Any) -> None:
-    from index.search import hits, retrieval
+    from index.search import hits, retrieval, translation
 
     fusion = "fusion (evidence, match, weights)"
+
+    def keyword_stage() -> str:
+        return KEYWORDS_AGAIN if stages.translated else KEYWORDS
+
+    def mark_translated(*a: Any, **k: Any) -> Any:
+        stages.translated = True
+        return match_expression(*a, **k)
+
+    match_expression = retrieval.match_expression
+    retrieval.match_expression = mark_translated  # type: ignore[assignment]
+    stages._undo.append(lambda: setattr(retrieval, "match_expression", match_expression))
     stages.wrap(retriever.encoder.embedder, "embed_queries", "encode (model)")
     stages.wrap(retriever.vectors, "query", "chroma query (bare, unfiltered)")
+    for name in ("nearest", "encode"):
+        stages.wrap(retriever.encoder, name, _WAIT)
+    stages.wrap(retriever.encoder, "_work", _WORK, nest=False)
     stages.wrap(memory, "select", "filter plan (counts, candidate ids)")
     stages.wrap(retriever.store_candidates, "_plan", "filter plan (counts, candidate ids)")
     stages.wrap(memory, "top", "dense in memory (numpy)")
-    stages.wrap(memory, "keyword_top", "keyword side (BM25)")
-    stages.wrap(retriever.store, "fts_search", "keyword side (BM25)")
+    stages.wrap(memory, "keyword_top", keyword_stage)
+    stages.wrap(retriever.store, "fts_search", keyword_stage)
     stages.wrap(retriever.store, "corpus_stamp", "corpus stamp, copy check")
     for name in ("chunk_records", "articles", "duplicates_of", "doc_freqs", "chunk_count"):
-        stages.wrap(retriever.store, name, "sqlite: passages of both heads")
-    for name in ("fuse", "evidence", "match_fraction", "recency_weights"):
+        stages.wrap(retriever.store, name, SQL)
+    for name in ("fuse", "evidence", "match_fraction", "best_match", "recency_weights"):
         stages.wrap(retrieval, name, fusion)
+    for name in ("query_terms", "fts_match", "content_words"):
+        stages.wrap(retrieval.keywords, name, WORDS)
+    stages.wrap(retrieval, "translated_groups", WORDS)
     stages.wrap(retrieval, "parse_question_full", "parse question")
     stages.wrap(retrieval, "_question_lang", "question language")
     stages.wrap(retrieval, "earned", "padding check (earned)")
     for name in ("question_terms", "rerank"):
         stages.wrap(retrieval, name, RERANK_OWN)
     stages.wrap(retriever, "by_best_sentence", RERANK)
+    stages.wrap(retriever, "translate", TRANSLATE)
+    for name in ("translate", "translate_cached"):
+        stages.wrap(retriever.translator, name, TRANSLATE_OWN)
+    stages.wrap(translation, "foreign_vocabulary", TRANSLATE_OWN)
     stages.wrap(hits, "make_hit_quote", HITS_QUOTES)
     stages.wrap(retriever, "build_hits", HITS)
 
@@ -570,12 +645,28 @@ async def measure(
     store: Store,
     vectors: VectorStore,
 ) -> dict[str, Any]:
+    # As `newsbot serve` runs it: every chunk vector and the keyword index in memory.
+    retriever = build_retriever(settings, store, embedder, vectors, tz=TZ)
+    try:
+        return await measure_with(args, retriever, settings, embedder, store, vectors)
+    finally:
+        # As the bot on stop: the word vectors encoded are saved in the data dir, so the
+        # next run starts with the word cache a bot has after its first day.
+        await retriever.aclose()
+
+
+async def measure_with(
+    args: argparse.Namespace,
+    retriever: Any,
+    settings: Settings,
+    embedder: Embedder,
+    store: Store,
+    vectors: VectorStore,
+) -> dict[str, Any]:
     import index.storage.fulltext as store_mod
     from index.embed.threads import single_thread_up_to
 
     col = vectors.collection
-    # As `newsbot serve` runs it: every chunk vector and the keyword index in memory.
-    retriever = build_retriever(settings, store, embedder, vectors, tz=TZ)
     t0 = time.perf_counter()
     memory = await retriever.vectors_in_memory()
     load_s = time.perf_counter() - t0
@@ -774,6 +865,10 @@ async def measure(
             "found": found[kind],
             "ratio_median": round(statistics.median(xs) / statistics.median(fl), 3),
             "ratio_p95": round(percentile(xs, 0.95) / percentile(fl, 0.95), 3),
+            "cpu_median_ms": round(1000 * statistics.median(tm.cpu[f"answer {kind}"]), 2),
+            "floor_cpu_median_ms": round(1000 * statistics.median(tm.cpu[f"floor {kind}"]), 2),
+            "cpu_ratio_median": round(statistics.median(tm.cpu[f"answer {kind}"])
+                                      / statistics.median(tm.cpu[f"floor {kind}"]), 3),
             "goal": goal,
         }
     return result
@@ -804,6 +899,11 @@ def report(result: dict[str, Any]) -> None:
             f" x{a['ratio_median']:.2f}   p95 {a['p95_ms']:6.2f}/{a['floor_p95_ms']:5.2f} ms"
             f" x{a['ratio_p95']:.2f}   goal <= {a['goal']} {ok}   ({a['found']}/{a['n']} answered)"
         )
+    print("  CPU time of the process (every thread), median, answer/floor:")
+    for kind, a in result["answers"].items():
+        if "cpu_median_ms" in a:
+            print(f"  {kind:10s} {a['cpu_median_ms']:6.2f}/{a['floor_cpu_median_ms']:5.2f} ms"
+                  f" x{a['cpu_ratio_median']:.2f}")
     st = result.get("stages_median_ms", {})
     if st:
         print("\nwhere an answer's time goes (median ms per question; indented rows are part of"

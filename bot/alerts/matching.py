@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.alerts.keyword_shares import keyword_shares
 from bot.alerts.lead import LeadWords, distinctive_groups, name_words
 from bot.alerts.store import Follow
 from index.digest.grouping import (
@@ -244,27 +245,15 @@ class FollowIndex:
         match = np.zeros((n_f, n_a), dtype=np.float64)
         if not n_f or not n_a or not len(batch.chunk_article):
             return dense, match
+        # Chunk rows are grouped by article: each article's best chunk in one pass.
+        starts = np.flatnonzero(np.r_[True, np.diff(batch.chunk_article) != 0])
+        rows = batch.chunk_article[starts]
         if self.matrix.shape[1] == batch.chunk_vectors.shape[1]:
             sims = self.matrix @ batch.chunk_vectors.T  # follows × chunks
-            # Chunk rows are grouped by article: each article's best chunk in one pass.
-            starts = np.flatnonzero(np.r_[True, np.diff(batch.chunk_article) != 0])
-            best = np.maximum.reduceat(sims, starts, axis=1)
-            dense[:, batch.chunk_article[starts]] = best
-        vocab = self.vocab
-        for c, stems in enumerate(batch.chunk_stems):
-            common = stems & vocab
-            if not common:
-                continue
-            hit: dict[int, set[int]] = {}
-            for term in common:
-                for f, g in self.postings[term]:
-                    hit.setdefault(f, set()).add(g)
-            a = int(batch.chunk_article[c])
-            for f, groups in hit.items():
-                w = self.weights[f]
-                share = sum(w[g] for g in groups) / self.totals[f]
-                if share > match[f, a]:
-                    match[f, a] = share
+            dense[:, rows] = np.maximum.reduceat(sims, starts, axis=1)
+        shares = keyword_shares(batch.chunk_stems, self.postings, self.vocab, self.weights,
+                                self.totals)  # chunks × follows
+        match[:, rows] = np.maximum.reduceat(shares, starts, axis=0).T
         return dense, match
 
     def match(
@@ -397,10 +386,20 @@ def _story_matrix(
     sim = cross_similarity(new_vecs, new_names, old_vecs, [cache[a][1] for a in old_ids],
                            params)
     col = {a: j for j, a in enumerate(old_ids)}
+    rows: list[int] = []
+    cols: list[list[int]] = []
     for row, ids in wanted:
-        cols = [col[a] for a in ids if a in col]
-        if cols:
-            out[row] = sim[:, cols].max(axis=1)
+        if got := [col[a] for a in ids if a in col]:
+            rows.append(row)
+            cols.append(got)
+    if rows:
+        # Each follow's best remembered article in one gather: its columns padded to the
+        # longest memory with a column below every similarity.
+        idx = np.full((len(rows), max(map(len, cols))), len(old_ids), dtype=np.int64)
+        for k, got in enumerate(cols):
+            idx[k, :len(got)] = got
+        by_old = np.vstack([sim.T, np.full((1, sim.shape[0]), -np.inf, dtype=sim.dtype)])
+        out[rows] = by_old[idx].max(axis=1)
     return out
 
 

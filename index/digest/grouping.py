@@ -10,9 +10,7 @@ reports into one blob. Figures and the threshold's curve: docs/digests.md and
 
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -105,15 +103,43 @@ def _tfidf_cosine(docs: Sequence[Sequence[str]]) -> np.ndarray:
 
 def _tfidf_rows(docs: Sequence[Sequence[str]]) -> np.ndarray:
     n = len(docs)
-    df: Counter[str] = Counter(w for d in docs for w in set(d))
-    vocab = {w: i for i, w in enumerate(df)}
-    m = np.zeros((n, max(1, len(vocab))), dtype=np.float32)
-    for r, d in enumerate(docs):
-        for w, c in Counter(d).items():
-            m[r, vocab[w]] = (1.0 + math.log(c)) * math.log((1.0 + n) / (1.0 + df[w]))
+    doc, word, x, n_words = _name_weights(docs, n, docs)
+    m = np.zeros((n, max(1, n_words)), dtype=np.float32)
+    m[doc, word] = x
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     m /= np.maximum(norms, 1e-9)
     return m
+
+
+def _name_weights(
+    docs: Sequence[Sequence[str]], total: int, *sets: Sequence[Sequence[str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Each (document, name) of ``sets``' documents with its weight, (1 + log count) ×
+    log((1 + total) / (1 + document frequency)), as parallel arrays; names numbered by first
+    occurrence, those of ``docs`` first (the number of which is returned).
+
+    The names of a few thousand articles counted with numpy, not a Counter per article:
+    the alerts compare each batch with every remembered article (docs/alerts.md, "Cost").
+    """
+    ids: dict[str, int] = {}
+    flat = [ids.setdefault(w, len(ids)) for d in docs for w in d]
+    n_docs_words = len(ids)
+    if not ids:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float64), 0
+    lens: list[int] = []
+    for part in sets:
+        if part is not docs:
+            flat.extend(ids.setdefault(w, len(ids)) for d in part for w in d)
+        lens.extend(len(d) for d in part)
+    width = len(ids)
+    doc_of = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+    keys, counts = np.unique(doc_of * width + np.asarray(flat, dtype=np.int64),
+                             return_counts=True)
+    doc, word = np.divmod(keys, width)
+    df = np.bincount(word, minlength=width)
+    x = (1.0 + np.log(counts)) * np.log((1.0 + total) / (1.0 + df[word]))
+    return doc, word, x, n_docs_words
 
 
 def article_names(title: str, text: str) -> list[str]:
@@ -198,31 +224,16 @@ def _cross_tfidf_cosine(
 ) -> np.ndarray:
     """:func:`_tfidf_cosine`'s block between two sets; only the names of ``docs`` can make a
     pair similar, so the others are weighted in full (their norms) but kept to those."""
-    total = len(docs) + len(others)
-    df: Counter[str] = Counter(w for d in (*docs, *others) for w in set(d))
-    vocab: dict[str, int] = {}
-    for d in docs:
-        for w in d:
-            vocab.setdefault(w, len(vocab))
-
-    def rows(ds: Sequence[Sequence[str]]) -> np.ndarray:
-        out = np.zeros((len(ds), max(1, len(vocab))), dtype=np.float32)
-        for r, d in enumerate(ds):
-            if not any(word in vocab for word in d):
-                continue  # shares no name: its row stays zero, its norm is not needed
-            norm = 0.0
-            kept = []
-            for word, c in Counter(d).items():
-                x = (1.0 + math.log(c)) * math.log((1.0 + total) / (1.0 + df[word]))
-                norm += x * x
-                if (j := vocab.get(word)) is not None:
-                    kept.append((j, x))
-            scale = 1.0 / max(math.sqrt(norm), 1e-9)
-            for j, x in kept:
-                out[r, j] = x * scale
-        return out
-
-    return rows(docs) @ rows(others).T
+    n = len(docs)
+    doc, word, x, n_words = _name_weights(docs, n + len(others), docs, others)
+    if not n_words:
+        return np.zeros((n, len(others)), dtype=np.float32)
+    norms = np.sqrt(np.bincount(doc, weights=x * x, minlength=n + len(others)))
+    x = x * (1.0 / np.maximum(norms, 1e-9))[doc]
+    kept = word < n_words
+    rows = np.zeros((n + len(others), n_words), dtype=np.float32)
+    rows[doc[kept], word[kept]] = x[kept]
+    return rows[:n] @ rows[n:].T
 
 
 # -- clustering -------------------------------------------------------------------------------

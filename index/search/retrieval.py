@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from index.digest.stories import build_digest
 from index.embed import Embedder
+from index.embed.threads import blas_on_one_thread
 from index.ingest.cleaning import default_language_detector
 from index.models import Answer, Filters, Hit
 from index.search.candidates import Candidates
@@ -35,6 +36,7 @@ from index.search.fusion import (
     FusionParams,
     Ranked,
     Search,
+    best_match,
     evidence,
     fuse,
     match_fraction,
@@ -51,6 +53,7 @@ from index.search.translation import (
     Translations,
     WordTranslator,
     match_expression,
+    question_words,
     translate_question,
     translated_groups,
 )
@@ -94,6 +97,7 @@ class Retriever:
         params: FusionParams | None = None,
         tz: ZoneInfo | None = None,
     ) -> None:
+        blas_on_one_thread()  # a question's products are small (index/embed/threads.py)
         self.settings = settings
         self.store = store
         self.embedder = embedder
@@ -413,26 +417,32 @@ class Retriever:
         if mode == "hybrid" and not cands.keyword_in_process(match):
             dense, bm25 = await asyncio.gather(run_dense(), bm25_then_passages())
         else:
-            # In memory, BM25 costs ~0.5 ms: after the encoding rather than beside it, as
-            # on two cores anything running beside the encoder slows it by ~40% (README,
-            # query latency), and Python holding the interpreter lock far more.
+            # In memory, BM25 costs ~0.7 ms: after the encoding rather than beside it. The
+            # one-core USE v3 encode and Chroma's query hold the interpreter lock nearly
+            # throughout: BM25 and the language check beside them made them 14% slower and
+            # the two together no faster (docs/benchmarks.md, the answer path's hops).
             if mode != "bm25":
                 dense = await run_dense()
             if mode != "dense":
                 bm25 = await run_bm25()
 
         # Passages of the heads of both lists only: the fused top comes from them, and
-        # build_hits loads any other it reaches.
-        missing = [c for c, _ in [*bm25[:head], *dense[:head]] if c not in records]
+        # build_hits loads any other it reaches. With those the translation reads (the same
+        # rows it would read next: one SQLite round trip instead of two).
+        translating = (
+            mode == "hybrid" and p.translate.weight > 0 and bool(groups)
+            and question_lang in keywords.QUERY_LANGS  # a detector's "ca" is Italian misread
+        )
+        wanted = [*bm25[:head], *dense[:head]]
+        if translating and question_words(query):
+            wanted += [*dense[: p.translate.dense_passages], *bm25[: p.translate.bm25_passages]]
+        missing = [c for c, _ in wanted if c not in records]
         if missing:
             records.update(await self.store.chunk_records(list(dict.fromkeys(missing))))
-        best_match = _best_match(groups, bm25, records)
-        fused_match = best_match
+        own_match = best_match(groups, bm25, records)
+        fused_match = own_match
         translations: Translations = {}
-        if (
-            mode == "hybrid" and p.translate.weight > 0 and groups
-            and question_lang in keywords.QUERY_LANGS  # a detector's "ca" is Italian misread
-        ):
+        if translating and question_lang is not None:
             translations = await self.translate(query, question_lang, dense, bm25, records)
             if translations:
                 # The keyword side again, each word OR-ed with its translations: the list
@@ -445,7 +455,7 @@ class Retriever:
                 missing = [c for c, _ in bm25[:head] if c not in records]
                 if missing:
                     records.update(await self.store.chunk_records(missing))
-                fused_match = _best_match(xgroups, bm25, records)
+                fused_match = best_match(xgroups, bm25, records)
         if mode == "hybrid":
             boost = None
             if recency is not None:
@@ -472,21 +482,7 @@ class Retriever:
             ranked = [Ranked(c, v, bm25=v) for c, v in bm25]
         best_dense = max((v for _, v in dense), default=0.0)
         gap = best_dense - sum(v for _, v in dense) / len(dense) if dense else 0.0
-        return Search(ranked, best_dense, best_match, gap, records, keyword_only=degraded)
-
-
-def _best_match(
-    groups: list[set[str]], bm25: Sequence[tuple[str, float]], records: dict[str, ChunkRecord]
-) -> float:
-    """The match fraction of the best of the keyword list's first three passages."""
-    best = 0.0
-    if groups:
-        for cid, _ in bm25[:3]:
-            if cid in records:  # else deleted by a re-index meanwhile
-                best = max(best, match_fraction(groups, records[cid]))
-                if best >= 1.0:
-                    break
-    return best
+        return Search(ranked, best_dense, own_match, gap, records, keyword_only=degraded)
 
 
 def _question_lang(text: str) -> str | None:

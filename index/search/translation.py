@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -85,7 +85,7 @@ def question_words(query: str) -> list[str]:
 
 class WordTranslator:
     """Word vectors from the query encoder, cached; :meth:`translate` blocks (run it in a
-    worker thread)."""
+    worker thread), :meth:`translate_cached` never encodes."""
 
     def __init__(self, embedder: Embedder, cache_words: int = 50_000,
                  path: Path | None = None) -> None:
@@ -170,17 +170,44 @@ class WordTranslator:
             return np.asarray(self._encode(list(words)), dtype=np.float32)
         return np.stack(got).astype(np.float32) if got else np.zeros((0, 0), np.float32)
 
+    def _cached_vectors(self, words: Sequence[str]) -> np.ndarray | None:
+        """:meth:`vectors` if every word is cached (and the saved cache was read), else
+        None: never encodes."""
+        with self._lock:
+            if not self._loaded:
+                return None
+            got = [v for w in words if (v := self._vecs.get(w)) is not None]
+        if len(got) < len(words):
+            return None
+        return np.stack(got).astype(np.float32) if got else np.zeros((0, 0), np.float32)
+
     def translate(self, words: Sequence[str], vocabulary: Sequence[str], p: TranslateParams
                   ) -> Translations:
         """Per question word, its nearest ``vocabulary`` words with cosine ≥ ``p.bar``
         (at most ``p.per_word``, best first, with their cosines); words without one are
         left out."""
+        out = self._translate(words, vocabulary, p, self.vectors)
+        assert out is not None
+        return out
+
+    def translate_cached(self, words: Sequence[str], vocabulary: Sequence[str],
+                         p: TranslateParams) -> Translations | None:
+        """:meth:`translate` if every word's vector is cached, else None: without an encode
+        it is a few products (~0.7 ms), less than a worker-thread round trip."""
+        return self._translate(words, vocabulary, p, self._cached_vectors)
+
+    def _translate(
+        self, words: Sequence[str], vocabulary: Sequence[str], p: TranslateParams,
+        vectors: Callable[[Sequence[str]], np.ndarray | None],
+    ) -> Translations | None:
         asked = set(words)
         vocab = [w for w in vocabulary if w not in asked]
         if not words or not vocab:
             return {}
-        q = self.vectors(words)
-        v = self.vectors(vocab)
+        q = vectors(words)
+        v = vectors(vocab) if q is not None else None
+        if q is None or v is None:
+            return None
         sims = q @ v.T
         out: Translations = {}
         k = min(p.per_word, len(vocab))
@@ -225,7 +252,7 @@ async def translate_question(
 ) -> Translations:
     """The words of ``query`` (asked in ``lang``) translated into the language of those of
     its first candidates written in another one; nothing if there are none. The candidates'
-    passages are loaded into ``records``; the encoding runs in a worker thread."""
+    passages are loaded into ``records``; an encoding runs in a worker thread."""
     words = question_words(query)
     if not words:
         return {}
@@ -241,4 +268,7 @@ async def translate_question(
     )
     if not vocab:
         return {}
+    cached = translator.translate_cached(words, vocab, p)
+    if cached is not None:
+        return cached
     return await asyncio.to_thread(translator.translate, words, vocab, p)

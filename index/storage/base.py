@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiosqlite
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def in_one_hop(
+    db: aiosqlite.Connection,
+    fn: Callable[Concatenate[sqlite3.Connection, P], T],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """``fn(connection, ...)`` run whole on the connection's own thread, in one hop.
+
+    Each ``await db.execute`` is a round trip through that thread and the event loop; a
+    transaction of hundreds of statements pays it hundreds of times, and under a busy
+    interpreter lock each trip waits for it. aiosqlite offers no public call for this; the
+    one it uses itself keeps the single connection and its thread (one writer).
+    """
+
+    def call() -> T:
+        return fn(db._conn, *args, **kwargs)  # noqa: SLF001 - see the docstring
+
+    return cast(T, await db._execute(call))  # noqa: SLF001
 
 
 class StoreBase:

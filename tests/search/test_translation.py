@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,53 @@ async def test_an_italian_question_is_unaffected(retriever):
     assert [(r.chunk_id, r.score) for r in search.ranked] == [
         (r.chunk_id, r.score) for r in without.ranked]
     assert search.records[search.ranked[0].chunk_id].article_id == "duomo"
+
+
+async def test_cached_words_translate_on_the_loop_with_the_heads_read(retriever, monkeypatch):
+    """Once every word's vector is cached the translation runs without a worker thread, and
+    its passages come with the lists' heads in one SQLite read: the same search either way."""
+    cold = await retriever.search(EN, Filters(), question_lang="en")  # encodes the words
+    phase = ["search"]
+    reads: list[str] = []
+    threads: list[int] = []
+    chunk_records, cached = retriever.store.chunk_records, retriever.translator.translate_cached
+    inside = retriever.translate
+
+    async def counted(ids):
+        reads.append(phase[0])
+        return await chunk_records(ids)
+
+    async def translating(*a, **k):
+        phase[0] = "translation"  # until the words are compared: the translation's own reads
+        return await inside(*a, **k)
+
+    def on(*a, **k):
+        phase[0] = "after"
+        threads.append(threading.get_ident())
+        out = cached(*a, **k)
+        assert out is not None, "a word was not cached"
+        return out
+
+    def encoding(*a, **k):
+        raise AssertionError("translated with an encode")
+
+    monkeypatch.setattr(retriever.store, "chunk_records", counted)
+    monkeypatch.setattr(retriever, "translate", translating)
+    monkeypatch.setattr(retriever.translator, "translate_cached", on)
+    monkeypatch.setattr(retriever.translator, "translate", encoding)
+    warm = await retriever.search(EN, Filters(), question_lang="en")
+    assert [(r.chunk_id, r.score) for r in warm.ranked] == [
+        (r.chunk_id, r.score) for r in cold.ranked]
+    assert warm.best_match == cold.best_match
+    assert threads == [threading.get_ident()]  # translated once, on the event loop's thread
+    assert reads[0] == "search" and "translation" not in reads
+
+
+def test_cached_translation_is_the_translation_and_never_encodes(embedder):
+    t = WordTranslator(embedder, 1000)
+    words, vocab = ["church", "built"], ["chiesa", "costruita", "fiume", "vescovo"]
+    assert t.translate_cached(words, vocab, XL) is None  # nothing cached: no encode either
+    assert t.translate_cached(words, vocab, XL) is None  # and still nothing cached
+    full = t.translate(words, vocab, XL)
+    assert full and t.translate_cached(words, vocab, XL) == full
+    assert t.translate_cached(words, [*vocab, "collina"], XL) is None  # one word not cached
