@@ -65,6 +65,9 @@ def test_pruned_top_equals_every_posting_scored(seed, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(KeywordIndex, "_top_all", counted)
+    # Unfiltered questions score every row by default (measured no faster pruned): here
+    # every shape goes through the pruning, which must equal the reference everywhere.
+    monkeypatch.setattr(KeywordIndex, "prune_unfiltered", True)
     pruned = 0
     for _ in range(400):
         terms = _terms(rng, vocab)
@@ -84,3 +87,12 @@ def test_pruned_top_equals_every_posting_scored(seed, monkeypatch):
         _assert_identical(got, want)
     # Most questions were answered by pruning, not by scoring every row.
     assert pruned > 200
+
+
+def test_unfiltered_questions_score_every_row_by_default():
+    rng = np.random.default_rng(3)
+    bodies, order = _corpus(rng, 500, 300)
+    k = KeywordIndex(bodies, order)
+    terms = _terms(rng, 300)
+    assert KeywordIndex.prune_unfiltered is False
+    _assert_identical(k.top(terms, 10), k.top_exhaustive(terms, 10))
