@@ -1,5 +1,5 @@
 """The in-memory BM25 (index/search/keyword_memory.py): the pruned ``top`` against scoring
-every posting (``top_exhaustive``), paired in one process, CPU time per call.
+every posting (``top(..., exhaustive=True)``), paired in one process, CPU time per call.
 
 The questions are the query bench's (bench/query_bench.py ``make_questions``: a random
 passage's words, per question kind), turned into the keyword side's terms and filters as
@@ -18,6 +18,7 @@ import asyncio
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def run(store_dir: Path, n: int, repeats: int) -> None:
                 args = () if sel is None else (sel.lo, sel.hi, sel.mask)
                 got = {}
                 for way in (("old", "new") if (i + rep) % 2 else ("new", "old")):
-                    fn = k.top_exhaustive if way == "old" else k.top
+                    fn = partial(k.top, exhaustive=True) if way == "old" else k.top
                     c0 = time.thread_time()
                     got[way] = fn(terms, limit, *args)
                     (old if way == "old" else new).append(time.thread_time() - c0)

@@ -186,14 +186,19 @@ class KeywordIndex:
         lo: int = 0,
         hi: int | None = None,
         mask: np.ndarray | None = None,
+        *,
+        exhaustive: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``limit`` best rows (and their scores) for an OR of ``terms``, among rows
-        ``[lo, hi)`` that ``mask`` (over that range) keeps: exactly :meth:`top_exhaustive`'s
-        rows, scores and order, without its pass over every row when a few terms decide."""
+        ``[lo, hi)`` that ``mask`` (over that range) keeps: exactly the rows, scores and order
+        of scoring every posting (``exhaustive``, the reference the pruning must equal),
+        without its pass over every row when a few terms decide."""
         hi = self.n_rows if hi is None else hi
         slots = self._slots(terms)
         if not slots or limit <= 0:
             return _EMPTY
+        if exhaustive:
+            return self._top_all(slots, limit, lo, hi, mask)
         if not self.prune_unfiltered and lo <= 0 and hi >= self.n_rows and mask is None:
             # Unfiltered, the pruning measured no faster (0.35 -> 0.51 ms at 100k, 4.0 ->
             # 3.7 ms at 1M with a worse p95; docs/benchmarks.md): a question's terms are
@@ -201,21 +206,6 @@ class KeywordIndex:
             return self._top_all(slots, limit, lo, hi, mask)
         got = self._top_pruned(slots, limit, lo, hi, mask)
         return got if got is not None else self._top_all(slots, limit, lo, hi, mask)
-
-    def top_exhaustive(
-        self,
-        terms: Sequence[str],
-        limit: int,
-        lo: int = 0,
-        hi: int | None = None,
-        mask: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`top` by scoring every posting of every term (the reference it must equal)."""
-        hi = self.n_rows if hi is None else hi
-        slots = self._slots(terms)
-        if not slots or limit <= 0:
-            return _EMPTY
-        return self._top_all(slots, limit, lo, hi, mask)
 
     def _top_all(
         self, slots: list[tuple[int, float]], limit: int, lo: int, hi: int,

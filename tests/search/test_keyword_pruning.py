@@ -80,7 +80,7 @@ def test_pruned_top_equals_every_posting_scored(seed, monkeypatch):
         if 0.2 < shape < 0.5:
             width = (hi if hi is not None else n) - lo
             mask = rng.random(width) < rng.choice([0.05, 0.3, 0.9])
-        want = k.top_exhaustive(terms, limit, lo, hi, mask)
+        want = k.top(terms, limit, lo, hi, mask, exhaustive=True)
         before = full
         got = k.top(terms, limit, lo, hi, mask)
         pruned += full == before
@@ -95,4 +95,4 @@ def test_unfiltered_questions_score_every_row_by_default():
     k = KeywordIndex(bodies, order)
     terms = _terms(rng, 300)
     assert KeywordIndex.prune_unfiltered is False
-    _assert_identical(k.top(terms, 10), k.top_exhaustive(terms, 10))
+    _assert_identical(k.top(terms, 10), k.top(terms, 10, exhaustive=True))
