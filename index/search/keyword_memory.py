@@ -38,6 +38,8 @@ PRUNE_MARGIN = 1e-9
 # A commoner term's postings are looked up per candidate (binary search) when they outnumber
 # the candidates this many times, else each posting is tested.
 LOOKUP_RATIO = 32
+# Postings checked at a time when a saved copy is read (its rows must ascend per term).
+CHECK_BLOCK = 1 << 23
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 for _a in _EMPTY:
     _a.flags.writeable = False
@@ -133,7 +135,8 @@ class KeywordIndex:
               and int(k.indptr[0]) == 0 and int(k.indptr[-1]) == len(k.rows) == len(k.tf)
               and not bool(np.any(np.diff(k.indptr) < 0)))  # fmt: skip
         if ok and len(k.rows):
-            ok = int(k.rows.min()) >= 0 and int(k.rows.max()) < n_rows
+            ok = (int(k.rows.min()) >= 0 and int(k.rows.max()) < n_rows
+                  and _ascending_per_term(k.rows, k.indptr))
         if not ok:
             raise ValueError("keyword postings that do not fit together")
         return k
@@ -348,6 +351,20 @@ class KeywordIndex:
             where = self._scratch.where = np.zeros(self.n_rows, dtype=np.int32)
         where[cand] = np.arange(len(cand), dtype=np.int32)
         return where
+
+
+def _ascending_per_term(rows: np.ndarray, indptr: np.ndarray) -> bool:
+    """Whether each term's rows ascend strictly, as built: the pruned ``top``'s binary
+    searches rely on it. In blocks, so a million chunks' 100M postings never need a
+    second full-size array."""
+    starts = indptr[1:-1]  # where a term's postings begin: the one place rows may fall
+    block = CHECK_BLOCK
+    for a in range(1, len(rows), block):
+        b = min(a + block, len(rows))
+        drop = np.flatnonzero(rows[a:b] <= rows[a - 1 : b - 1]) + a
+        if len(drop) and not np.isin(drop, starts).all():
+            return False
+    return True
 
 
 def _union(parts: list[np.ndarray]) -> np.ndarray:

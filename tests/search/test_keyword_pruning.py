@@ -96,3 +96,26 @@ def test_unfiltered_questions_score_every_row_by_default():
     terms = _terms(rng, 300)
     assert KeywordIndex.prune_unfiltered is False
     _assert_identical(k.top(terms, 10), k.top(terms, 10, exhaustive=True))
+
+
+@pytest.mark.parametrize("block", [7, 1 << 23])
+def test_a_restored_index_whose_postings_do_not_ascend_is_refused(block, monkeypatch):
+    import index.search.keyword_memory as km
+
+    monkeypatch.setattr(km, "CHECK_BLOCK", block)
+    rng = np.random.default_rng(5)
+    bodies, order = _corpus(rng, 300, 200)
+    k = KeywordIndex(bodies, order)
+    arrays = {name: a.copy() for name, a in k.arrays().items()}
+    again = KeywordIndex.restore(k.terms(), arrays, k.n_rows)  # as saved: accepted
+    terms = _terms(rng, 200)
+    _assert_identical(again.top(terms, 20, 10, 250), k.top(terms, 20, 10, 250))
+    # A term with at least 3 postings gets two of them swapped: a damaged file whose sizes
+    # all still fit together.
+    lens = np.diff(arrays["indptr"])
+    j = int(np.flatnonzero(lens >= 3)[0])
+    a = int(arrays["indptr"][j])
+    rows = arrays["rows"]
+    rows[a + 1], rows[a + 2] = rows[a + 2], rows[a + 1]
+    with pytest.raises(ValueError, match="do not fit together"):
+        KeywordIndex.restore(k.terms(), arrays, k.n_rows)
