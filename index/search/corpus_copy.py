@@ -31,7 +31,8 @@ from typing import Any
 
 from index.search.chunk_matrix import ChunkMatrix
 from index.search.copy_snapshot import SNAPSHOT_NAME, load_snapshot, save_snapshot
-from index.search.exact_rows import EXACT_NAME, remove_leftovers
+from index.search.exact_rows import EXACT_NAME
+from index.search.npz_file import remove_leftovers
 from index.settings import Settings
 from index.storage.store import Store
 from index.storage.vectors import VectorStore

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EXACT_NAME", "ExactRows", "ExactRowsWriter", "remove_leftovers", "write_rows"]
+__all__ = ["EXACT_NAME", "ExactRows", "ExactRowsWriter", "write_rows"]
 
 EXACT_NAME = "memory-copy.f32"
 MAGIC = b"newsbot-f32\x00\x01\x00\x00\x00"  # 16 bytes: name and format 1
@@ -153,27 +153,6 @@ class ExactRowsWriter:
             self._fd = -1
         with contextlib.suppress(OSError):
             self.tmp.unlink()
-
-
-def remove_leftovers(final: Path) -> int:
-    """Remove the temporary files of ``final`` that processes no longer running left (a
-    build killed midway); how many."""
-    removed = 0
-    for tmp in final.parent.glob(f"{final.name}.*.tmp"):
-        pid = tmp.name.removeprefix(f"{final.name}.").split(".")[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # still running: maybe building its own copy
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue  # someone else's process
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-            removed += 1
-    return removed
 
 
 def write_rows(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SEP", "decode_lines", "encode_lines", "read_meta", "write_atomically"]
+__all__ = ["SEP", "decode_lines", "encode_lines", "read_meta", "remove_leftovers", "write_atomically"]
 
 SEP = "\n"  # names kept this way (chunk ids, keyword terms, words) never hold a line break
 
@@ -44,6 +44,7 @@ def read_meta(z: Any) -> dict[str, Any]:
 def write_atomically(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> int:
     """Write ``arrays`` and the ``meta`` stamp to ``path`` (temporary file, fsync, rename,
     fsync of the folder); the file's size in bytes. Blocking: run it off the event loop."""
+    remove_leftovers(path)
     payload = dict(arrays)
     payload["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -64,3 +65,24 @@ def write_atomically(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndar
         finally:
             os.close(fd)
     return path.stat().st_size
+
+
+def remove_leftovers(final: Path) -> int:
+    """Remove the temporary files of ``final`` that processes no longer running left (a
+    build killed midway); how many."""
+    removed = 0
+    for tmp in final.parent.glob(f"{final.name}.*.tmp"):
+        pid = tmp.name.removeprefix(f"{final.name}.").split(".")[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running: maybe building its own copy
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's process
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed += 1
+    return removed
