@@ -21,6 +21,17 @@ def hashing() -> Settings:
     return Settings(_env_file=None, embedding_model="hashing")  # type: ignore[call-arg]
 
 
+def record_calls(child: ProcessEmbedder, into: list) -> None:
+    """Append each call the child is sent (its kind, how many texts) to ``into``."""
+    call = child._call
+
+    def recording(kind: str, texts: list[str]) -> np.ndarray:
+        into.append((kind, len(texts)))
+        return call(kind, texts)
+
+    child._call = recording  # type: ignore[method-assign]
+
+
 def test_vectors_and_identity_match_the_in_process_model(hashing: Settings) -> None:
     local = make_embedder(hashing)
     child = ProcessEmbedder(hashing)
@@ -75,13 +86,7 @@ def test_passages_go_to_the_child_in_slices_and_come_back_in_order(hashing: Sett
     child = ProcessEmbedder(hashing)
     many = [f"passage number {i} about {TEXTS[i % 3]}" for i in range(40)]
     sent: list[tuple[str, int]] = []
-    call = child._call
-
-    def recording(kind: str, texts: list[str]) -> np.ndarray:
-        sent.append((kind, len(texts)))
-        return call(kind, texts)
-
-    child._call = recording  # type: ignore[method-assign]
+    record_calls(child, sent)
     try:
         got = child.embed_passages(many)
     finally:
@@ -127,13 +132,7 @@ def test_word_encodes_go_in_even_slices_and_give_the_in_process_vectors() -> Non
     words.append("collina")
     child = ProcessEmbedder(settings, local)
     sent: list[tuple[str, int]] = []
-    call = child._call
-
-    def recording(kind: str, texts: list[str]) -> np.ndarray:
-        sent.append((kind, len(texts)))
-        return call(kind, texts)
-
-    child._call = recording  # type: ignore[method-assign]
+    record_calls(child, sent)
     try:
         got = child.embed_words(words)
         few = child.embed_words(words[:3])
@@ -154,13 +153,7 @@ def test_indexing_pauses_between_slices_only_while_questions_come(hashing: Setti
     events: list[tuple[str, float]] = []
     child = ProcessEmbedder(hashing, clock=lambda: now[0],
                             pause=lambda s: events.append(("pause", s)))
-    call = child._call
-
-    def recording(kind: str, texts: list[str]) -> np.ndarray:
-        events.append((kind, len(texts)))
-        return call(kind, texts)
-
-    child._call = recording  # type: ignore[method-assign]
+    record_calls(child, events)
     many = [f"passage number {i} about {TEXTS[i % 3]}" for i in range(300)]
     try:
         child.embed_passages(many)  # no question yet
