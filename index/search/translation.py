@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -138,7 +139,7 @@ class WordTranslator:
             return None
         if not rows:
             return np.zeros((0, 0), np.float32)
-        return self._mat[rows].astype(np.float32)
+        return self._mat[cast(list[int], rows)].astype(np.float32)
 
     def save(self) -> int:
         """Write the cache to :attr:`path` if words were encoded since it was last written;
