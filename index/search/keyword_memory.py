@@ -225,7 +225,7 @@ class KeywordIndex:
             # An outlet's scattered rows: the pruning's lookups of the commoner terms for a
             # few candidates beat testing their every posting against the mask (1.2 vs 1.9
             # ms at 1M, docs/benchmarks.md). A date range or every row: scoring the range's
-            # postings measured faster at 100k and 1M (1.5-6x, a better p95), as a
+            # postings measured faster at 100k and 1M (1.4-3.6x, a better p95), as a
             # question's terms are mostly mid-frequency and few can be set aside.
             got = self._top_pruned(slots, limit, lo, hi, mask)
             if got is not None:
