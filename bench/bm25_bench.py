@@ -1,5 +1,6 @@
-"""The in-memory BM25 (index/search/keyword_memory.py): ``top``'s chosen path (the range scored, an outlet's mask pruned) against scoring
-every posting (``top(..., exhaustive=True)``), paired in one process, CPU time per call.
+"""The in-memory BM25 (index/search/keyword_memory.py): ``top``'s chosen path (the range
+scored, an outlet's mask pruned) against scoring every posting (``top(..., exhaustive=True)``),
+paired in one process, CPU time per call.
 
 The questions are the query bench's (bench/query_bench.py ``make_questions``: a random
 passage's words, per question kind), turned into the keyword side's terms and filters as
