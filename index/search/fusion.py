@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from index.search.passage_words import passage_words
 from index.search.sentence_match import SentenceParams
 from index.search.translation import TranslateParams
 from index.storage import keywords
@@ -182,20 +183,8 @@ def match_fraction(groups: list[set[str]], rec: ChunkRecord) -> float:
     a passage word matches by itself or its stems in its own and every query language."""
     if not groups:
         return 0.0
-    which: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        for v in g:
-            which.setdefault(v, []).append(i)
-    lang = rec.lang or ""
-    own = keywords.stemmer(lang) if lang not in keywords.QUERY_LANGS else None
-    found: set[int] = set()
-    for w, variants in keywords.variants_of(_passage_words(rec.title, rec.text)).items():
-        for v in variants:
-            if v in which:
-                found.update(which[v])
-        if own is not None:
-            found.update(which.get(own.stemWord(w), ()))
-    return len(found) / len(groups)
+    forms = _passage_forms(rec.title, rec.text, rec.lang or "")
+    return sum(1 for g in groups if not forms.isdisjoint(g)) / len(groups)
 
 
 def best_match(
@@ -212,11 +201,19 @@ def best_match(
     return best
 
 
-@lru_cache(maxsize=4096)
-def _passage_words(title: str, text: str) -> frozenset[str]:
-    """The folded words of a passage and its headline (the same top passages come back for
-    many questions)."""
-    return frozenset(keywords.tokens(f"{title}\n{text}"))
+@lru_cache(maxsize=1024)
+def _passage_forms(title: str, text: str, lang: str) -> frozenset[str]:
+    """Every form by which a passage's words match a question word: the words, their stems
+    in every query language and in the passage's own (a question's two keyword lists
+    both read the first three passages, and top passages recur across questions)."""
+    words = passage_words(title, text)
+    forms: set[str] = set()
+    for variants in keywords.variants_of(words).values():
+        forms |= variants
+    own = keywords.stemmer(lang) if lang not in keywords.QUERY_LANGS else None
+    if own is not None:
+        forms.update(own.stemWords(list(words)))
+    return frozenset(forms)
 
 
 def fuse(

@@ -17,7 +17,7 @@ import itertools
 import math
 import re
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +40,13 @@ PRUNE_MARGIN = 1e-9
 LOOKUP_RATIO = 32
 # Postings checked at a time when a saved copy is read (its rows must ascend per term).
 CHECK_BLOCK = 1 << 23
+# The head's contenders are found from one row in this many at most (_contenders), sampled
+# so as to hold ~this many postings per row wanted.
+SAMPLE_STRIDE = 64
+SAMPLE_PER_LIMIT = 16
+# Postings whose BM25 parts are kept across calls (float64: 32 MiB): a question's translated
+# second pass repeats every term of its first, and common words recur across questions.
+VALUES_CACHED = 1 << 22
 _EMPTY = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64))
 for _a in _EMPTY:
     _a.flags.writeable = False
@@ -48,16 +55,16 @@ for _a in _EMPTY:
 class KeywordIndex:
     """Postings of every term: the rows holding it and their BM25 term-frequency parts."""
 
-    # Whether a question over every row is pruned too (see top()); the tests turn it on.
-    prune_unfiltered: bool = False
+    # Whether a question without an outlet's mask is pruned too (see top()); the tests
+    # turn it on.
+    prune_unmasked: bool = False
 
     def __init__(self, bodies: Sequence[str], order: np.ndarray | None = None) -> None:
         """``order``: per row, the key that orders equal scores (FTS5's rowid), else the row."""
         n = len(bodies)
         self.order = np.arange(n) if order is None else np.asarray(order)
         self.n_rows = n
-        self._max_weights: dict[int, float] = {}
-        self._scratch = threading.local()
+        self._init_caches()
         # Term ids in order of first appearance; map() of a defaultdict's lookup runs in C.
         vocab: defaultdict[str, int] = defaultdict(itertools.count().__next__)
         term_id = vocab.__getitem__
@@ -108,6 +115,14 @@ class KeywordIndex:
         self.tf = tf_all
         self.length_norm = K1 * (1.0 - B + B * lengths.astype(np.float64) / max(avgdl, 1e-12))
 
+    def _init_caches(self) -> None:
+        self._max_weights: dict[int, float] = {}
+        self._scratch = threading.local()
+        # (first, end) of a run of postings -> their parts (IDF included), least recent first.
+        self._kept: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._kept_size = 0
+        self._kept_lock = threading.Lock()
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The postings as arrays (the terms, in id order, are :meth:`terms`)."""
         return {"order": self.order, "indptr": self.indptr, "rows": self.rows, "tf": self.tf,
@@ -123,8 +138,7 @@ class KeywordIndex:
         fit together (a damaged snapshot)."""
         k = cls.__new__(cls)
         k.n_rows = n_rows
-        k._max_weights = {}
-        k._scratch = threading.local()
+        k._init_caches()
         k.order, k.indptr, k.rows = arrays["order"], arrays["indptr"], arrays["rows"]
         k.tf, k.length_norm = arrays["tf"], arrays["length_norm"]
         k.vocab = {t: i for i, t in enumerate(terms)}
@@ -145,6 +159,11 @@ class KeywordIndex:
     def nbytes(self) -> int:
         return int(self.rows.nbytes + self.tf.nbytes + self.indptr.nbytes
                    + self.length_norm.nbytes)  # fmt: skip
+
+    @property
+    def kept_postings(self) -> int:
+        """Postings whose parts are kept for the calls to come (at most ``VALUES_CACHED``)."""
+        return self._kept_size
 
     def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
         """How many rows hold each term (as FTS5's ``fts5vocab`` counts them); 0 if none."""
@@ -194,21 +213,24 @@ class KeywordIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``limit`` best rows (and their scores) for an OR of ``terms``, among rows
         ``[lo, hi)`` that ``mask`` (over that range) keeps: exactly the rows, scores and order
-        of scoring every posting (``exhaustive``, the reference the pruning must equal),
-        without its pass over every row when a few terms decide."""
+        of scoring every posting (``exhaustive``, the reference the faster paths must
+        equal), without its pass over every row."""
         hi = self.n_rows if hi is None else hi
         slots = self._slots(terms)
         if not slots or limit <= 0:
             return _EMPTY
         if exhaustive:
             return self._top_all(slots, limit, lo, hi, mask)
-        if not self.prune_unfiltered and lo <= 0 and hi >= self.n_rows and mask is None:
-            # Unfiltered, the pruning measured no faster (0.35 -> 0.51 ms at 100k, 4.0 ->
-            # 3.7 ms at 1M with a worse p95; docs/benchmarks.md): a question's terms are
-            # mostly mid-frequency, so few can be set aside. Filtered, it is 2-7x faster.
-            return self._top_all(slots, limit, lo, hi, mask)
-        got = self._top_pruned(slots, limit, lo, hi, mask)
-        return got if got is not None else self._top_all(slots, limit, lo, hi, mask)
+        if mask is not None or self.prune_unmasked:
+            # An outlet's scattered rows: the pruning's lookups of the commoner terms for a
+            # few candidates beat testing their every posting against the mask (1.2 vs 1.9
+            # ms at 1M, docs/benchmarks.md). A date range or every row: scoring the range's
+            # postings measured faster at 100k and 1M (1.4-3.6x, a better p95), as a
+            # question's terms are mostly mid-frequency and few can be set aside.
+            got = self._top_pruned(slots, limit, lo, hi, mask)
+            if got is not None:
+                return got
+        return self._top_span(slots, limit, lo, hi, mask)
 
     def _top_all(
         self, slots: list[tuple[int, float]], limit: int, lo: int, hi: int,
@@ -236,13 +258,102 @@ class KeywordIndex:
         cand = np.flatnonzero(scores > 0)  # a bool scan: ~5x faster than on the floats
         return self._head(cand, scores[cand], limit)
 
+    def _top_span(
+        self, slots: list[tuple[int, float]], limit: int, lo: int, hi: int,
+        mask: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """:meth:`_top_all`'s answer from the postings inside ``[lo, hi)`` alone (each term's
+        found by binary search) and scores counted over that range only; the parts of a
+        run of postings are kept for the next call (:meth:`_values`). The same postings in
+        the same order are summed from 0.0 as there: the same float64 scores."""
+        parts_rows: list[np.ndarray] = []
+        parts_vals: list[np.ndarray] = []
+        for j, idf in slots:
+            a, b = self._span(j, lo, hi)
+            if a == b:
+                continue
+            r = self.rows[a:b]
+            if mask is None:
+                vals = self._values(j, idf, a, b)
+            else:
+                keep = mask[r - lo]
+                r = r[keep]
+                held = self._held(j, a, b)
+                # Kept parts masked, else only the kept postings' parts computed.
+                vals = held[keep] if held is not None else self._parts(a, b, idf, keep)
+            parts_rows.append(r)
+            parts_vals.append(vals)
+        rows = np.concatenate(parts_rows) if parts_rows else _EMPTY[0]
+        if not len(rows):
+            return _EMPTY
+        vals = np.concatenate(parts_vals)
+        if lo > 0:
+            rows = rows - lo
+        # bincount adds each row's parts in question order: the sums _top_all takes.
+        scores = np.bincount(rows, weights=vals, minlength=hi - lo)
+        cand = _contenders(scores, len(rows), limit)
+        s = scores[cand]
+        if lo > 0:
+            cand += lo
+        return self._head(cand, s, limit)
+
+    def _span(self, j: int, lo: int, hi: int) -> tuple[int, int]:
+        """The first and end postings of term ``j`` whose rows are inside ``[lo, hi)``."""
+        a, b = int(self.indptr[j]), int(self.indptr[j + 1])
+        if lo > 0:
+            a += int(np.searchsorted(self.rows[a:b], lo))
+        if hi < self.n_rows:
+            b = a + int(np.searchsorted(self.rows[a:b], hi))
+        return a, b
+
+    def _parts(self, a: int, b: int, idf: float, keep: np.ndarray | None = None) -> np.ndarray:
+        """The BM25 parts of postings ``[a, b)`` (those ``keep`` keeps) of a term of IDF
+        ``idf``: :meth:`weights` times ``idf``, element by element the same operations."""
+        tf, r = self.tf[a:b], self.rows[a:b]
+        if keep is not None:
+            tf, r = tf[keep], r[keep]
+        f = tf.astype(np.float64)
+        return f * (K1 + 1.0) / (f + self.length_norm[r]) * idf
+
+    def _held(self, j: int, a: int, b: int) -> np.ndarray | None:
+        """The kept parts of postings ``[a, b)`` of term ``j``: kept for that run, or cut
+        from the term's whole run; None if neither is kept."""
+        with self._kept_lock:
+            got = self._kept.get((a, b))
+            if got is not None:
+                self._kept.move_to_end((a, b))
+                return got
+            first = int(self.indptr[j])
+            whole = self._kept.get((first, int(self.indptr[j + 1])))
+        return None if whole is None else whole[a - first : b - first]
+
+    def _values(self, j: int, idf: float, a: int, b: int) -> np.ndarray:
+        """:meth:`_parts` of postings ``[a, b)`` of term ``j``, kept (least recently used
+        dropped first) for the calls to come: the second keyword search of a translated
+        question repeats every term of its first."""
+        got = self._held(j, a, b)
+        if got is not None:
+            return got
+        got = self._parts(a, b, idf)
+        got.flags.writeable = False
+        if len(got) <= VALUES_CACHED // 4:
+            with self._kept_lock:
+                if (a, b) not in self._kept:
+                    self._kept[(a, b)] = got
+                    self._kept_size += len(got)
+                while self._kept_size > VALUES_CACHED:
+                    _, old = self._kept.popitem(last=False)
+                    self._kept_size -= len(old)
+        return got
+
     def _head(
         self, cand: np.ndarray, s: np.ndarray, limit: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``limit`` best of rows ``cand`` (ascending) scoring ``s``."""
         if limit < len(cand):
             # Every row tied with the last one kept, so ties are broken as FTS5 breaks them.
-            cut = s[np.argpartition(-s, limit - 1)[limit - 1]]
+            # The limit-th best score (a value, whatever the algorithm that finds it).
+            cut = np.partition(s, len(s) - limit)[len(s) - limit]
             head = np.flatnonzero(s >= cut)
         else:
             head = np.arange(len(cand))
@@ -263,14 +374,7 @@ class KeywordIndex:
         for j, idf in slots:
             mult[j] = mult.get(j, 0) + 1
             idf_of[j] = idf
-        span: dict[int, tuple[int, int]] = {}  # each term's postings inside [lo, hi)
-        for j in mult:
-            a, b = int(self.indptr[j]), int(self.indptr[j + 1])
-            if lo > 0:
-                a += int(np.searchsorted(self.rows[a:b], lo))
-            if hi < self.n_rows:
-                b = a + int(np.searchsorted(self.rows[a:b], hi))
-            span[j] = (a, b)
+        span = {j: self._span(j, lo, hi) for j in mult}  # each term's postings in [lo, hi)
         # What each term can add to one row's score at most (a term given twice, twice).
         bound = {j: mult[j] * idf_of[j] * self._max_weight(j) for j in mult}
         ranked = sorted(mult, key=lambda j: (-bound[j], span[j][1] - span[j][0]))
@@ -286,11 +390,8 @@ class KeywordIndex:
             if walked > budget:
                 return None
             r = self.rows[a:b]
-            tf = self.tf[a:b].astype(np.float64)
-            if mask is not None:
-                keep = mask[r - lo]
-                r, tf = r[keep], tf[keep]
-            parts.append((j, r, tf * (K1 + 1.0) / (tf + self.length_norm[r]) * idf_of[j]))
+            keep = None if mask is None else mask[r - lo]
+            parts.append((j, r if keep is None else r[keep], self._parts(a, b, idf_of[j], keep)))
             cand = None
             rest -= bound[j]
             reach += bound[j]
@@ -365,6 +466,22 @@ def _ascending_per_term(rows: np.ndarray, indptr: np.ndarray) -> bool:
         if len(drop) and not np.isin(drop, starts).all():
             return False
     return True
+
+
+def _contenders(scores: np.ndarray, postings: int, limit: int) -> np.ndarray:
+    """The rows (ascending) of ``scores`` that may be among its ``limit`` best: every row
+    scoring at least the ``limit``-th best of a strided sample of rows (no lower than the
+    ``limit``-th best of all), else every row scoring. Listing every scoring row costs a
+    branch mispredicted per row; the sample's few contenders cost ~40% less
+    (bench/bm25_bench.py)."""
+    stride = min(postings // (SAMPLE_PER_LIMIT * limit), SAMPLE_STRIDE)
+    if stride > 1:
+        sample = scores[::stride]
+        scoring = sample[sample > 0]
+        if len(scoring) >= limit:
+            bound = np.partition(scoring, len(scoring) - limit)[len(scoring) - limit]
+            return np.flatnonzero(scores >= bound)
+    return np.flatnonzero(scores > 0)  # a bool scan: ~5x faster than on the floats
 
 
 def _union(parts: list[np.ndarray]) -> np.ndarray:

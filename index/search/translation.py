@@ -27,10 +27,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from index.embed import Embedder
+from index.search.passage_words import passage_words
 from index.search.word_cache import load_words, save_words
 from index.storage import keywords
 from index.storage.store import ChunkRecord, Store
@@ -59,10 +61,10 @@ MIN_LEN = 3  # shorter words are mostly function words and truncations
 SAVE_AFTER = 5000  # new words that have the cache written again in the background
 
 
-@lru_cache(maxsize=8192)
-def _words(text: str) -> frozenset[str]:
+@lru_cache(maxsize=4096)
+def _content_words(title: str, text: str) -> frozenset[str]:
     return frozenset(
-        w for w in keywords.tokens(text)
+        w for w in passage_words(title, text)
         if len(w) >= MIN_LEN and not w.isdigit() and w not in keywords.STOPWORDS
     )
 
@@ -73,8 +75,7 @@ def foreign_vocabulary(passages: Iterable[tuple[str, str, str | None]], lang: st
     out: set[str] = set()
     for text, title, plang in passages:
         if plang and plang != lang:
-            out |= _words(text)
-            out |= _words(title)
+            out |= _content_words(title, text)
     return sorted(out)
 
 
@@ -92,7 +93,10 @@ class WordTranslator:
         self.embedder = embedder
         self.cache_words = cache_words
         self.path = path  # where the cache is saved (index/search/word_cache.py); None: not
-        self._vecs: dict[str, np.ndarray] = {}
+        # The cached words' float16 vectors as rows of one matrix (grown by doubling): a
+        # question's ~600 vocabulary words are gathered at once, not stacked one by one.
+        self._rows: dict[str, int] = {}
+        self._mat = np.zeros((0, 0), np.float16)
         self._lock = threading.Lock()
         self._loaded = path is None
         self._unsaved = 0  # words encoded since the file was last written
@@ -107,10 +111,35 @@ class WordTranslator:
         assert self.path is not None
         saved = load_words(self.path, self._key())
         if saved:
-            for w, v in itertools.islice(saved.items(), self.cache_words - len(self._vecs)):
-                self._vecs.setdefault(w, v)
+            for w, v in itertools.islice(saved.items(), self.cache_words - len(self._rows)):
+                if w not in self._rows:
+                    self._put(w, v)
             log.info("word vectors read from the data dir",
-                     extra={"kv": {"words": len(self._vecs), "path": str(self.path)}})
+                     extra={"kv": {"words": len(self._rows), "path": str(self.path)}})
+
+    def _put(self, word: str, vec: np.ndarray) -> None:
+        """Cache ``vec`` (float16) as ``word``'s (under ``_lock``)."""
+        n = len(self._rows)
+        if n == len(self._mat):
+            size = max(2 * n, 1024)
+            if n < self.cache_words:
+                size = min(size, self.cache_words)
+            grown = np.zeros((size, len(vec)), np.float16)
+            if n:
+                grown[:n] = self._mat
+            self._mat = grown
+        self._mat[n] = vec
+        self._rows[word] = n
+
+    def _gather(self, words: Sequence[str]) -> np.ndarray | None:
+        """The cached vectors of ``words`` as float32 rows, None if one is not cached
+        (under ``_lock``)."""
+        rows = list(map(self._rows.get, words))
+        if None in rows:
+            return None
+        if not rows:
+            return np.zeros((0, 0), np.float32)
+        return self._mat[cast(list[int], rows)].astype(np.float32)
 
     def save(self) -> int:
         """Write the cache to :attr:`path` if words were encoded since it was last written;
@@ -122,8 +151,8 @@ class WordTranslator:
                 if not self._unsaved:
                     return 0
                 unsaved, self._unsaved = self._unsaved, 0
-                words = list(self._vecs)
-                vecs = np.stack([self._vecs[w] for w in words]) if words else np.zeros(
+                words = list(self._rows)  # in row order
+                vecs = self._mat[: len(words)].copy() if words else np.zeros(
                     (0, self.embedder.dim), np.float16)
             try:
                 return save_words(self.path, words, vecs, self._key())
@@ -152,34 +181,30 @@ class WordTranslator:
         with self._lock:
             if not self._loaded:
                 self._load()
-            new = [w for w in dict.fromkeys(words) if w not in self._vecs]
+            new = [w for w in dict.fromkeys(words) if w not in self._rows]
         if new:
             enc = np.asarray(self._encode(new), dtype=np.float32)
             with self._lock:
-                if len(self._vecs) + len(new) > self.cache_words:
-                    self._vecs.clear()
+                if len(self._rows) + len(new) > self.cache_words:
+                    self._rows.clear()
                 for w, v in zip(new, enc, strict=True):
-                    self._vecs[w] = v.astype(np.float16)
+                    if w not in self._rows:  # else cached meanwhile by another question
+                        self._put(w, v.astype(np.float16))
                 self._unsaved += len(new)
                 due = self.path is not None and self._unsaved >= SAVE_AFTER
             if due:
                 self._save_in_background()
         with self._lock:
-            got = [v for w in words if (v := self._vecs.get(w)) is not None]
-        if len(got) < len(words):  # evicted meanwhile by another question
+            got = self._gather(words)
+        if got is None:  # evicted meanwhile by another question
             return np.asarray(self._encode(list(words)), dtype=np.float32)
-        return np.stack(got).astype(np.float32) if got else np.zeros((0, 0), np.float32)
+        return got
 
     def _cached_vectors(self, words: Sequence[str]) -> np.ndarray | None:
         """:meth:`vectors` if every word is cached (and the saved cache was read), else
         None: never encodes."""
         with self._lock:
-            if not self._loaded:
-                return None
-            got = [v for w in words if (v := self._vecs.get(w)) is not None]
-        if len(got) < len(words):
-            return None
-        return np.stack(got).astype(np.float32) if got else np.zeros((0, 0), np.float32)
+            return self._gather(words) if self._loaded else None
 
     def translate(self, words: Sequence[str], vocabulary: Sequence[str], p: TranslateParams
                   ) -> Translations:

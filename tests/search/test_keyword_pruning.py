@@ -67,7 +67,7 @@ def test_pruned_top_equals_every_posting_scored(seed, monkeypatch):
     monkeypatch.setattr(KeywordIndex, "_top_all", counted)
     # Unfiltered questions score every row by default (measured no faster pruned): here
     # every shape goes through the pruning, which must equal the reference everywhere.
-    monkeypatch.setattr(KeywordIndex, "prune_unfiltered", True)
+    monkeypatch.setattr(KeywordIndex, "prune_unmasked", True)
     pruned = 0
     for _ in range(400):
         terms = _terms(rng, vocab)
@@ -94,7 +94,7 @@ def test_unfiltered_questions_score_every_row_by_default():
     bodies, order = _corpus(rng, 500, 300)
     k = KeywordIndex(bodies, order)
     terms = _terms(rng, 300)
-    assert KeywordIndex.prune_unfiltered is False
+    assert KeywordIndex.prune_unmasked is False
     _assert_identical(k.top(terms, 10), k.top(terms, 10, exhaustive=True))
 
 
@@ -119,3 +119,36 @@ def test_a_restored_index_whose_postings_do_not_ascend_is_refused(block, monkeyp
     rows[a + 1], rows[a + 2] = rows[a + 2], rows[a + 1]
     with pytest.raises(ValueError, match="do not fit together"):
         KeywordIndex.restore(k.terms(), arrays, k.n_rows)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_kept_parts_and_sampled_contenders_give_every_posting_scored(seed, monkeypatch):
+    """The range-scoring path keeps each run of postings' parts for the calls to come
+    (a translated question's second search repeats its first's terms) and lists the head's
+    contenders from a sample of rows: over repeated questions, date ranges cut from kept
+    whole terms, an eviction bound a few terms wide, still bit for bit the reference."""
+    import index.search.keyword_memory as km
+
+    monkeypatch.setattr(km, "VALUES_CACHED", 4000)  # a few terms: evicted all along
+    rng = np.random.default_rng(seed)
+    n, vocab = 4000, 3000
+    bodies, order = _corpus(rng, n, vocab)
+    k = KeywordIndex(bodies, order)
+    asked: list[list[str]] = []
+    sizes = []
+    for _ in range(300):
+        if asked and rng.random() < 0.5:  # asked again, or with more words (a second pass)
+            terms = list(asked[int(rng.integers(len(asked)))])
+            if rng.random() < 0.5:
+                terms += _terms(rng, vocab)
+        else:
+            terms = _terms(rng, vocab)
+        asked.append(terms)
+        limit = int(rng.choice([1, 2, 5, 10, 40, 100, 5000]))
+        lo, hi = 0, None
+        if rng.random() < 0.4:
+            lo = int(rng.integers(0, n))
+            hi = int(rng.integers(lo, n + 1))
+        _assert_identical(k.top(terms, limit, lo, hi), k.top(terms, limit, lo, hi, exhaustive=True))
+        sizes.append(k.kept_postings)
+    assert max(sizes) <= 4000 and min(sizes[50:]) > 0
