@@ -89,9 +89,15 @@ def normalize_text(text: str) -> str:
     them equal lets exact duplicates hash the same and quotes match what readers see.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = unicodedata.normalize("NFC", text).translate(_TRANSLATION)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
+    text = unicodedata.normalize("NFC", text)
+    # A C-speed search first: most texts hold none of the table's characters, and
+    # ``translate`` looks every character up in the table (a third of the cleaning's cost).
+    if _TRANSLATED.search(text):
+        text = text.translate(TRANSLATION)
+    # After the table the only whitespace left is " " and "\n" (every other character that
+    # ``str.strip`` removes is in it), so trimming each line is one pass over the text.
+    text = _LINE_EDGES.sub("\n", _SPACES.sub(" ", text))
+    return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
 def normalize_inline(text: str) -> str:
@@ -310,8 +316,10 @@ def _wordset(*chunks: str) -> frozenset[str]:
     return frozenset(" ".join(chunks).split())
 
 
-_TRANSLATION = _translation_table()
+TRANSLATION = _translation_table()
+_TRANSLATED = re.compile("[" + "".join(map(re.escape, map(chr, sorted(TRANSLATION)))) + "]")
 _SPACES = re.compile(r"[ \t]+")
+_LINE_EDGES = re.compile(r" ?\n ?")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _NON_WORD = re.compile(r"[\W_]+")
 # A full stop after an initial or a title (U.S., Mr.) does not end a sentence.

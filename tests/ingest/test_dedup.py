@@ -132,3 +132,14 @@ def test_band_keys_fit_sqlite_and_are_stable_across_processes(wikinews: list[dic
         env={"PYTHONHASHSEED": "12345", "PATH": ""}, check=True, timeout=60,
     )
     assert json.loads(out.stdout) == keys
+
+
+def test_signatures_do_not_depend_on_the_word_hash_cache(
+    wikinews: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [row["text"] for row in wikinews[:12]]
+    warm = [dedup.minhash(t) for t in texts + texts][len(texts):]  # words cached by then
+    monkeypatch.setattr(dedup, "WORD_HASHES_CACHED", 0)  # starts over at every signature
+    cold = [dedup.minhash(t) for t in texts]
+    assert all(np.array_equal(a, b) for a, b in zip(warm, cold, strict=True))
+    assert len({a.tobytes() for a in cold}) == len(texts)
